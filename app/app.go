@@ -1,0 +1,199 @@
+// Package app assembles Sessiondesk: the store, the live broker, the channel
+// with its outbox, and the HTTP server. main runs it; tests start it whole on
+// port 0 with a temporary data folder and their own clock.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"sessiondesk/auth"
+	"sessiondesk/channel"
+	"sessiondesk/channel/sandbox"
+	"sessiondesk/config"
+	"sessiondesk/handlers"
+	"sessiondesk/live"
+	"sessiondesk/static"
+	"sessiondesk/store"
+)
+
+// Options are what a caller injects besides the configuration.
+type Options struct {
+	// Now is the clock of every decision (S10); nil means time.Now.
+	Now func() time.Time
+	// Log receives the structured logs; nil discards them.
+	Log *slog.Logger
+}
+
+// App is one running Sessiondesk.
+type App struct {
+	cfg       config.Config
+	log       *slog.Logger
+	Store     *store.Store
+	Broker    *live.Broker
+	handlers  *handlers.Server
+	outbox    *channel.Outbox
+	server    *http.Server
+	ln        net.Listener
+	publicURL *url.URL
+}
+
+// New opens the store, adds the demo clients to a new sandbox database, and
+// binds the listen address (so Addr is known before Run, even with port 0).
+func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker()}
+	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Now: opts.Now, Committed: a.Broker.Publish})
+	if err != nil {
+		return nil, err
+	}
+	a.Store = st
+	if !cfg.NoDemo {
+		added, err := seedDemo(ctx, st)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("demo data: %w", err)
+		}
+		if added {
+			a.log.Info("added demo clients to the new database (--no-demo skips them)")
+		}
+	}
+	a.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	a.publicURL = cfg.PublicURL
+	if a.publicURL == nil {
+		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String()}
+	}
+	a.outbox = channel.NewOutbox(st, sandbox.Sender{}, a.log.With("component", "outbox"))
+	a.server = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// Addr is the address the server listens on.
+func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// URL is the base URL of the inbox.
+func (a *App) URL() string { return a.publicURL.String() }
+
+func (a *App) routes() http.Handler {
+	staticFS, err := fs.Sub(static.Files, ".")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// Trust decisions never come from X-Forwarded-For: the peer address only.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(middleware.Recover())
+	e.Use(a.requestLog)
+	e.Use(securityHeaders)
+	a.handlers = handlers.New(handlers.Deps{
+		Store:     a.Store,
+		Broker:    a.Broker,
+		Auth:      auth.Dev{},
+		Log:       a.log,
+		Rates:     a.cfg.Rates,
+		PublicURL: a.publicURL,
+		Sandbox:   true,
+		LocalMode: true,
+		Static:    http.FileServerFS(staticFS),
+	})
+	a.handlers.Register(e)
+	// Every state-changing request from another site is refused (the browser
+	// says so in Sec-Fetch-Site or Origin); scripts without those headers pass.
+	return http.NewCrossOriginProtection().Handler(e)
+}
+
+// Run serves and sends until ctx ends, then stops gracefully: no new
+// connections, requests in flight finish, websockets are told to reconnect,
+// the outbox stops between messages, and the database closes.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("sessiondesk listening", "url", a.URL(), "data", a.cfg.DataDir)
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+
+	var wg sync.WaitGroup
+	sub := a.Broker.Subscribe()
+	wg.Go(func() {
+		defer sub.Close()
+		if err := a.outbox.Run(runCtx, sub.C); err != nil {
+			a.log.Error("outbox stopped", "err", err)
+		}
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	a.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if serr := a.server.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
+	}
+	a.handlers.Close()
+	stop()
+	wg.Wait()
+	if cerr := a.Store.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	a.log.Info("stopped")
+	return err
+}
+
+func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req := c.Request()
+		a.log.LogAttrs(req.Context(), slog.LevelDebug, "request",
+			slog.String("method", req.Method), slog.String("path", req.URL.Path),
+			slog.Int("status", c.Response().Status), slog.Duration("took", time.Since(start)))
+		return nil
+	}
+}
+
+// securityHeaders: no inline script or style anywhere (the pages need none), no
+// framing, no MIME guessing, and no full URLs leaked to other sites.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		return next(c)
+	}
+}

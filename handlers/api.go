@@ -1,0 +1,216 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"sessiondesk/session"
+	"sessiondesk/store"
+)
+
+// The JSON API: the same rules and refusal codes as the composer.
+
+type apiContact struct {
+	Name    string `json:"name"`
+	Phone   string `json:"phone"`
+	Country string `json:"country,omitempty"`
+}
+
+type apiSession struct {
+	Open           bool       `json:"open"`
+	Number         int        `json:"number"`
+	StartedAt      *time.Time `json:"started_at"`
+	EndsAt         *time.Time `json:"ends_at"`
+	Used           int        `json:"used"`
+	Remaining      int        `json:"remaining"`
+	Unanswered     int        `json:"unanswered"`
+	UnansweredLeft int        `json:"unanswered_left"`
+	Media          bool       `json:"media"`
+	Cost           float64    `json:"cost"`
+	Currency       string     `json:"currency"`
+	CanSend        bool       `json:"can_send"`
+	Code           string     `json:"code,omitempty"`
+	Message        string     `json:"message,omitempty"`
+}
+
+type apiConversation struct {
+	ID          int64       `json:"id"`
+	Contact     apiContact  `json:"contact"`
+	Unread      int         `json:"unread"`
+	LastMessage *apiMessage `json:"last_message"`
+	Session     apiSession  `json:"session"`
+}
+
+type apiMessage struct {
+	ID             int64     `json:"id"`
+	ConversationID int64     `json:"conversation_id"`
+	Direction      string    `json:"direction"`
+	Type           string    `json:"type"`
+	Text           string    `json:"text"`
+	Status         string    `json:"status"`
+	StatusReason   string    `json:"status_reason,omitempty"`
+	Session        int       `json:"session"`
+	Agent          string    `json:"agent,omitempty"`
+	SentAt         time.Time `json:"sent_at"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func toAPIMessage(m store.Message) apiMessage {
+	return apiMessage{
+		ID: m.ID, ConversationID: m.ConversationID, Direction: m.Direction, Type: string(m.Kind), Text: m.Body,
+		Status: m.Status, StatusReason: m.StatusReason, Session: m.SessionNumber, Agent: m.AgentName,
+		SentAt: m.SentAt, CreatedAt: m.CreatedAt,
+	}
+}
+
+func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConversation {
+	st := session.StatusAt(cv.State, s.Store.Rules(), now)
+	out := apiConversation{
+		ID:      cv.ID,
+		Contact: apiContact{Name: cv.Contact.Name, Phone: cv.Contact.Phone, Country: cv.Contact.Country},
+		Unread:  cv.Unread,
+		Session: apiSession{
+			Open: st.Open, Number: st.Number, Used: st.Used, Remaining: st.Remaining,
+			Unanswered: st.Unanswered, UnansweredLeft: st.UnansweredLeft, Media: st.Media,
+			Currency: s.Rates.Currency, CanSend: st.CanSend,
+		},
+	}
+	if cv.Last != nil {
+		m := toAPIMessage(*cv.Last)
+		out.LastMessage = &m
+	}
+	if cv.State.Current != nil {
+		start, end := st.StartedAt, st.EndsAt
+		out.Session.StartedAt, out.Session.EndsAt = &start, &end
+		out.Session.Cost = s.Rates.Cost(*cv.State.Current)
+	}
+	if st.Refusal != nil {
+		out.Session.Code, out.Session.Message = string(st.Refusal.Code), st.Refusal.Message
+	}
+	return out
+}
+
+func (s *Server) apiConversations(c echo.Context) error {
+	ctx := c.Request().Context()
+	var out []apiConversation
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		convs, err := r.Conversations(ctx, listLimit)
+		if err != nil {
+			return err
+		}
+		out = make([]apiConversation, 0, len(convs))
+		for _, cv := range convs {
+			out = append(out, s.toAPIConversation(cv, r.Now()))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"conversations": out})
+}
+
+func (s *Server) apiConversation(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var out apiConversation
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		cv, err := r.Conversation(ctx, id)
+		out = s.toAPIConversation(cv, r.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) apiMessages(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var out []apiMessage
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		if _, err := r.Conversation(ctx, id); err != nil {
+			return err
+		}
+		msgs, err := r.Messages(ctx, id, threadLimit)
+		out = make([]apiMessage, 0, len(msgs))
+		for _, m := range msgs {
+			out = append(out, toAPIMessage(m))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"messages": out})
+}
+
+// sendRequest is the body of POST /api/v1/conversations/{id}/messages.
+type sendRequest struct {
+	Type              string `json:"type"`
+	Text              string `json:"text"`
+	ConfirmNewSession bool   `json:"confirm_new_session"`
+}
+
+// maxJSONBody bounds API request bodies; a text message is at most a few KB.
+const maxJSONBody = 64 << 10
+
+// decodeJSON reads one JSON object from the body into v, with a message a
+// script author can act on when it is not one.
+func decodeJSON(c echo.Context, v any) error {
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The body is over %d bytes.", maxJSONBody))
+		case errors.Is(err, io.EOF):
+			return echo.NewHTTPError(http.StatusBadRequest, "The body is empty: send a JSON object.")
+		default:
+			return echo.NewHTTPError(http.StatusBadRequest, "The body is not valid JSON: "+err.Error())
+		}
+	}
+	if dec.More() {
+		return echo.NewHTTPError(http.StatusBadRequest, "The body holds more than one JSON value.")
+	}
+	return nil
+}
+
+func (s *Server) apiSend(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	var req sendRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	kind := session.Kind(req.Type)
+	if kind == session.Image || kind == session.File {
+		return session.Refuse(session.InvalidType, "Images and files are sent as multipart/form-data with the file attached; JSON carries text only.")
+	}
+	msgs, err := s.Store.AcceptBusinessMessages(c.Request().Context(), store.BusinessSend{
+		ConversationID:    id,
+		AgentID:           currentAgent(c).ID,
+		Parts:             []session.Part{{Kind: kind, Text: req.Text}},
+		ConfirmNewSession: req.ConfirmNewSession,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(msgs[0])})
+}

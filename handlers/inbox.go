@@ -1,0 +1,268 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"sessiondesk/phone"
+	"sessiondesk/session"
+	"sessiondesk/store"
+	"sessiondesk/views"
+)
+
+// listLimit is how many conversations the list shows.
+const listLimit = 200
+
+// threadLimit is how many messages of a conversation a page shows.
+const threadLimit = 300
+
+// conversationID reads the :id path parameter; a malformed one is a 404, like an
+// unknown one.
+func conversationID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, store.ErrNotFound
+	}
+	return id, nil
+}
+
+// inbox renders the three panes, with the conversation of :id open when given.
+func (s *Server) inbox(c echo.Context) error {
+	ctx := c.Request().Context()
+	var selected int64
+	if c.Param("id") != "" {
+		id, err := conversationID(c)
+		if err != nil {
+			return err
+		}
+		selected = id
+		// Opening a conversation reads it. Done before the snapshot so the page
+		// and its event cursor already include the read marker.
+		if err := s.Store.MarkRead(ctx, id); err != nil {
+			return err
+		}
+	}
+	page := views.InboxPage{Chrome: s.chrome(c, "Inbox")}
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		var err error
+		if page.LastEventID, err = r.LastEventID(ctx); err != nil {
+			return err
+		}
+		if page.Rows, err = s.rows(ctx, r, selected); err != nil {
+			return err
+		}
+		if selected != 0 {
+			cv, err := s.conversationView(ctx, r, selected)
+			if err != nil {
+				return err
+			}
+			page.Selected = &cv
+			page.Title = cv.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.Inbox(page))
+}
+
+func (s *Server) rows(ctx context.Context, r *store.Reader, selected int64) ([]views.ConversationRow, error) {
+	convs, err := r.Conversations(ctx, listLimit)
+	if err != nil {
+		return nil, err
+	}
+	now := r.Now()
+	rows := make([]views.ConversationRow, 0, len(convs))
+	for _, cv := range convs {
+		st := session.StatusAt(cv.State, s.Store.Rules(), now)
+		row := views.ConversationRow{
+			ID:       cv.ID,
+			Name:     cv.Contact.Name,
+			Phone:    phone.Display(cv.Contact.Phone),
+			Unread:   cv.Unread,
+			Selected: cv.ID == selected,
+			Badge: views.SessionBadge{
+				Open:    st.Open,
+				EndsAt:  st.EndsAt,
+				Locked:  st.Open && st.UnansweredLeft == 0,
+				Never:   st.Number == 0,
+				NowUnix: now.UnixMilli(),
+			},
+		}
+		if cv.Last != nil {
+			row.Preview = preview(*cv.Last)
+			row.LastAt = cv.Last.CreatedAt
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// preview is the list's one-line summary of a message.
+func preview(m store.Message) string {
+	text := strings.Join(strings.Fields(m.Body), " ")
+	if text == "" && m.Kind != session.Text {
+		text = "[" + string(m.Kind) + "]"
+	}
+	if m.Direction == store.Outbound {
+		text = "You: " + text
+	}
+	return text
+}
+
+// conversationView reads everything the thread, panel and composer show.
+func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64) (views.ConversationView, error) {
+	cv, err := r.Conversation(ctx, id)
+	if err != nil {
+		return views.ConversationView{}, err
+	}
+	msgs, err := r.Messages(ctx, id, threadLimit)
+	if err != nil {
+		return views.ConversationView{}, err
+	}
+	v := views.ConversationView{
+		ID:       id,
+		Name:     cv.Contact.Name,
+		Phone:    phone.Display(cv.Contact.Phone),
+		Messages: make([]views.Message, 0, len(msgs)),
+		Panel:    s.panel(cv, r.Now()),
+		Composer: s.composer(cv, r.Now()),
+	}
+	for _, m := range msgs {
+		v.Messages = append(v.Messages, messageView(m))
+	}
+	return v, nil
+}
+
+func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
+	rules := s.Store.Rules()
+	st := session.StatusAt(cv.State, rules, now)
+	p := views.Panel{
+		ConversationID: cv.ID,
+		Status:         st,
+		MaxPerSession:  rules.MaxPerSession,
+		MaxUnanswered:  rules.MaxUnanswered,
+		NowUnix:        now.UnixMilli(),
+		Currency:       s.Rates.Currency,
+		ContactName:    cv.Contact.Name,
+		ContactPhone:   phone.Display(cv.Contact.Phone),
+		Country:        cv.Contact.Country,
+	}
+	if cv.State.Current != nil {
+		p.Cost = s.Rates.Cost(*cv.State.Current)
+	}
+	return p
+}
+
+func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
+	rules := s.Store.Rules()
+	return views.Composer{
+		ConversationID: cv.ID,
+		Status:         session.StatusAt(cv.State, rules, now),
+		MaxUnanswered:  rules.MaxUnanswered,
+	}
+}
+
+func messageView(m store.Message) views.Message {
+	return views.Message{
+		ID:         m.ID,
+		Out:        m.Direction == store.Outbound,
+		Kind:       string(m.Kind),
+		Text:       m.Body,
+		At:         m.CreatedAt,
+		Status:     outStatus(m),
+		Reason:     m.StatusReason,
+		AgentName:  m.AgentName,
+		SessionNum: m.SessionNumber,
+		NewSession: m.FirstOfSession,
+	}
+}
+
+// outStatus is "" for the client's messages, which have no delivery ticks.
+func outStatus(m store.Message) string {
+	if m.Direction == store.Inbound {
+		return ""
+	}
+	return m.Status
+}
+
+// sendForm is the composer's post. With htmx it answers with a fresh composer
+// (the sent message itself arrives over the websocket like everyone else's);
+// without JS it redirects back to the conversation.
+func (s *Server) sendForm(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	text := c.FormValue("text")
+	confirm := c.FormValue("confirm_new_session") == "1"
+	_, sendErr := s.Store.AcceptBusinessMessages(ctx, store.BusinessSend{
+		ConversationID:    id,
+		AgentID:           currentAgent(c).ID,
+		Parts:             []session.Part{{Kind: session.Text, Text: text}},
+		ConfirmNewSession: confirm,
+	})
+	var refusal *session.Refusal
+	if sendErr != nil && !errors.As(sendErr, &refusal) {
+		return sendErr
+	}
+	if c.Request().Header.Get("HX-Request") != "true" {
+		if refusal != nil {
+			return sendErr // rendered as an error page with the reason
+		}
+		return c.Redirect(http.StatusSeeOther, "/c/"+strconv.FormatInt(id, 10))
+	}
+	var comp views.Composer
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		cv, err := r.Conversation(ctx, id)
+		if err != nil {
+			return err
+		}
+		comp = s.composer(cv, r.Now())
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		// The refusal is part of the composer, with the draft kept. htmx swaps only
+		// 2xx answers by default, so this is a 200; the API answers 409/422.
+		comp.Text, comp.Error = text, refusal
+	}
+	return render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
+}
+
+// conversationState answers the panel's refresh (when its countdown reaches
+// zero) with the panel and the composer's actions, decided on the server clock.
+func (s *Server) conversationState(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var comps []templ.Component
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		cv, err := r.Conversation(ctx, id)
+		if err != nil {
+			return err
+		}
+		chrome := s.chrome(c, "")
+		comps = append(comps,
+			views.SessionPanel(chrome, s.panel(cv, r.Now()), true),
+			views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, comps...)
+}

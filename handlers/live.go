@@ -1,0 +1,241 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+
+	"sessiondesk/store"
+	"sessiondesk/views"
+)
+
+const (
+	wsWriteWait  = 10 * time.Second    // a browser that takes longer to accept a frame is dropped
+	wsPongWait   = 60 * time.Second    // a browser silent for longer is gone
+	wsPingPeriod = wsPongWait * 9 / 10 // ping before the pong deadline passes
+	wsBatch      = 200                 // events rendered into one frame at most
+	wsReadLimit  = 4 << 10             // browsers send nothing but control frames
+)
+
+// closeRestart is the close code on server shutdown: the htmx ws extension
+// reconnects after 1006, 1011, 1012 and 1013 only.
+const closeRestart = 1012
+
+// frameFunc renders the events (already after the cursor) into one frame of
+// out-of-band fragments; after is called once the frame was written.
+type frameFunc func(ctx context.Context, r *store.Reader, events []store.Event) (frame []templ.Component, after func(), err error)
+
+// checkOrigin accepts a websocket only from pages of this inbox: the Origin
+// must be the public URL's, or, while the public URL is on loopback, any
+// loopback origin on the same port (localhost and 127.0.0.1 are the same laptop).
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	pub := s.PublicURL
+	if u.Scheme == pub.Scheme && u.Host == pub.Host {
+		return true
+	}
+	return s.LocalMode && u.Scheme == pub.Scheme && isLoopbackName(u.Hostname()) &&
+		isLoopbackName(pub.Hostname()) && u.Port() == pub.Port()
+}
+
+func isLoopbackName(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
+}
+
+// stream upgrades the request and sends frames from the event after `after`
+// on, replaying first and then following the broker, until the browser goes
+// away or the server shuts down.
+func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
+	up := websocket.Upgrader{CheckOrigin: s.checkOrigin}
+	if !s.checkOrigin(c.Request()) {
+		return echo.NewHTTPError(http.StatusForbidden, "This websocket only accepts pages of this inbox (Origin mismatch).")
+	}
+	// Count the stream before upgrading, so Close waits for it.
+	s.streams.Add(1)
+	defer s.streams.Done()
+	conn, err := up.Upgrade(c.Response(), c.Request(), nil)
+	if err != nil {
+		return nil // the upgrader has answered already
+	}
+	defer conn.Close()
+
+	// Subscribe before the first read of the events table, so that nothing
+	// committed in between can be missed.
+	sub := s.Broker.Subscribe()
+	defer sub.Close()
+
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	go readPump(conn, cancel)
+
+	ping := time.NewTicker(wsPingPeriod)
+	defer ping.Stop()
+	cursor := after
+	for {
+		if cursor, err = s.catchUp(ctx, conn, cursor, frame); err != nil {
+			if ctx.Err() == nil {
+				s.Log.Info("websocket closed", "err", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.stopping:
+			// Hijacked connections outlive http.Server.Shutdown: close them here and
+			// ask the page to come back once the server is up again.
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeRestart, "server restarting"), time.Now().Add(time.Second))
+			return nil
+		case <-sub.C:
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// catchUp sends every event after cursor, a batch per frame, and returns the new cursor.
+func (s *Server) catchUp(ctx context.Context, conn *websocket.Conn, cursor int64, frame frameFunc) (int64, error) {
+	for {
+		var (
+			buf   bytes.Buffer
+			last  int64
+			after func()
+		)
+		err := s.Store.Read(ctx, func(r *store.Reader) error {
+			events, err := r.EventsAfter(ctx, cursor, wsBatch)
+			if err != nil || len(events) == 0 {
+				return err
+			}
+			last = events[len(events)-1].ID
+			comps, a, err := frame(ctx, r, events)
+			if err != nil {
+				return err
+			}
+			after = a
+			for _, comp := range append(comps, views.LiveCursor(last)) {
+				if err := comp.Render(ctx, &buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return cursor, err
+		}
+		if last == 0 {
+			return cursor, nil
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+		if err := conn.WriteMessage(websocket.TextMessage, buf.Bytes()); err != nil {
+			return cursor, err
+		}
+		cursor = last
+		if after != nil {
+			after()
+		}
+	}
+}
+
+// readPump reads (and drops) what the browser sends, which keeps the pong
+// handler running, and cancels the stream when the connection ends.
+func readPump(conn *websocket.Conn, cancel context.CancelFunc) {
+	defer cancel()
+	conn.SetReadLimit(wsReadLimit)
+	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+// afterParam reads the event id a page resumes after.
+func afterParam(c echo.Context) (int64, error) {
+	v := c.QueryParam("after")
+	if v == "" {
+		return 0, echo.NewHTTPError(http.StatusBadRequest, "after: the last event id the page saw is required")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, echo.NewHTTPError(http.StatusBadRequest, "after: want a non-negative event id")
+	}
+	return n, nil
+}
+
+// inboxSocket streams to an inbox page: the list on every change, and the open
+// conversation's new messages, status changes, panel and composer state.
+func (s *Server) inboxSocket(c echo.Context) error {
+	after, err := afterParam(c)
+	if err != nil {
+		return err
+	}
+	viewing, _ := strconv.ParseInt(c.QueryParam("conversation"), 10, 64)
+	chrome := s.chrome(c, "")
+	return s.stream(c, after, func(ctx context.Context, r *store.Reader, events []store.Event) ([]templ.Component, func(), error) {
+		rows, err := s.rows(ctx, r, viewing)
+		if err != nil {
+			return nil, nil, err
+		}
+		comps := []templ.Component{views.ConversationList(chrome, rows, true)}
+		touched, clientWrote := false, false
+		for _, ev := range events {
+			if ev.ConversationID != viewing || viewing == 0 {
+				continue
+			}
+			touched = true
+			switch ev.Kind {
+			case store.EventMessage:
+				m, err := r.Message(ctx, ev.MessageID)
+				if err != nil {
+					return nil, nil, err
+				}
+				comps = append(comps, views.ThreadAppend(messageView(m)))
+				clientWrote = clientWrote || m.Direction == store.Inbound
+			case store.EventStatus:
+				m, err := r.Message(ctx, ev.MessageID)
+				if err != nil {
+					return nil, nil, err
+				}
+				comps = append(comps, views.MessageBubble(messageView(m), true))
+			}
+		}
+		if touched {
+			cv, err := r.Conversation(ctx, viewing)
+			if err != nil {
+				return nil, nil, err
+			}
+			comps = append(comps,
+				views.SessionPanel(chrome, s.panel(cv, r.Now()), true),
+				views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
+		}
+		var after func()
+		if clientWrote {
+			// The agent has the conversation open: what arrives is read.
+			after = func() {
+				if err := s.Store.MarkRead(context.WithoutCancel(ctx), viewing); err != nil && !errors.Is(err, context.Canceled) {
+					s.Log.Warn("mark read", "conversation", viewing, "err", err)
+				}
+			}
+		}
+		return comps, after, nil
+	})
+}

@@ -1,0 +1,245 @@
+// Package handlers is the HTTP face of Sessiondesk: pages, htmx fragments, the
+// JSON API, the sandbox phone and the websocket. Handlers stay thin: they parse
+// the request, call the store, and render a view or JSON. Errors are mapped to
+// HTTP in one place (errorHandler).
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"sessiondesk/auth"
+	"sessiondesk/live"
+	"sessiondesk/session"
+	"sessiondesk/store"
+	"sessiondesk/views"
+)
+
+// Deps is what the handlers need; main builds it.
+type Deps struct {
+	Store     *store.Store
+	Broker    *live.Broker
+	Auth      auth.Authenticator
+	Log       *slog.Logger
+	Rates     session.Rates
+	PublicURL *url.URL
+	Sandbox   bool // the sandbox channel is active: serve the phone
+	LocalMode bool // the local dev login is in use: show the banner
+	// Static serves /static/.
+	Static http.Handler
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Deps
+	agents sync.Map // login -> store.Agent, so a known agent costs no write per request
+
+	stopping chan struct{} // closed by Close: websockets end
+	stopOnce sync.Once
+	streams  sync.WaitGroup // open websockets
+}
+
+// New returns the handlers for d.
+func New(d Deps) *Server { return &Server{Deps: d, stopping: make(chan struct{})} }
+
+// Close ends every open websocket (with a close code that makes the page
+// reconnect) and waits for them to finish. http.Server.Shutdown does not wait
+// for hijacked connections, so call this before closing the store.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	s.streams.Wait()
+}
+
+// Register adds every route to e.
+func (s *Server) Register(e *echo.Echo) {
+	e.HTTPErrorHandler = s.errorHandler
+	e.GET("/healthz", s.health)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", s.Static)))
+
+	app := e.Group("", s.authenticate)
+	app.GET("/", s.inbox)
+	app.GET("/c/:id", s.inbox)
+	app.POST("/c/:id/messages", s.sendForm)
+	app.GET("/c/:id/state", s.conversationState)
+	app.GET("/ws", s.inboxSocket)
+
+	api := app.Group("/api/v1")
+	api.GET("/conversations", s.apiConversations)
+	api.GET("/conversations/:id", s.apiConversation)
+	api.GET("/conversations/:id/messages", s.apiMessages)
+	api.POST("/conversations/:id/messages", s.apiSend)
+
+	if s.Sandbox {
+		sb := app.Group("/sandbox")
+		sb.GET("", s.sandboxPage)
+		sb.POST("/clients", s.sandboxClient)
+		sb.POST("/send", s.sandboxSendForm)
+		sb.POST("/messages", s.sandboxAPIMessage)
+		sb.POST("/messages/:id/seen", s.sandboxSeen)
+		sb.GET("/ws", s.sandboxSocket)
+	}
+}
+
+type ctxKey int
+
+const agentKey ctxKey = iota
+
+// authenticate resolves the agent on every request, so that revoking access at
+// the login source takes effect at once.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := s.Auth.Authenticate(c.Request())
+		if err != nil {
+			return echo.NewHTTPError(http.StatusUnauthorized, "Sign in first: "+err.Error())
+		}
+		a, err := s.agent(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		c.Set("agent", a)
+		return next(c)
+	}
+}
+
+func (s *Server) agent(ctx context.Context, id auth.Identity) (store.Agent, error) {
+	if v, ok := s.agents.Load(id.Login); ok {
+		if a := v.(store.Agent); a.Name == id.Name && a.Role == id.Role {
+			return a, nil
+		}
+	}
+	a, err := s.Store.EnsureAgent(ctx, id.Login, id.Name, id.Role)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	s.agents.Store(id.Login, a)
+	return a, nil
+}
+
+func currentAgent(c echo.Context) store.Agent {
+	a, _ := c.Get("agent").(store.Agent)
+	return a
+}
+
+func (s *Server) chrome(c echo.Context, title string) views.Chrome {
+	return views.Chrome{
+		Title:     title,
+		AgentName: currentAgent(c).Name,
+		LocalMode: s.LocalMode,
+		Sandbox:   s.Sandbox,
+	}
+}
+
+func (s *Server) health(c echo.Context) error {
+	err := s.Store.Read(c.Request().Context(), func(r *store.Reader) error {
+		_, err := r.LastEventID(c.Request().Context())
+		return err
+	})
+	if err != nil {
+		s.Log.Error("health check failed", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// render writes a component into a buffer first, so that a failed render still
+// becomes a clean error page rather than half a page.
+func render(c echo.Context, status int, comps ...templ.Component) error {
+	var buf bytes.Buffer
+	for _, comp := range comps {
+		if err := comp.Render(c.Request().Context(), &buf); err != nil {
+			return err
+		}
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// apiError is the JSON body of every API error.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// errorHandler maps errors to HTTP in one place: a refusal by the rules to 409 or
+// 422 with its code, a missing row to 404, bad input to 400/422, anything else
+// to a 500 that shows nothing internal.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := http.StatusInternalServerError, apiError{Code: "internal", Message: "Something went wrong on our side; it has been logged."}
+	var (
+		refusal *session.Refusal
+		invalid *store.InvalidError
+		he      *echo.HTTPError
+	)
+	switch {
+	case errors.As(err, &refusal):
+		status, body = refusalStatus(refusal.Code), apiError{Code: string(refusal.Code), Message: refusal.Message}
+	case errors.Is(err, store.ErrNotFound):
+		status, body = http.StatusNotFound, apiError{Code: "not_found", Message: "No such conversation or message."}
+	case errors.As(err, &invalid):
+		status, body = http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: invalid.Message}
+	case errors.As(err, &he):
+		status = he.Code
+		body = apiError{Code: codeForStatus(he.Code), Message: http.StatusText(he.Code)}
+		if m, ok := he.Message.(string); ok {
+			body.Message = m
+		}
+	}
+	if status >= 500 {
+		s.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if wantsJSON(c) {
+		_ = c.JSON(status, body)
+		return
+	}
+	if err := render(c, status, views.ErrorPage(s.chrome(c, http.StatusText(status)), status, body.Message)); err != nil {
+		s.Log.Error("render error page", "err", err)
+		_ = c.String(status, body.Message)
+	}
+}
+
+// refusalStatus: a send the rules refuse because of the conversation's state is
+// a conflict (409); one refused for what was composed is unprocessable (422).
+func refusalStatus(code session.Code) int {
+	switch code {
+	case session.TextTooLong, session.InvalidType, session.FileRejected:
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusConflict
+	}
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthenticated"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	default:
+		return "error"
+	}
+}
+
+func wantsJSON(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return len(p) >= 5 && p[:5] == "/api/" || p == "/sandbox/messages" || p == "/healthz"
+}

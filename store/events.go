@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Event kinds: what changed, so a page knows what to redraw.
+const (
+	EventMessage = "message" // a message was added to a conversation
+	EventStatus  = "status"  // a business message's status changed
+	EventRead    = "read"    // a conversation was read
+)
+
+// Event is one row of the append-only events table.
+type Event struct {
+	ID             int64
+	Kind           string
+	ConversationID int64
+	MessageID      int64 // 0 when the event is about the conversation
+	At             time.Time
+}
+
+func appendEvent(ctx context.Context, tx *sql.Tx, kind string, conversationID, messageID int64, now time.Time) error {
+	var msg any
+	if messageID != 0 {
+		msg = messageID
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (kind, conversation_id, message_id, created_at) VALUES (?, ?, ?, ?)`,
+		kind, conversationID, msg, ms(now)); err != nil {
+		return fmt.Errorf("append %s event: %w", kind, err)
+	}
+	return nil
+}
+
+// LastEventID returns the id of the newest event, 0 when there is none.
+func (r *Reader) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := r.q.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("last event id: %w", err)
+	}
+	return id, nil
+}
+
+// EventsAfter returns up to limit events with an id above after, oldest first.
+func (r *Reader) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT id, kind, conversation_id, coalesce(message_id, 0), created_at
+		FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Kind, &e.ConversationID, &e.MessageID, &at); err != nil {
+			return nil, fmt.Errorf("events after %d: %w", after, err)
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

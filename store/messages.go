@@ -1,0 +1,435 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"sessiondesk/session"
+)
+
+// Directions of a message.
+const (
+	Inbound  = "in"  // from the client
+	Outbound = "out" // a business message from an agent
+)
+
+// Statuses of a message. Inbound messages are StatusReceived; business messages
+// move forward through the others and never back (see statusRank).
+const (
+	StatusReceived    = "received"
+	StatusQueued      = "queued"
+	StatusSent        = "sent"
+	StatusDelivered   = "delivered"
+	StatusSeen        = "seen"
+	StatusFailed      = "failed"
+	StatusUndelivered = "undelivered"
+	StatusExpired     = "expired"
+)
+
+// statusRank orders business message statuses. A status update with a lower rank
+// than the stored one is stale (callbacks arrive out of order) and is ignored.
+// A failure outranks sent but not delivered: a message the phone received was
+// delivered whatever a late failure report says.
+var statusRank = map[string]int{
+	StatusQueued:      0,
+	StatusSent:        1,
+	StatusFailed:      2,
+	StatusUndelivered: 2,
+	StatusExpired:     2,
+	StatusDelivered:   3,
+	StatusSeen:        4,
+}
+
+// ValidStatus reports whether status is a business message status.
+func ValidStatus(status string) bool { _, ok := statusRank[status]; return ok }
+
+// Message is one message of a conversation.
+type Message struct {
+	ID             int64
+	ConversationID int64
+	SessionNumber  int
+	Direction      string // Inbound or Outbound
+	Kind           session.Kind
+	Body           string
+	Status         string
+	StatusReason   string
+	StatusAt       time.Time
+	Counted        bool // counts for the session rules (S6)
+	AgentID        int64
+	AgentName      string
+	SentAt         time.Time // the client's timestamp (inbound) or the acceptance time
+	CreatedAt      time.Time
+	ProviderID     string
+	// FirstOfSession reports the first message of its session, where a thread
+	// shows a divider.
+	FirstOfSession bool
+}
+
+const messageSelect = `
+SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status, m.status_reason,
+       m.status_at, m.counted, coalesce(m.agent_id, 0), coalesce(a.name, ''), m.sent_at, m.created_at,
+       coalesce(m.provider_id, ''),
+       m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id)
+FROM messages m
+JOIN sessions s ON s.id = m.session_id
+LEFT JOIN agents a ON a.id = m.agent_id`
+
+// scanMessage reads the columns of messageSelect, then any extra columns into extra.
+func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, error) {
+	var (
+		m                         Message
+		kind                      string
+		statusAt, sentAt, created int64
+	)
+	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
+		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
+		&m.FirstOfSession}, extra...)
+	err := row.Scan(dest...)
+	m.Kind = session.Kind(kind)
+	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
+	return m, err
+}
+
+// Messages returns the last limit messages of a conversation, oldest first.
+func (r *Reader) Messages(ctx context.Context, conversationID int64, limit int) ([]Message, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT * FROM (`+messageSelect+`
+		WHERE m.conversation_id = ? ORDER BY m.id DESC LIMIT ?) ORDER BY 1`, conversationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages of conversation %d: %w", conversationID, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("messages of conversation %d: %w", conversationID, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Message returns one message, or ErrNotFound.
+func (r *Reader) Message(ctx context.Context, id int64) (Message, error) {
+	m, err := scanMessage(r.q.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("message %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// ClientMessage is a message a client sent, as a channel received it.
+type ClientMessage struct {
+	Phone   string // E.164, already normalised
+	Name    string // the client's display name, "" when the provider gives none
+	Country string
+	Kind    session.Kind
+	Text    string
+	// SentAt is the provider's timestamp; zero when it was missing or unparsable.
+	SentAt time.Time
+	// DedupeKey identifies this delivery: the same key twice is stored once.
+	// "" disables the check.
+	DedupeKey string
+}
+
+// Received is the outcome of ReceiveClientMessage.
+type Received struct {
+	Message       Message
+	Duplicate     bool // the delivery was stored before; nothing changed
+	SessionOpened bool // the message opened a new session (S1)
+}
+
+// ReceiveClientMessage stores a client's message in one transaction: the contact
+// and conversation (created on first sight), the session it opens or falls in
+// (S1, S2), the message itself, which resets the unanswered count (S4), and the
+// event that shows it.
+func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Received, error) {
+	if in.Phone == "" {
+		return Received{}, &InvalidError{Field: "from", Message: "the client's phone number is missing"}
+	}
+	if !in.Kind.Valid() {
+		return Received{}, &InvalidError{Field: "kind", Message: fmt.Sprintf("unknown message kind %q", in.Kind)}
+	}
+	if in.Kind == session.Text && strings.TrimSpace(in.Text) == "" {
+		return Received{}, &InvalidError{Field: "text", Message: "the message is empty"}
+	}
+	var out Received
+	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		now := s.opts.Now()
+		if in.DedupeKey != "" {
+			m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.dedupe_key = ?`, in.DedupeKey))
+			if err == nil {
+				out = Received{Message: m, Duplicate: true}
+				return false, nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return false, fmt.Errorf("look up delivery %q: %w", in.DedupeKey, err)
+			}
+		}
+		contactID, err := upsertContact(ctx, tx, in.Phone, in.Name, in.Country, now)
+		if err != nil {
+			return false, err
+		}
+		convID, err := ensureConversation(ctx, tx, contactID, now)
+		if err != nil {
+			return false, err
+		}
+		st, sessionID, err := loadState(ctx, tx, convID)
+		if err != nil {
+			return false, err
+		}
+		at := session.ClientTime(s.opts.Rules, in.SentAt, now)
+		next, opened := session.ClientWrote(st, s.opts.Rules, at)
+		if opened {
+			if sessionID, err = insertSession(ctx, tx, convID, *next.Current, "client"); err != nil {
+				return false, err
+			}
+		}
+		var dedupe any
+		if in.DedupeKey != "" {
+			dedupe = in.DedupeKey
+		}
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
+			                      counted, sent_at, created_at, dedupe_key)
+			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?)`,
+			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe)
+		if err != nil {
+			return false, fmt.Errorf("save client message: %w", err)
+		}
+		msgID, _ := res.LastInsertId()
+		if err := touchConversation(ctx, tx, convID, msgID, now, false); err != nil {
+			return false, err
+		}
+		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
+			return false, err
+		}
+		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, msgID))
+		if err != nil {
+			return false, fmt.Errorf("read back message %d: %w", msgID, err)
+		}
+		out = Received{Message: m, SessionOpened: opened}
+		return true, nil
+	})
+	if err != nil {
+		return Received{}, fmt.Errorf("receive message from %s: %w", in.Phone, err)
+	}
+	return out, nil
+}
+
+// BusinessSend is what an agent asks to send in one go.
+type BusinessSend struct {
+	ConversationID int64
+	AgentID        int64
+	// Parts go out as separate messages in this order (S5): callers put the text
+	// first, then the attachments in the order they were attached.
+	Parts             []session.Part
+	ConfirmNewSession bool
+}
+
+// AcceptBusinessMessages checks a send against the rules and, when they allow it,
+// stores every part as a queued message that counts at once (S6), opening a new
+// session where a rollover begins one (S3). The check and the reservation are one
+// BEGIN IMMEDIATE transaction (S9). A refusal is returned as a *session.Refusal
+// and stores nothing.
+func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) ([]Message, error) {
+	var out []Message
+	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		now := s.opts.Now()
+		st, sessionID, err := loadState(ctx, tx, send.ConversationID)
+		if err != nil {
+			return false, err
+		}
+		d := session.Decide(st, s.opts.Rules, now, send.Parts, send.ConfirmNewSession)
+		if !d.Allowed() {
+			return false, d.Err
+		}
+		var agent any
+		if send.AgentID != 0 {
+			agent = send.AgentID
+		}
+		ids := make([]int64, 0, len(send.Parts))
+		for i, p := range send.Parts {
+			pl := d.Placements[i]
+			if pl.NewSession {
+				started := session.Session{Number: pl.Session, StartedAt: now, EndsAt: now.Add(s.opts.Rules.Window)}
+				if sessionID, err = insertSession(ctx, tx, send.ConversationID, started, "rollover"); err != nil {
+					return false, err
+				}
+			}
+			body := p.Text
+			res, err := tx.ExecContext(ctx, `
+				INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
+				                      counted, agent_id, sent_at, created_at)
+				VALUES (?, ?, 'out', ?, ?, 'queued', ?, 1, ?, ?, ?)`,
+				send.ConversationID, sessionID, string(p.Kind), body, ms(now), agent, ms(now), ms(now))
+			if err != nil {
+				return false, fmt.Errorf("save business message: %w", err)
+			}
+			id, _ := res.LastInsertId()
+			ids = append(ids, id)
+			if err := appendEvent(ctx, tx, EventMessage, send.ConversationID, id, now); err != nil {
+				return false, err
+			}
+		}
+		// Replying means the agent has read the conversation.
+		if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
+			return false, err
+		}
+		for _, id := range ids {
+			m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
+			if err != nil {
+				return false, fmt.Errorf("read back message %d: %w", id, err)
+			}
+			out = append(out, m)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("send to conversation %d: %w", send.ConversationID, err)
+	}
+	return out, nil
+}
+
+func insertSession(ctx context.Context, tx *sql.Tx, conversationID int64, s session.Session, openedBy string) (int64, error) {
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO sessions (conversation_id, number, started_at, ends_at, opened_by) VALUES (?, ?, ?, ?, ?)`,
+		conversationID, s.Number, ms(s.StartedAt), ms(s.EndsAt), openedBy)
+	if err != nil {
+		return 0, fmt.Errorf("open session %d of conversation %d: %w", s.Number, conversationID, err)
+	}
+	return res.LastInsertId()
+}
+
+// touchConversation records the conversation's newest message, and marks it
+// read when an agent wrote it.
+func touchConversation(ctx context.Context, tx *sql.Tx, conversationID, messageID int64, at time.Time, read bool) error {
+	q := `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2 WHERE id = ?3`
+	if read {
+		q = `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2, last_read_message_id = ?1 WHERE id = ?3`
+	}
+	if _, err := tx.ExecContext(ctx, q, messageID, ms(at), conversationID); err != nil {
+		return fmt.Errorf("update conversation %d: %w", conversationID, err)
+	}
+	return nil
+}
+
+// MessageRef names a business message by our id or by the provider's.
+type MessageRef struct {
+	ID         int64
+	ProviderID string
+}
+
+// StatusUpdate is a delivery report about a business message.
+type StatusUpdate struct {
+	Ref    MessageRef
+	Status string // one of the business statuses
+	Reason string // why it failed, for the failure statuses
+	At     time.Time
+	// ProviderID, when set, records the provider's id for the message (on send).
+	ProviderID string
+}
+
+// ApplyStatus moves a business message forward to a new status. A stale update
+// (a lower rank than the stored status, or the same) changes nothing, so
+// duplicated and out-of-order callbacks are harmless. It returns ErrNotFound
+// for an unknown message, and whether anything changed.
+func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, err error) {
+	if !ValidStatus(u.Status) {
+		return false, &InvalidError{Field: "status", Message: fmt.Sprintf("unknown status %q", u.Status)}
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		id, convID, current, err := findOutbound(ctx, tx, u.Ref)
+		if err != nil {
+			return false, err
+		}
+		if u.ProviderID != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET provider_id = ? WHERE id = ?`, u.ProviderID, id); err != nil {
+				return false, fmt.Errorf("record provider id of message %d: %w", id, err)
+			}
+		}
+		if statusRank[u.Status] <= statusRank[current] {
+			return false, nil
+		}
+		at := u.At
+		if at.IsZero() {
+			at = s.opts.Now()
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = ?, status_reason = ?, status_at = ? WHERE id = ?`,
+			u.Status, u.Reason, ms(at), id); err != nil {
+			return false, fmt.Errorf("update status of message %d: %w", id, err)
+		}
+		changed = true
+		return true, appendEvent(ctx, tx, EventStatus, convID, id, s.opts.Now())
+	})
+	return changed, err
+}
+
+// RejectMessage records that the provider refused a business message outright (a
+// synchronous rejection): it fails with the reason and stops counting, which
+// releases its slot in the session and in the unanswered run (S6).
+func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		id, convID, _, err := findOutbound(ctx, tx, ref)
+		if err != nil {
+			return false, err
+		}
+		now := s.opts.Now()
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', status_reason = ?, status_at = ?, counted = 0
+			WHERE id = ?`, reason, ms(now), id); err != nil {
+			return false, fmt.Errorf("reject message %d: %w", id, err)
+		}
+		return true, appendEvent(ctx, tx, EventStatus, convID, id, now)
+	})
+}
+
+func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversationID int64, status string, err error) {
+	q, arg := `SELECT id, conversation_id, status FROM messages WHERE direction = 'out' AND id = ?`, any(ref.ID)
+	if ref.ID == 0 {
+		q, arg = `SELECT id, conversation_id, status FROM messages WHERE direction = 'out' AND provider_id = ?`, ref.ProviderID
+	}
+	err = tx.QueryRowContext(ctx, q, arg).Scan(&id, &conversationID, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, "", fmt.Errorf("business message %+v: %w", ref, ErrNotFound)
+	}
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("find business message %+v: %w", ref, err)
+	}
+	return id, conversationID, status, nil
+}
+
+// Outgoing is a queued business message with where it goes.
+type Outgoing struct {
+	Message
+	Phone string // the client's E.164 number
+}
+
+// Queued returns up to limit business messages waiting to be sent, in the order
+// they were accepted, which keeps each client's messages in order.
+func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT q.*, ct.phone FROM (`+messageSelect+`
+		WHERE m.status = 'queued' AND m.provider_id IS NULL ORDER BY m.id LIMIT ?) q
+		JOIN conversations c ON c.id = q.conversation_id JOIN contacts ct ON ct.id = c.contact_id
+		ORDER BY q.id`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list queued messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Outgoing
+	for rows.Next() {
+		var o Outgoing
+		var err error
+		if o.Message, err = scanMessage(rows, &o.Phone); err != nil {
+			return nil, fmt.Errorf("list queued messages: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

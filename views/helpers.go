@@ -1,0 +1,324 @@
+package views
+
+// Pure formatting helpers for the templ components: no I/O, no clock. Every time
+// shown is formatted in the location of the time.Time the handler passed in, and
+// every "now" comes from the model (S10).
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"sessiondesk/session"
+)
+
+// maxTextLen is the composer's character limit shown by the counter. The server
+// enforces the channel's real limit; this only drives the hint.
+var maxTextLen = session.Defaults().MaxTextLen
+
+// itoa formats an int for attributes and text.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// i64 formats an int64 for attributes and text.
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// unixMs formats t as Unix milliseconds, the unit the countdown script reads.
+func unixMs(t time.Time) string { return i64(t.UnixMilli()) }
+
+// conversationURL is the inbox with conversation id selected, plus an optional suffix
+// such as "/messages" or "/state".
+func conversationURL(c Chrome, id int64, suffix string) string {
+	return c.URL("/c/" + i64(id) + suffix)
+}
+
+// inboxWSURL is the inbox's websocket; conversation 0 means none is selected.
+func inboxWSURL(c Chrome, conversationID, after int64) string {
+	return c.URL("/ws?conversation=" + i64(conversationID) + "&after=" + i64(after))
+}
+
+// sandboxURL is the sandbox phone with the given client selected ("" for none).
+func sandboxURL(c Chrome, phone string) string {
+	if phone == "" {
+		return c.URL("/sandbox")
+	}
+	return c.URL("/sandbox?phone=" + url.QueryEscape(phone))
+}
+
+// sandboxWSURL is the sandbox phone's websocket.
+func sandboxWSURL(c Chrome, phone string, after int64) string {
+	return c.URL("/sandbox/ws?phone=" + url.QueryEscape(phone) + "&after=" + i64(after))
+}
+
+// sandboxSeenURL marks a business message as seen by the simulated client.
+func sandboxSeenURL(c Chrome, id int64) string {
+	return c.URL("/sandbox/messages/" + i64(id) + "/seen")
+}
+
+// clockText formats the H:MM:SS the countdown script also writes, or "closed".
+func clockText(left time.Duration) string {
+	if left <= 0 {
+		return "closed"
+	}
+	s := int64(left / time.Second)
+	return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// countdownText is the time left from nowMs (the server's clock, Unix ms) to end.
+func countdownText(end time.Time, nowMs int64) string {
+	return clockText(time.Duration(end.UnixMilli()-nowMs) * time.Millisecond)
+}
+
+// countdownAmber reports the last hour of a session, shown in amber.
+func countdownAmber(end time.Time, nowMs int64) bool {
+	left := end.UnixMilli() - nowMs
+	return left > 0 && left < int64(time.Hour/time.Millisecond)
+}
+
+// hhmm formats a message time as 15:04.
+func hhmm(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("15:04")
+}
+
+// dayTime formats a session boundary as "24 Nov 10:02".
+func dayTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.Format("2 Jan 15:04")
+}
+
+// isoTime is the machine-readable datetime attribute of a <time>.
+func isoTime(t time.Time) string { return t.Format(time.RFC3339) }
+
+// fullTime is the hover title of a message time.
+func fullTime(t time.Time) string { return t.Format("Mon 2 Jan 2006 15:04:05 MST") }
+
+// costText is what a session costs so far: "0.045 EUR", or "not billed yet".
+func costText(cost float64, currency string) string {
+	if cost <= 0 {
+		return "not billed yet"
+	}
+	s := strconv.FormatFloat(cost, 'f', -1, 64)
+	if dot := strings.IndexByte(s, '.'); dot < 0 {
+		s += ".00"
+	} else if len(s)-dot-1 < 2 {
+		s += strings.Repeat("0", 2-(len(s)-dot-1))
+	}
+	return strings.TrimSpace(s + " " + currency)
+}
+
+// plural returns "1 message" or "N messages".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
+// failedStatus reports a business message the provider did not deliver.
+func failedStatus(status string) bool {
+	switch status {
+	case "failed", "undelivered", "expired":
+		return true
+	}
+	return false
+}
+
+// statusTicks is the delivery marker of a business message.
+func statusTicks(status string) string {
+	switch status {
+	case "queued":
+		return "◷"
+	case "sent":
+		return "✓"
+	case "delivered", "seen":
+		return "✓✓"
+	}
+	return ""
+}
+
+// statusLabel is the accessible name of a delivery marker.
+func statusLabel(status string) string {
+	switch status {
+	case "queued":
+		return "Queued"
+	case "sent":
+		return "Sent"
+	case "delivered":
+		return "Delivered"
+	case "seen":
+		return "Seen"
+	}
+	return status
+}
+
+// failedText is the red line under a message the provider did not deliver.
+func failedText(m Message) string {
+	label := "failed"
+	if m.Status == "expired" {
+		label = "expired"
+	} else if m.Status == "undelivered" {
+		label = "undelivered"
+	}
+	if m.Reason == "" {
+		return label
+	}
+	return label + ": " + m.Reason
+}
+
+// kindLabel names an attachment in a bubble.
+func kindLabel(kind string) string {
+	switch kind {
+	case "image":
+		return "Image"
+	case "file":
+		return "File"
+	}
+	return ""
+}
+
+// direction is the data-direction of a bubble.
+func direction(m Message) string {
+	if m.Out {
+		return "out"
+	}
+	return "in"
+}
+
+// initials are the one or two letters of an avatar.
+func initials(name string) string {
+	var out []rune
+	for _, f := range strings.Fields(name) {
+		r, _ := utf8.DecodeRuneInString(f)
+		if unicode.IsLetter(r) {
+			out = append(out, unicode.ToUpper(r))
+		}
+		if len(out) == 2 {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return "#"
+	}
+	return string(out)
+}
+
+// displayName falls back to the phone number when a contact has no name.
+func displayName(name, phone string) string {
+	if strings.TrimSpace(name) != "" {
+		return name
+	}
+	if phone != "" {
+		return phone
+	}
+	return "Unknown"
+}
+
+// runeCount is the composer counter's initial value, in Unicode code points like the server.
+func runeCount(s string) int { return utf8.RuneCountInString(s) }
+
+// refusalCode is the code of a status's refusal, "" when sending is allowed.
+func refusalCode(s session.Status) session.Code {
+	if s.Refusal == nil {
+		return ""
+	}
+	return s.Refusal.Code
+}
+
+// refusalMessage is the sentence of a status's refusal.
+func refusalMessage(s session.Status) string {
+	if s.Refusal == nil {
+		return ""
+	}
+	return s.Refusal.Message
+}
+
+// needsConfirmation reports that the next send would begin a new billed session.
+func needsConfirmation(s session.Status) bool { return refusalCode(s) == session.NeedsConfirmation }
+
+// pageTitle is the document title.
+func pageTitle(c Chrome) string {
+	if c.Title == "" {
+		return "Sessiondesk"
+	}
+	return c.Title + " · Sessiondesk"
+}
+
+// meterLow is where the session meter turns to its warning colour: a sixth of the cap.
+func meterLow(limit int) string { return itoa(max(limit/6, 1)) }
+
+// statusTitle is the heading of an error page.
+func statusTitle(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "Something went wrong"
+}
+
+// selectedID is the open conversation's id, 0 when none is selected.
+func selectedID(p InboxPage) int64 {
+	if p.Selected == nil {
+		return 0
+	}
+	return p.Selected.ID
+}
+
+// unansweredDots is the row of dots under "N more before the client must reply":
+// one per allowed unanswered message, true for those already sent.
+func (p Panel) unansweredDots() []bool {
+	n := min(max(p.MaxUnanswered, 0), 20)
+	dots := make([]bool, n)
+	for i := range dots {
+		dots[i] = i < p.Status.Unanswered
+	}
+	return dots
+}
+
+// sessionStateClass is the session card's state: none, open, amber or closed.
+func sessionStateClass(p Panel) string {
+	switch {
+	case p.Status.Number == 0:
+		return "is-none"
+	case !p.Status.Open:
+		return "is-closed"
+	case countdownAmber(p.Status.EndsAt, p.NowUnix):
+		return "is-amber"
+	}
+	return "is-open"
+}
+
+// composerReason is why the send button is disabled, in plain words.
+func composerReason(s session.Status) string {
+	if m := refusalMessage(s); m != "" {
+		return m
+	}
+	return "Sending is not possible right now."
+}
+
+// sandboxSelected reports the client being played.
+func sandboxSelected(p SandboxPage, cl SandboxClient) bool {
+	return cl.Selected || (p.Selected != nil && p.Selected.Phone == cl.Phone)
+}
+
+// sandboxSide puts the client's own messages on the right of the phone ("mine")
+// and the business's on the left ("theirs").
+func sandboxSide(m Message) string {
+	if m.Out {
+		return "sbx-theirs"
+	}
+	return "sbx-mine"
+}
+
+// sandboxMarkSeen reports a business message the phone should mark seen when shown:
+// not yet seen, and not one the provider failed to deliver.
+func sandboxMarkSeen(m Message) bool {
+	return m.Out && m.Status != "seen" && !failedStatus(m.Status)
+}

@@ -1,0 +1,117 @@
+// Package views holds the templ components of the inbox and the sandbox phone, and
+// the plain view models they render. Handlers build the models; components only
+// present them, so nothing here touches the store or the clock.
+package views
+
+import (
+	"time"
+
+	"sessiondesk/session"
+)
+
+// Chrome is what every page's frame needs.
+type Chrome struct {
+	Title     string
+	AgentName string
+	LocalMode bool   // the local dev login is in use: show the banner
+	Sandbox   bool   // the sandbox channel is active: link to the phone
+	BasePath  string // prefix for every link, "" at the root
+}
+
+// URL prefixes p with the base path.
+func (c Chrome) URL(p string) string { return c.BasePath + p }
+
+// ConversationRow is one line of the conversation list.
+type ConversationRow struct {
+	ID       int64
+	Name     string
+	Phone    string
+	Preview  string // one line: the latest message's text, or its kind
+	LastAt   time.Time
+	Unread   int
+	Selected bool
+	Badge    SessionBadge
+}
+
+// SessionBadge is the list's summary of a conversation's session.
+type SessionBadge struct {
+	Open    bool      // a session is open: show the time left
+	EndsAt  time.Time // when the open session ends
+	Locked  bool      // open, but waiting for the client's reply
+	Never   bool      // the client never wrote (cannot happen for listed rows, kept for safety)
+	NowUnix int64     // the server's time at render, in ms, for the countdown
+}
+
+// Message is one bubble of the thread.
+type Message struct {
+	ID         int64
+	Out        bool   // sent by the business; false for the client's messages
+	Kind       string // text, image or file
+	Text       string
+	At         time.Time
+	Status     string // queued, sent, delivered, seen, failed, undelivered, expired; "" for inbound
+	Reason     string // why it failed, when it did
+	AgentName  string
+	SessionNum int  // the session it counts in
+	NewSession bool // the first message of its session: show a divider
+}
+
+// Panel is the session panel on the right.
+type Panel struct {
+	ConversationID int64
+	Status         session.Status
+	MaxPerSession  int
+	MaxUnanswered  int
+	NowUnix        int64 // the server's time at render, in ms: the countdown runs from it (S10)
+	Cost           float64
+	Currency       string
+	ContactName    string
+	ContactPhone   string
+	Country        string
+}
+
+// Composer is the reply form's state; Text and Error survive a refused send.
+type Composer struct {
+	ConversationID int64
+	Status         session.Status
+	MaxUnanswered  int
+	Text           string
+	Error          *session.Refusal // the refusal of the last attempt, if any
+}
+
+// ConversationView is the selected conversation: header, thread, panel and composer.
+type ConversationView struct {
+	ID       int64
+	Name     string
+	Phone    string
+	Messages []Message
+	Panel    Panel
+	Composer Composer
+}
+
+// InboxPage is the three-pane inbox.
+type InboxPage struct {
+	Chrome
+	Rows        []ConversationRow
+	Selected    *ConversationView // nil when no conversation is open
+	LastEventID int64             // the live stream resumes after this event
+}
+
+// SandboxClient is one simulated Viber user on the sandbox phone.
+type SandboxClient struct {
+	Name     string
+	Phone    string
+	Selected bool
+}
+
+// SandboxPage is the simulated Viber phone.
+type SandboxPage struct {
+	Chrome
+	Clients     []SandboxClient
+	Selected    *SandboxClient // the client being played; nil when none is picked
+	Messages    []Message      // the selected client's chat
+	LastEventID int64
+	Error       string // a refused form, shown above it
+	FormName    string // the values of a refused form
+	FormPhone   string
+}
