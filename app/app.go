@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if a.publicURL == nil {
 		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String()}
 	}
-	a.outbox = channel.NewOutbox(st, sandbox.Sender{}, a.log.With("component", "outbox"))
+	a.outbox = channel.NewOutbox(st, sandbox.Sender{}, a.log.With("component", "outbox"), channel.OutboxOptions{Now: opts.Now})
 	a.server = &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -88,10 +88,6 @@ func (s *Server) Register(e *echo.Echo) {
 	}
 }
 
-type ctxKey int
-
-const agentKey ctxKey = iota
-
 // authenticate resolves the agent on every request, so that revoking access at
 // the login source takes effect at once.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {

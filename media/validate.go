@@ -109,21 +109,22 @@ func CheckImage(head []byte, size int64, lim Limits) (Checked, *session.Refusal)
 		return Checked{}, refuse("The image is empty.")
 	}
 	if size > lim.ImageMax {
-		return Checked{}, refuse("The image is %s; Viber allows images of at most %s. Make it smaller, or send it as a file if its type allows.",
+		return Checked{}, refuse("The image is %s; Viber allows images of at most %s. Export it at a lower resolution or quality and try again.",
 			sizeUp(size), sizeText(lim.ImageMax))
 	}
 	m := mimetype.Detect(head)
 	c := Checked{Sniffed: m.String()}
 	var (
-		w, h int
-		err  error
+		w, h   int
+		err    error
+		format string // for messages
 	)
 	switch {
 	case m.Is("image/png") || m.Is("image/apng"): // an animated PNG is a valid PNG
-		c.MIME, c.Ext = "image/png", "png"
+		c.MIME, c.Ext, format = "image/png", "png", "PNG"
 		w, h, err = pngSize(head, int64(len(head)) < size)
 	case m.Is("image/jpeg"):
-		c.MIME, c.Ext = "image/jpeg", "jpg"
+		c.MIME, c.Ext, format = "image/jpeg", "jpg", "JPEG"
 		w, h, err = jpegSize(head, int64(len(head)) < size)
 	default:
 		return Checked{}, refuse("This is not a JPEG or PNG image: its content is %s. Viber session images must be JPEG or PNG; convert it first.",
@@ -131,10 +132,10 @@ func CheckImage(head []byte, size int64, lim Limits) (Checked, *session.Refusal)
 	}
 	if err != nil {
 		return Checked{}, refuse("This %s image could not be read (%v). It may be damaged; save it again as JPEG or PNG.",
-			strings.ToUpper(c.Ext), err)
+			format, err)
 	}
 	if w <= 0 || h <= 0 {
-		return Checked{}, refuse("This %s image has no pixels (%d × %d); it is damaged.", strings.ToUpper(c.Ext), w, h)
+		return Checked{}, refuse("This %s image has no pixels (%d × %d); it is damaged.", format, w, h)
 	}
 	if px := int64(w) * int64(h); px > lim.MaxPixels {
 		return Checked{}, refuse("This image is %d × %d pixels (%s megapixels); at most %s megapixels are accepted. Scale it down first.",
@@ -245,7 +246,7 @@ func under(mime string) func(*mimetype.MIME, []byte) bool {
 }
 
 func openDocument(m *mimetype.MIME, _ []byte) bool {
-	return strings.HasPrefix(m.String(), "application/vnd.oasis.opendocument.")
+	return strings.HasPrefix(baseType(m), "application/vnd.oasis.opendocument.")
 }
 
 // isText accepts text that is not active web content (HTML, XHTML, SVG). It
@@ -445,7 +446,7 @@ func isBidiControl(r rune) bool {
 // isActive reports content a browser would run or render as a page.
 func isActive(m *mimetype.MIME) bool {
 	for ; m != nil; m = m.Parent() {
-		switch m.String() {
+		switch baseType(m) {
 		case "text/html", "application/xhtml+xml", "image/svg+xml":
 			return true
 		}
@@ -503,14 +504,21 @@ var descriptions = map[string]string{
 
 func describe(m *mimetype.MIME) string {
 	for p := m; p != nil; p = p.Parent() {
-		if d, ok := descriptions[p.String()]; ok {
-			if p != m && p.String() == "application/octet-stream" {
+		if d, ok := descriptions[baseType(p)]; ok {
+			if p != m && baseType(p) == "application/octet-stream" {
 				break
 			}
 			return d
 		}
 	}
-	return "of type " + m.String()
+	return "of type " + baseType(m)
+}
+
+// baseType is the sniffed type without parameters: "text/html", not
+// "text/html; charset=utf-8".
+func baseType(m *mimetype.MIME) string {
+	t, _, _ := strings.Cut(m.String(), ";")
+	return strings.TrimSpace(t)
 }
 
 // sizeText writes a limit: "5 MB", "400 KB", "1.5 MB", "812 bytes".

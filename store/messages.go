@@ -67,13 +67,19 @@ type Message struct {
 	// FirstOfSession reports the first message of its session, where a thread
 	// shows a divider.
 	FirstOfSession bool
+	// Attempts and LastError tell a queued message's failed tries to reach the provider.
+	Attempts  int
+	LastError string
+	// NextAttemptAt is when the outbox may try a queued message again.
+	NextAttemptAt time.Time
 }
 
 const messageSelect = `
 SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status, m.status_reason,
        m.status_at, m.counted, coalesce(m.agent_id, 0), coalesce(a.name, ''), m.sent_at, m.created_at,
        coalesce(m.provider_id, ''),
-       m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id)
+       m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id),
+       m.attempts, m.last_error, m.next_attempt_at
 FROM messages m
 JOIN sessions s ON s.id = m.session_id
 LEFT JOIN agents a ON a.id = m.agent_id`
@@ -81,16 +87,17 @@ LEFT JOIN agents a ON a.id = m.agent_id`
 // scanMessage reads the columns of messageSelect, then any extra columns into extra.
 func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, error) {
 	var (
-		m                         Message
-		kind                      string
-		statusAt, sentAt, created int64
+		m                                      Message
+		kind                                   string
+		statusAt, sentAt, created, nextAttempt int64
 	)
 	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
 		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
-		&m.FirstOfSession}, extra...)
+		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt}, extra...)
 	err := row.Scan(dest...)
 	m.Kind = session.Kind(kind)
 	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
+	m.NextAttemptAt = fromMS(nextAttempt)
 	return m, err
 }
 
@@ -242,58 +249,65 @@ type BusinessSend struct {
 func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) ([]Message, error) {
 	var out []Message
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		now := s.opts.Now()
-		st, sessionID, err := loadState(ctx, tx, send.ConversationID)
-		if err != nil {
-			return false, err
-		}
-		d := session.Decide(st, s.opts.Rules, now, send.Parts, send.ConfirmNewSession)
-		if !d.Allowed() {
-			return false, d.Err
-		}
-		var agent any
-		if send.AgentID != 0 {
-			agent = send.AgentID
-		}
-		ids := make([]int64, 0, len(send.Parts))
-		for i, p := range send.Parts {
-			pl := d.Placements[i]
-			if pl.NewSession {
-				started := session.Session{Number: pl.Session, StartedAt: now, EndsAt: now.Add(s.opts.Rules.Window)}
-				if sessionID, err = insertSession(ctx, tx, send.ConversationID, started, "rollover"); err != nil {
-					return false, err
-				}
-			}
-			body := p.Text
-			res, err := tx.ExecContext(ctx, `
-				INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
-				                      counted, agent_id, sent_at, created_at)
-				VALUES (?, ?, 'out', ?, ?, 'queued', ?, 1, ?, ?, ?)`,
-				send.ConversationID, sessionID, string(p.Kind), body, ms(now), agent, ms(now), ms(now))
-			if err != nil {
-				return false, fmt.Errorf("save business message: %w", err)
-			}
-			id, _ := res.LastInsertId()
-			ids = append(ids, id)
-			if err := appendEvent(ctx, tx, EventMessage, send.ConversationID, id, now); err != nil {
-				return false, err
-			}
-		}
-		// Replying means the agent has read the conversation.
-		if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
-			return false, err
-		}
-		for _, id := range ids {
-			m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
-			if err != nil {
-				return false, fmt.Errorf("read back message %d: %w", id, err)
-			}
-			out = append(out, m)
-		}
-		return true, nil
+		var err error
+		out, err = s.acceptTx(ctx, tx, send)
+		return err == nil, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("send to conversation %d: %w", send.ConversationID, err)
+	}
+	return out, nil
+}
+
+// acceptTx checks and stores a send inside the caller's write transaction.
+func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]Message, error) {
+	now := s.opts.Now()
+	st, sessionID, err := loadState(ctx, tx, send.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	d := session.Decide(st, s.opts.Rules, now, send.Parts, send.ConfirmNewSession)
+	if !d.Allowed() {
+		return nil, d.Err
+	}
+	var agent any
+	if send.AgentID != 0 {
+		agent = send.AgentID
+	}
+	ids := make([]int64, 0, len(send.Parts))
+	for i, p := range send.Parts {
+		pl := d.Placements[i]
+		if pl.NewSession {
+			started := session.Session{Number: pl.Session, StartedAt: now, EndsAt: now.Add(s.opts.Rules.Window)}
+			if sessionID, err = insertSession(ctx, tx, send.ConversationID, started, "rollover"); err != nil {
+				return nil, err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
+			                      counted, agent_id, sent_at, created_at)
+			VALUES (?, ?, 'out', ?, ?, 'queued', ?, 1, ?, ?, ?)`,
+			send.ConversationID, sessionID, string(p.Kind), p.Text, ms(now), agent, ms(now), ms(now))
+		if err != nil {
+			return nil, fmt.Errorf("save business message: %w", err)
+		}
+		id, _ := res.LastInsertId()
+		ids = append(ids, id)
+		if err := appendEvent(ctx, tx, EventMessage, send.ConversationID, id, now); err != nil {
+			return nil, err
+		}
+	}
+	// Replying means the agent has read the conversation.
+	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(ids))
+	for _, id := range ids {
+		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
+		if err != nil {
+			return nil, fmt.Errorf("read back message %d: %w", id, err)
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -409,10 +423,16 @@ func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversa
 type Outgoing struct {
 	Message
 	Phone string // the client's E.164 number
+	// MediaURL is the public URL of an image or file attachment; "" for text.
+	MediaURL string
+	// FileName is the attachment's file name, for files.
+	FileName string
 }
 
 // Queued returns up to limit business messages waiting to be sent, in the order
-// they were accepted, which keeps each client's messages in order.
+// they were accepted, which keeps each client's messages in order. It includes
+// messages whose next attempt is not due yet: they hold back their client's
+// later messages.
 func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT q.*, ct.phone FROM (`+messageSelect+`
 		WHERE m.status = 'queued' AND m.provider_id IS NULL ORDER BY m.id LIMIT ?) q
@@ -432,4 +452,59 @@ func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// SendFailed records a failed try to hand a business message to the provider: it
+// stays queued, to be tried again at next. The event lets the agent see why.
+func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next time.Time) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		var convID int64
+		err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+			WHERE id = ? AND direction = 'out' AND status = 'queued' RETURNING conversation_id`,
+			ms(next), reason, id).Scan(&convID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("queued message %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return false, fmt.Errorf("record failed send of message %d: %w", id, err)
+		}
+		return true, appendEvent(ctx, tx, EventStatus, convID, id, s.opts.Now())
+	})
+}
+
+// retryable are the statuses from which an agent may send a message again.
+var retryable = map[string]bool{StatusFailed: true, StatusUndelivered: true, StatusExpired: true}
+
+// RetryMessage sends a failed business message again, as a new message with the
+// same content: checked and counted like any send (S6, S9), so it may be refused
+// or need confirmation. The failed one stays in the thread as it was; whether it
+// still counts is its own story (S6).
+func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewSession bool) (Message, error) {
+	var out Message
+	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ? AND m.direction = 'out'`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("business message %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return false, fmt.Errorf("business message %d: %w", id, err)
+		}
+		if !retryable[m.Status] {
+			return false, &InvalidError{Field: "status",
+				Message: fmt.Sprintf("Only a failed message can be sent again; this one is %s.", m.Status)}
+		}
+		msgs, err := s.acceptTx(ctx, tx, BusinessSend{
+			ConversationID: m.ConversationID, AgentID: agentID,
+			Parts: []session.Part{{Kind: m.Kind, Text: m.Body}}, ConfirmNewSession: confirmNewSession,
+		})
+		if err != nil {
+			return false, err
+		}
+		out = msgs[0]
+		return true, nil
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("retry message %d: %w", id, err)
+	}
+	return out, nil
 }

@@ -66,7 +66,8 @@ CREATE TABLE messages (
     provider_id     TEXT,
     -- A key identifying an inbound delivery, so a retried webhook is stored once.
     dedupe_key      TEXT,
-    CHECK ((direction = 'in') = (agent_id IS NULL))
+    -- Business messages name the agent who sent them; an integration may send with none.
+    CHECK (direction = 'out' OR agent_id IS NULL)
 );
 CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
 -- The client's last message, from which the unanswered count runs (S4).

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiondesk/session"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./data" || c.PublicURL != nil || c.NoDemo {
+		t.Errorf("defaults = %+v", c)
+	}
+	if c.Rules != session.Defaults() {
+		t.Errorf("rules = %+v, want the seed's", c.Rules)
+	}
+	if c.DBPath() != "./data/sessiondesk.db" {
+		t.Errorf("db path %q", c.DBPath())
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	e := env(map[string]string{"SESSIONDESK_DATA": "/env/data", "SESSIONDESK_ADDR": "127.0.0.1:9000",
+		"SESSIONDESK_SESSION_WINDOW": "12h", "SESSIONDESK_SESSION_AFTER_CAP": "close", "SESSIONDESK_NO_DEMO": "true"})
+	c, err := Parse([]string{"--data", "/flag/data"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/flag/data" || c.Addr != "127.0.0.1:9000" || c.Rules.Window != 12*time.Hour ||
+		c.Rules.AfterCap != session.Close || !c.NoDemo {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--addr", "0.0.0.0:8080"}, nil, "only listens on loopback"},
+		{[]string{"--addr", ":8080"}, nil, "only listens on loopback"},
+		{[]string{"--addr", "192.168.1.5:8080"}, nil, "only listens on loopback"},
+		{nil, map[string]string{"SESSIONDESK_ADDR": "10.0.0.1:80"}, "only listens on loopback"},
+		{[]string{"--session-after-cap", "explode"}, nil, "after-cap"},
+		{[]string{"--session-max", "0"}, nil, "at least 1"},
+		{nil, map[string]string{"SESSIONDESK_SESSION_MAX": "sixty"}, "not a whole number"},
+		{[]string{"--public-url", "http://inbox.example.com"}, nil, "only accepted on loopback"},
+		{[]string{"--public-url", "inbox"}, nil, "absolute"},
+		{[]string{"--log-format", "xml"}, nil, "text or json"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+	} {
+		_, err := Parse(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want an error about %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestLoopbackAddresses(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "localhost:8080", "[::1]:8080", "127.0.0.2:80"} {
+		if _, err := Parse([]string{"--addr", addr}, env(nil), io.Discard); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	c, err := Parse([]string{"--public-url", "https://inbox.example.com/"}, env(nil), io.Discard)
+	if err != nil || c.PublicURL.String() != "https://inbox.example.com" {
+		t.Errorf("https public URL: %v %v", c.PublicURL, err)
+	}
+}
