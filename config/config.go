@@ -18,8 +18,8 @@ import (
 
 // Config is every setting of the binary.
 type Config struct {
-	Addr      string // where the HTTP server listens
-	DataDir   string // the SQLite file and, later, attachments live here
+	Addr    string // where the HTTP server listens
+	DataDir string // the SQLite file and, later, attachments live here
 	// PublicURL is where browsers and the provider reach the inbox; nil means
 	// "http:// plus the address actually listened on".
 	PublicURL *url.URL
