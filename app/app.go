@@ -20,6 +20,7 @@ import (
 
 	"sessiondesk/auth"
 	"sessiondesk/channel"
+	"sessiondesk/channel/routee"
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/config"
 	"sessiondesk/handlers"
@@ -47,6 +48,9 @@ type App struct {
 	server    *http.Server
 	ln        net.Listener
 	publicURL *url.URL
+	// phone is the sandbox provider; nil with a real provider.
+	phone         *sandbox.Provider
+	webhookSecret string
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -83,7 +87,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if a.publicURL == nil {
 		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String()}
 	}
-	a.outbox = channel.NewOutbox(st, sandbox.Sender{}, a.log.With("component", "outbox"), channel.OutboxOptions{Now: opts.Now})
+	if err := a.setUpChannel(opts.Now); err != nil {
+		a.ln.Close()
+		st.Close()
+		return nil, err
+	}
 	a.server = &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -91,6 +99,42 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// setUpChannel builds the Routee client and the outbox. Without a Routee
+// configuration the provider is the in-process sandbox, which the same client
+// reaches over HTTP at the public URL.
+func (a *App) setUpChannel(now func() time.Time) error {
+	a.webhookSecret = a.cfg.WebhookSecret
+	if a.webhookSecret == "" {
+		secret, err := sandbox.RandomSecret(16)
+		if err != nil {
+			return err
+		}
+		a.webhookSecret = secret
+	}
+	hooks := a.publicURL.String() + "/webhooks/routee/" + a.webhookSecret
+	var rc routee.Config
+	if r := a.cfg.Routee; r != nil {
+		rc = routee.Config{AppID: r.AppID, AppSecret: r.AppSecret, SenderID: r.SenderID, APIURL: r.APIURL, AuthURL: r.AuthURL}
+		a.log.Info("channel: Routee", "api", r.APIURL, "webhooks", a.publicURL.String()+"/webhooks/routee/…")
+	} else {
+		phone, err := sandbox.New(sandbox.Config{InboundURL: hooks + "/inbound", Now: now}, a.Store, a.log.With("component", "sandbox"))
+		if err != nil {
+			return err
+		}
+		a.phone = phone
+		rc = phone.ClientConfig(a.publicURL.String())
+		a.log.Info("channel: sandbox (set ROUTEE_APP_ID to use Routee)", "phone", a.publicURL.String()+"/sandbox")
+	}
+	rc.CallbackURL, rc.InboundURL, rc.TTL, rc.Now = hooks+"/status", hooks+"/inbound", a.cfg.TTL, now
+	client, err := routee.New(rc)
+	if err != nil {
+		return fmt.Errorf("routee channel: %w", err)
+	}
+	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"),
+		channel.OutboxOptions{Now: now, GiveUpAfter: a.cfg.SendGiveUp})
+	return nil
 }
 
 // Addr is the address the server listens on.
@@ -112,15 +156,16 @@ func (a *App) routes() http.Handler {
 	e.Use(a.requestLog)
 	e.Use(securityHeaders)
 	a.handlers = handlers.New(handlers.Deps{
-		Store:     a.Store,
-		Broker:    a.Broker,
-		Auth:      auth.Dev{},
-		Log:       a.log,
-		Rates:     a.cfg.Rates,
-		PublicURL: a.publicURL,
-		Sandbox:   true,
-		LocalMode: true,
-		Static:    http.FileServerFS(staticFS),
+		Store:         a.Store,
+		Broker:        a.Broker,
+		Auth:          auth.Dev{},
+		Log:           a.log,
+		Rates:         a.cfg.Rates,
+		PublicURL:     a.publicURL,
+		Phone:         a.phone,
+		LocalMode:     true,
+		WebhookSecret: a.webhookSecret,
+		Static:        http.FileServerFS(staticFS),
 	})
 	a.handlers.Register(e)
 	// Every state-changing request from another site is refused (the browser

@@ -28,9 +28,31 @@ type Config struct {
 	Rules session.Settings
 	Rates session.Rates
 
+	// Routee is the provider's configuration; nil runs the sandbox.
+	Routee *Routee
+	// WebhookSecret is the path segment that authenticates the provider's
+	// callbacks; "" in the sandbox means "make one up at start".
+	WebhookSecret string
+	// TTL is how long the provider tries to deliver a business message (S8).
+	TTL time.Duration
+	// SendGiveUp is how long the outbox retries a message the provider cannot
+	// be reached for before it fails visibly.
+	SendGiveUp time.Duration
+
 	LogLevel  string
 	LogFormat string // text or json
 }
+
+// Routee holds the Routee channel's settings.
+type Routee struct {
+	AppID, AppSecret string
+	SenderID         string // senderInfoTrackingId
+	APIURL, AuthURL  string
+}
+
+// minWebhookSecret is the shortest webhook secret accepted: it is the only
+// thing between the internet and the webhooks.
+const minWebhookSecret = 16
 
 // DBPath is the SQLite file inside the data folder.
 func (c Config) DBPath() string { return strings.TrimRight(c.DataDir, "/") + "/sessiondesk.db" }
@@ -111,6 +133,17 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	float(&c.Rates.Text, "rate-text", "SESSIONDESK_RATE_TEXT", 0, "price of a text-only session")
 	float(&c.Rates.Media, "rate-media", "SESSIONDESK_RATE_MEDIA", 0, "price of a session with an image or file")
 	str(&c.Rates.Currency, "currency", "SESSIONDESK_CURRENCY", "EUR", "currency of the rates")
+	var r Routee
+	str(&r.AppID, "routee-app-id", "ROUTEE_APP_ID", "", "Routee application id; set it to use Routee instead of the sandbox")
+	str(&r.AppSecret, "routee-app-secret", "ROUTEE_APP_SECRET", "", "Routee application secret")
+	str(&r.SenderID, "routee-sender-id", "ROUTEE_SENDER_ID", "", "Routee senderInfoTrackingId of the business's Viber sender")
+	str(&r.APIURL, "routee-api-url", "ROUTEE_API_URL", "https://connect.routee.net", "Routee API base URL")
+	str(&r.AuthURL, "routee-auth-url", "ROUTEE_AUTH_URL", "https://auth.routee.net", "Routee OAuth base URL")
+	str(&c.WebhookSecret, "webhook-secret", "SESSIONDESK_WEBHOOK_SECRET", "",
+		"secret path segment of the provider's webhooks (at least 16 characters)")
+	dur(&c.TTL, "ttl", "SESSIONDESK_TTL", 24*time.Hour, "how long the provider tries to deliver a message (30s to 24h)")
+	dur(&c.SendGiveUp, "send-give-up", "SESSIONDESK_SEND_GIVE_UP", time.Hour,
+		"how long to retry a message the provider cannot be reached for")
 	str(&c.LogLevel, "log-level", "SESSIONDESK_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "SESSIONDESK_LOG_FORMAT", "text", "text or json")
 
@@ -137,9 +170,18 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if publicURL != "" {
 		u, err := ParsePublicURL(publicURL)
 		if err != nil {
-			return Config{}, err
+			return Config{}, fmt.Errorf("--public-url: %w", err)
 		}
 		c.PublicURL = u
+	}
+	if c.TTL < 30*time.Second || c.TTL > 24*time.Hour {
+		return Config{}, fmt.Errorf("--ttl %s: the provider accepts 30s to 24h", c.TTL)
+	}
+	if c.SendGiveUp <= 0 {
+		return Config{}, fmt.Errorf("--send-give-up must be positive, got %s", c.SendGiveUp)
+	}
+	if err := c.checkRoutee(r); err != nil {
+		return Config{}, err
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -172,15 +214,63 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ParsePublicURL checks a public URL: absolute, http(s), and https unless on loopback.
+// ParsePublicURL checks an address the provider or browsers use: absolute,
+// http(s), and https unless on loopback (tests, the sandbox, a laptop), since
+// the provider fetches media over https only.
 func ParsePublicURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("--public-url %q: want an absolute http(s) URL such as https://inbox.example.com", raw)
+		return nil, fmt.Errorf("%q: want an absolute http(s) URL such as https://inbox.example.com", raw)
 	}
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("--public-url %q: plain http is only accepted on loopback; the provider fetches media over https", raw)
+		return nil, fmt.Errorf("%q: plain http is only accepted on loopback; use https", raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil
+}
+
+// checkRoutee sets c.Routee when ROUTEE_APP_ID is given, and refuses an
+// incomplete provider configuration, naming everything that is missing.
+func (c *Config) checkRoutee(r Routee) error {
+	if r.AppID == "" {
+		if r.AppSecret != "" || r.SenderID != "" {
+			return errors.New("ROUTEE_APP_SECRET or ROUTEE_SENDER_ID is set but ROUTEE_APP_ID is not: " +
+				"set ROUTEE_APP_ID to use Routee, or unset the others to use the sandbox")
+		}
+		if c.WebhookSecret != "" && len(c.WebhookSecret) < minWebhookSecret {
+			return fmt.Errorf("SESSIONDESK_WEBHOOK_SECRET must be at least %d characters", minWebhookSecret)
+		}
+		return nil
+	}
+	var missing []string
+	if r.AppSecret == "" {
+		missing = append(missing, "ROUTEE_APP_SECRET")
+	}
+	if r.SenderID == "" {
+		missing = append(missing, "ROUTEE_SENDER_ID")
+	}
+	if c.PublicURL == nil {
+		missing = append(missing, "SESSIONDESK_PUBLIC_URL (the https address Routee reaches this inbox at)")
+	}
+	if c.WebhookSecret == "" {
+		missing = append(missing, "SESSIONDESK_WEBHOOK_SECRET")
+	}
+	if len(missing) > 0 {
+		verb := "are"
+		if len(missing) == 1 {
+			verb = "is"
+		}
+		return fmt.Errorf("the Routee channel is incomplete: ROUTEE_APP_ID is set but %s %s missing",
+			strings.Join(missing, ", "), verb)
+	}
+	if len(c.WebhookSecret) < minWebhookSecret {
+		return fmt.Errorf("SESSIONDESK_WEBHOOK_SECRET must be at least %d characters", minWebhookSecret)
+	}
+	for name, raw := range map[string]string{"ROUTEE_API_URL": r.APIURL, "ROUTEE_AUTH_URL": r.AuthURL} {
+		if _, err := ParsePublicURL(raw); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	c.Routee = &r
+	return nil
 }

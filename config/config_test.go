@@ -54,6 +54,13 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--session-max", "0"}, nil, "at least 1"},
 		{nil, map[string]string{"SESSIONDESK_SESSION_MAX": "sixty"}, "not a whole number"},
 		{[]string{"--public-url", "http://inbox.example.com"}, nil, "only accepted on loopback"},
+		{nil, map[string]string{"ROUTEE_APP_ID": "app"}, "ROUTEE_APP_SECRET, ROUTEE_SENDER_ID, SESSIONDESK_PUBLIC_URL"},
+		{nil, map[string]string{"ROUTEE_APP_ID": "app", "ROUTEE_APP_SECRET": "s", "ROUTEE_SENDER_ID": "x",
+			"SESSIONDESK_PUBLIC_URL": "https://inbox.example.com"}, "SESSIONDESK_WEBHOOK_SECRET is missing"},
+		{nil, map[string]string{"ROUTEE_APP_ID": "app", "ROUTEE_APP_SECRET": "s", "ROUTEE_SENDER_ID": "x",
+			"SESSIONDESK_PUBLIC_URL": "https://inbox.example.com", "SESSIONDESK_WEBHOOK_SECRET": "short"}, "at least 16"},
+		{nil, map[string]string{"ROUTEE_APP_SECRET": "s"}, "ROUTEE_APP_ID is not"},
+		{[]string{"--ttl", "10s"}, nil, "30s to 24h"},
 		{[]string{"--public-url", "inbox"}, nil, "absolute"},
 		{[]string{"--log-format", "xml"}, nil, "text or json"},
 		{[]string{"extra"}, nil, "unexpected argument"},
@@ -74,5 +81,19 @@ func TestLoopbackAddresses(t *testing.T) {
 	c, err := Parse([]string{"--public-url", "https://inbox.example.com/"}, env(nil), io.Discard)
 	if err != nil || c.PublicURL.String() != "https://inbox.example.com" {
 		t.Errorf("https public URL: %v %v", c.PublicURL, err)
+	}
+}
+
+func TestRouteeComplete(t *testing.T) {
+	c, err := Parse(nil, env(map[string]string{"ROUTEE_APP_ID": "app", "ROUTEE_APP_SECRET": "secret", "ROUTEE_SENDER_ID": "sender",
+		"SESSIONDESK_PUBLIC_URL": "https://inbox.example.com", "SESSIONDESK_WEBHOOK_SECRET": "0123456789abcdef"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Routee == nil || c.Routee.APIURL != "https://connect.routee.net" || c.Routee.AuthURL != "https://auth.routee.net" {
+		t.Errorf("routee = %+v", c.Routee)
+	}
+	if c, _ := Parse(nil, env(nil), io.Discard); c.Routee != nil {
+		t.Error("the sandbox default has a Routee configuration")
 	}
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,8 +12,8 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/channel/sandbox"
 	"sessiondesk/phone"
-	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
 )
@@ -101,7 +102,7 @@ func (s *Server) sandboxPage(c echo.Context) error {
 
 // deliverToPhone marks the business messages sent to this number delivered.
 func (s *Server) deliverToPhone(ctx context.Context, e164 string) error {
-	var sent []int64
+	var sent []store.Message
 	err := s.Store.Read(ctx, func(r *store.Reader) error {
 		cv, err := r.ConversationByPhone(ctx, e164)
 		if errors.Is(err, store.ErrNotFound) {
@@ -113,7 +114,7 @@ func (s *Server) deliverToPhone(ctx context.Context, e164 string) error {
 		msgs, err := r.Messages(ctx, cv.ID, threadLimit)
 		for _, m := range msgs {
 			if m.Direction == store.Outbound && m.Status == store.StatusSent {
-				sent = append(sent, m.ID)
+				sent = append(sent, m)
 			}
 		}
 		return err
@@ -121,12 +122,13 @@ func (s *Server) deliverToPhone(ctx context.Context, e164 string) error {
 	if err != nil {
 		return err
 	}
-	return s.advance(ctx, sent, store.StatusDelivered)
+	return s.report(ctx, sent, store.StatusDelivered)
 }
 
-func (s *Server) advance(ctx context.Context, ids []int64, status string) error {
-	for _, id := range ids {
-		if _, err := s.Store.ApplyStatus(ctx, store.StatusUpdate{Ref: store.MessageRef{ID: id}, Status: status}); err != nil {
+// report tells the provider what the phone did with these messages.
+func (s *Server) report(ctx context.Context, msgs []store.Message, status string) error {
+	for _, m := range msgs {
+		if err := s.Phone.Report(ctx, m, status); err != nil {
 			return err
 		}
 	}
@@ -170,22 +172,21 @@ type clientWrite struct {
 	Text string `json:"text"`
 }
 
-func (s *Server) receiveSandbox(ctx context.Context, w clientWrite) (store.Received, error) {
+// receiveSandbox checks what the phone wrote and has the fake Routee deliver it.
+func (s *Server) receiveSandbox(ctx context.Context, w clientWrite) (store.Message, error) {
 	num, err := phone.Parse(w.From)
 	if err != nil {
-		return store.Received{}, &store.InvalidError{Field: "from", Message: err.Error()}
+		return store.Message{}, &store.InvalidError{Field: "from", Message: err.Error()}
 	}
 	text := strings.TrimSpace(w.Text)
 	if text == "" {
-		return store.Received{}, &store.InvalidError{Field: "text", Message: "The message is empty."}
+		return store.Message{}, &store.InvalidError{Field: "text", Message: "The message is empty."}
 	}
 	if n := utf8.RuneCountInString(text); n > maxClientText {
-		return store.Received{}, &store.InvalidError{Field: "text",
-			Message: "The message is too long for a Viber message in the sandbox."}
+		return store.Message{}, &store.InvalidError{Field: "text",
+			Message: fmt.Sprintf("The message has %d characters; the sandbox phone sends at most %d.", n, maxClientText)}
 	}
-	return s.Store.ReceiveClientMessage(ctx, store.ClientMessage{
-		Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Kind: session.Text, Text: text,
-	})
+	return s.Phone.ClientWrites(ctx, sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text})
 }
 
 // sandboxSendForm is the phone's send button.
@@ -213,13 +214,11 @@ func (s *Server) sandboxAPIMessage(c echo.Context) error {
 	if err := decodeJSON(c, &w); err != nil {
 		return err
 	}
-	rec, err := s.receiveSandbox(c.Request().Context(), w)
+	m, err := s.receiveSandbox(c.Request().Context(), w)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]any{
-		"message": toAPIMessage(rec.Message), "session_opened": rec.SessionOpened,
-	})
+	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(m)})
 }
 
 // sandboxSeen is posted by the phone page when it has shown a business message.
@@ -228,9 +227,20 @@ func (s *Server) sandboxSeen(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
+	var m store.Message
+	if err := s.Store.Read(ctx, func(r *store.Reader) error {
+		m, err = r.Message(ctx, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if m.Direction != store.Outbound {
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, "Only business messages can be seen by the client.")
+	}
 	// Shown implies received: delivered first, so the agent sees both ticks.
 	for _, status := range []string{store.StatusDelivered, store.StatusSeen} {
-		if err := s.advance(c.Request().Context(), []int64{id}, status); err != nil {
+		if err := s.Phone.Report(ctx, m, status); err != nil {
 			return err
 		}
 	}
@@ -257,7 +267,7 @@ func (s *Server) sandboxSocket(c echo.Context) error {
 			conversation = cv.ID
 		}
 		var comps []templ.Component
-		var delivered []int64
+		var delivered []store.Message
 		for _, ev := range events {
 			if ev.ConversationID != conversation || ev.MessageID == 0 {
 				continue
@@ -267,7 +277,7 @@ func (s *Server) sandboxSocket(c echo.Context) error {
 				return nil, nil, err
 			}
 			if m.Direction == store.Outbound && m.Status == store.StatusSent {
-				delivered = append(delivered, m.ID)
+				delivered = append(delivered, m)
 			}
 			if ev.Kind == store.EventMessage {
 				comps = append(comps, views.SandboxAppend(messageView(m)))
@@ -277,7 +287,7 @@ func (s *Server) sandboxSocket(c echo.Context) error {
 		}
 		after := func() {
 			// The phone has received them.
-			if err := s.advance(context.WithoutCancel(ctx), delivered, store.StatusDelivered); err != nil {
+			if err := s.report(context.WithoutCancel(ctx), delivered, store.StatusDelivered); err != nil {
 				s.Log.Warn("sandbox delivery", "err", err)
 			}
 		}

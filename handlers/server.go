@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/channel/sandbox"
 	"sessiondesk/live"
 	"sessiondesk/session"
 	"sessiondesk/store"
@@ -31,8 +32,11 @@ type Deps struct {
 	Log       *slog.Logger
 	Rates     session.Rates
 	PublicURL *url.URL
-	Sandbox   bool // the sandbox channel is active: serve the phone
+	// Phone is the sandbox provider; nil when a real provider is configured.
+	Phone     *sandbox.Provider
 	LocalMode bool // the local dev login is in use: show the banner
+	// WebhookSecret is the secret path segment of the provider's webhooks.
+	WebhookSecret string
 	// Static serves /static/.
 	Static http.Handler
 }
@@ -63,6 +67,12 @@ func (s *Server) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = s.errorHandler
 	e.GET("/healthz", s.health)
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", s.Static)))
+	e.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+
+	// The provider's callbacks: outside the login, guarded by the secret path.
+	hooks := e.Group("/webhooks/routee/:secret", s.checkWebhookSecret)
+	hooks.POST("/inbound", s.routeeInbound)
+	hooks.POST("/status", s.routeeStatus)
 
 	app := e.Group("", s.authenticate)
 	app.GET("/", s.inbox)
@@ -77,7 +87,10 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/conversations/:id/messages", s.apiMessages)
 	api.POST("/conversations/:id/messages", s.apiSend)
 
-	if s.Sandbox {
+	if s.Phone != nil {
+		// The fake Routee answers the Routee client like the real one would:
+		// with its own OAuth, not the agents' login.
+		e.Any(sandbox.MountPath+"/*", echo.WrapHandler(s.Phone.Handler()))
 		sb := app.Group("/sandbox")
 		sb.GET("", s.sandboxPage)
 		sb.POST("/clients", s.sandboxClient)
@@ -129,7 +142,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		Title:     title,
 		AgentName: currentAgent(c).Name,
 		LocalMode: s.LocalMode,
-		Sandbox:   s.Sandbox,
+		Sandbox:   s.Phone != nil,
 	}
 }
 

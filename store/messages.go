@@ -72,6 +72,9 @@ type Message struct {
 	LastError string
 	// NextAttemptAt is when the outbox may try a queued message again.
 	NextAttemptAt time.Time
+	// MediaURL and FileName describe a client's image or file as the provider
+	// announced it.
+	MediaURL, FileName string
 }
 
 const messageSelect = `
@@ -79,7 +82,7 @@ SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status,
        m.status_at, m.counted, coalesce(m.agent_id, 0), coalesce(a.name, ''), m.sent_at, m.created_at,
        coalesce(m.provider_id, ''),
        m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id),
-       m.attempts, m.last_error, m.next_attempt_at
+       m.attempts, m.last_error, m.next_attempt_at, m.media_url, m.file_name
 FROM messages m
 JOIN sessions s ON s.id = m.session_id
 LEFT JOIN agents a ON a.id = m.agent_id`
@@ -93,7 +96,7 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, er
 	)
 	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
 		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
-		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt}, extra...)
+		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName}, extra...)
 	err := row.Scan(dest...)
 	m.Kind = session.Kind(kind)
 	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
@@ -132,13 +135,27 @@ func (r *Reader) Message(ctx context.Context, id int64) (Message, error) {
 	return m, nil
 }
 
+// MessageByDedupeKey returns the inbound message stored for a delivery key, or ErrNotFound.
+func (r *Reader) MessageByDedupeKey(ctx context.Context, key string) (Message, error) {
+	m, err := scanMessage(r.q.QueryRowContext(ctx, messageSelect+` WHERE m.dedupe_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("delivery %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("delivery %q: %w", key, err)
+	}
+	return m, nil
+}
+
 // ClientMessage is a message a client sent, as a channel received it.
 type ClientMessage struct {
 	Phone   string // E.164, already normalised
 	Name    string // the client's display name, "" when the provider gives none
 	Country string
 	Kind    session.Kind
-	Text    string
+	Text    string // the message, or an attachment's caption
+	// MediaURL and FileName are an image's or file's, for those kinds.
+	MediaURL, FileName string
 	// SentAt is the provider's timestamp; zero when it was missing or unparsable.
 	SentAt time.Time
 	// DedupeKey identifies this delivery: the same key twice is stored once.
@@ -166,6 +183,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 	}
 	if in.Kind == session.Text && strings.TrimSpace(in.Text) == "" {
 		return Received{}, &InvalidError{Field: "text", Message: "the message is empty"}
+	}
+	if in.Kind != session.Text && in.MediaURL == "" {
+		return Received{}, &InvalidError{Field: "media", Message: "an image or file message needs its media URL"}
 	}
 	var out Received
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
@@ -205,9 +225,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
-			                      counted, sent_at, created_at, dedupe_key)
-			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?)`,
-			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe)
+			                      counted, sent_at, created_at, dedupe_key, media_url, file_name)
+			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?, ?, ?)`,
+			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe, in.MediaURL, in.FileName)
 		if err != nil {
 			return false, fmt.Errorf("save client message: %w", err)
 		}
@@ -360,11 +380,15 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 		return false, &InvalidError{Field: "status", Message: fmt.Sprintf("unknown status %q", u.Status)}
 	}
 	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		id, convID, current, err := findOutbound(ctx, tx, u.Ref)
+		id, convID, current, known, err := findOutbound(ctx, tx, u.Ref)
 		if err != nil {
 			return false, err
 		}
-		if u.ProviderID != "" {
+		if known != "" && u.ProviderID != "" && known != u.ProviderID {
+			// A report about another hand-over of this message than the one recorded.
+			return false, fmt.Errorf("message %d was sent as %q, not %q: %w", id, known, u.ProviderID, ErrNotFound)
+		}
+		if u.ProviderID != "" && known == "" {
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET provider_id = ? WHERE id = ?`, u.ProviderID, id); err != nil {
 				return false, fmt.Errorf("record provider id of message %d: %w", id, err)
 			}
@@ -391,7 +415,7 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 // releases its slot in the session and in the unanswered run (S6).
 func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		id, convID, _, err := findOutbound(ctx, tx, ref)
+		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if err != nil {
 			return false, err
 		}
@@ -404,19 +428,22 @@ func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string
 	})
 }
 
-func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversationID int64, status string, err error) {
-	q, arg := `SELECT id, conversation_id, status FROM messages WHERE direction = 'out' AND id = ?`, any(ref.ID)
+// findOutbound finds a business message by our id or the provider's, and
+// returns its conversation, status and recorded provider id.
+func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversationID int64, status, providerID string, err error) {
+	const cols = `SELECT id, conversation_id, status, coalesce(provider_id, '') FROM messages WHERE direction = 'out'`
+	q, arg := cols+` AND id = ?`, any(ref.ID)
 	if ref.ID == 0 {
-		q, arg = `SELECT id, conversation_id, status FROM messages WHERE direction = 'out' AND provider_id = ?`, ref.ProviderID
+		q, arg = cols+` AND provider_id = ?`, ref.ProviderID
 	}
-	err = tx.QueryRowContext(ctx, q, arg).Scan(&id, &conversationID, &status)
+	err = tx.QueryRowContext(ctx, q, arg).Scan(&id, &conversationID, &status, &providerID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, "", fmt.Errorf("business message %+v: %w", ref, ErrNotFound)
+		return 0, 0, "", "", fmt.Errorf("business message %+v: %w", ref, ErrNotFound)
 	}
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("find business message %+v: %w", ref, err)
+		return 0, 0, "", "", fmt.Errorf("find business message %+v: %w", ref, err)
 	}
-	return id, conversationID, status, nil
+	return id, conversationID, status, providerID, nil
 }
 
 // Outgoing is a queued business message with where it goes.
@@ -452,6 +479,15 @@ func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// SaveContact stores a contact's name before it writes (the sandbox phone
+// names its clients; Routee's inbound messages carry no name).
+func (s *Store) SaveContact(ctx context.Context, phone, name, country string) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		_, err := upsertContact(ctx, tx, phone, name, country, s.opts.Now())
+		return false, err
+	})
 }
 
 // SendFailed records a failed try to hand a business message to the provider: it

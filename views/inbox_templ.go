@@ -8,7 +8,7 @@ package views
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-// Inbox renders the InboxPage model: the three-pane inbox: conversation list, thread, session panel.
+// Inbox renders an InboxPage: the three panes (conversation list, thread, session panel).
 // Every link is a plain link and every form a plain form, so the page works
 // without JS; htmx and the websocket only make it live.
 func Inbox(p InboxPage) templ.Component {

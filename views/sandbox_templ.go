@@ -8,7 +8,7 @@ package views
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-// Sandbox renders the SandboxPage model: the simulated Viber phone: pick or create a client on the left,
+// Sandbox renders a SandboxPage, the simulated Viber phone: pick or create a client on the left,
 // then write as that client on the phone; the business's replies arrive live.
 func Sandbox(p SandboxPage) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {

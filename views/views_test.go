@@ -709,6 +709,24 @@ func TestWriteDemo(t *testing.T) {
 		"error.html":          ErrorPage(demoChrome(), 404, "This conversation does not exist, or was deleted."),
 		"ticking.html":        Inbox(demoInbox(state(3, demoNow.Add(-24*time.Hour+3*time.Second), 19, 1), demoNow)),
 	}
+	// What GET /c/1/state answers once the session has ended.
+	closed := demoInbox(state(3, demoNow.Add(-24*time.Hour-time.Second), 19, 1), demoNow)
+	var many []ConversationRow
+	for i := range 8 {
+		for _, r := range demoRows(demoNow) {
+			r.ID += int64(i * 10)
+			r.Selected = r.ID == 1
+			many = append(many, r)
+		}
+	}
+	manyPage := demoInbox(state(3, at("10:02"), 19, 1), demoNow)
+	manyPage.Rows = many
+	pages["inbox-many.html"] = Inbox(manyPage)
+	pages["list.html"] = ConversationList(manyPage.Chrome, many, true)
+	pages["state.html"] = templ.Join(
+		SessionPanel(closed.Chrome, closed.Selected.Panel, true),
+		ComposerActions(closed.Chrome, closed.Selected.Composer, true),
+	)
 	for name, c := range pages {
 		var buf bytes.Buffer
 		if err := c.Render(context.Background(), &buf); err != nil {

@@ -1,27 +1,150 @@
-// Package sandbox is the built-in channel used when no provider is configured:
-// a simulated Viber phone in the browser plays the clients.
+// Package sandbox is the built-in provider used when none is configured: a
+// fake Routee (package fakeroutee) served in-process, and the actions of the
+// simulated Viber phone that plays the clients.
 //
-// Business messages go through the same queued → sent → delivered → seen path
-// as with a real provider: the outbox sends them here (sent); the sandbox phone
-// page receives them (delivered) and shows them (seen).
+// Nothing here shortcuts the real path. The outbox sends business messages with
+// the real Routee client, over HTTP, to the fake; a client writing on the phone
+// makes the fake post Routee's inbound JSON to the inbound webhook; the phone
+// receiving and showing a message makes the fake post Delivered and Seen to
+// the status webhook. So the default mode runs the same code as production.
 package sandbox
 
 import (
 	"context"
-	"strconv"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
 
-	"sessiondesk/channel"
+	"sessiondesk/channel/routee"
+	"sessiondesk/channel/routee/fakeroutee"
 	"sessiondesk/store"
 )
 
-// Sender accepts every well-formed business message for the sandbox phone.
-type Sender struct{}
+// MountPath is where the fake Routee is served on the inbox's own server.
+const MountPath = "/sandbox/routee"
 
-// Send implements channel.Sender. The phone fetches messages from the store, so
-// sending is only handing out an id.
-func (Sender) Send(_ context.Context, msg store.Outgoing) (string, error) {
-	if msg.Phone == "" {
-		return "", &channel.RejectedError{Reason: "no phone number"}
+// SenderID is the sandbox's senderInfoTrackingId.
+const SenderID = "sessiondesk-sandbox"
+
+// Provider is the in-process fake Routee and the phone's link to it.
+type Provider struct {
+	fake      *fakeroutee.Server
+	store     *store.Store
+	log       *slog.Logger
+	inboundURL string
+	appID      string
+	appSecret  string
+}
+
+// Config tells the sandbox where the inbox's webhooks are.
+type Config struct {
+	InboundURL string // the Routee inbound webhook of this inbox
+	Now        func() time.Time
+}
+
+// New returns a sandbox provider with fresh random credentials.
+func New(cfg Config, st *store.Store, log *slog.Logger) (*Provider, error) {
+	id, err := RandomSecret(8)
+	if err != nil {
+		return nil, err
 	}
-	return "sandbox-" + strconv.FormatInt(msg.ID, 10), nil
+	secret, err := RandomSecret(24)
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{
+		fake:       fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now}),
+		store:      st,
+		log:        log,
+		inboundURL: cfg.InboundURL,
+		appID:      id,
+		appSecret:  secret,
+	}, nil
+}
+
+// Handler serves the fake Routee; mount it at MountPath with the prefix stripped.
+func (p *Provider) Handler() http.Handler {
+	return http.StripPrefix(MountPath, p.fake.Handler())
+}
+
+// ClientConfig is the Routee client configuration that talks to this sandbox,
+// served at baseURL+MountPath. The caller adds the callback URLs and the TTL.
+func (p *Provider) ClientConfig(baseURL string) routee.Config {
+	return routee.Config{
+		AppID:     p.appID,
+		AppSecret: p.appSecret,
+		SenderID:  SenderID,
+		APIURL:    baseURL + MountPath,
+		AuthURL:   baseURL + MountPath,
+	}
+}
+
+// Write is a message a client writes on the phone.
+type Write struct {
+	Phone   string // E.164
+	Name    string
+	Country string
+	Text    string
+}
+
+// ClientWrites delivers a client's message the way Routee does: the fake posts
+// the inbound JSON to the inbound webhook. It returns the stored message.
+func (p *Provider) ClientWrites(ctx context.Context, w Write) (store.Message, error) {
+	if w.Name != "" {
+		// Routee's inbound messages carry no name; the phone knows it.
+		if err := p.store.SaveContact(ctx, w.Phone, w.Name, w.Country); err != nil {
+			return store.Message{}, err
+		}
+	}
+	in := fakeroutee.Inbound{From: w.Phone, To: SenderID, Text: w.Text, SentAt: p.store.Now()}
+	payload := p.fake.InboundPayload(in)
+	parsed, err := routee.ParseInbound(payload)
+	if err != nil {
+		return store.Message{}, fmt.Errorf("sandbox inbound: %w", err)
+	}
+	if err := p.fake.SendInbound(ctx, p.inboundURL, in); err != nil {
+		return store.Message{}, fmt.Errorf("sandbox inbound: %w", err)
+	}
+	var m store.Message
+	err = p.store.Read(ctx, func(r *store.Reader) error {
+		m, err = r.MessageByDedupeKey(ctx, parsed.DedupeKey)
+		return err
+	})
+	return m, err
+}
+
+// Report tells the inbox what the phone did with a business message (status
+// Delivered or Seen), through the fake's status callback. A message the fake
+// does not know, sent before a restart of the process or seeded as demo
+// history, is recorded directly: the fake keeps no memory across restarts.
+func (p *Provider) Report(ctx context.Context, m store.Message, status string) error {
+	name := map[string]string{store.StatusDelivered: "Delivered", store.StatusSeen: "Seen"}[status]
+	if name == "" {
+		return fmt.Errorf("sandbox: the phone cannot report %q", status)
+	}
+	if m.ProviderID != "" {
+		err := p.fake.ReportStatus(ctx, m.ProviderID, name, "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fakeroutee.ErrUnknownTrackingID) {
+			return fmt.Errorf("sandbox status callback: %w", err)
+		}
+	}
+	p.log.Debug("sandbox: recording status directly", "message", m.ID, "status", status)
+	_, err := p.store.ApplyStatus(ctx, store.StatusUpdate{Ref: store.MessageRef{ID: m.ID}, Status: status})
+	return err
+}
+
+// RandomSecret returns n random bytes, hex-encoded.
+func RandomSecret(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }

@@ -336,6 +336,45 @@
     }
   });
 
+  // ------------------------------------------- keep the list's place across frames
+
+  // Frames replace the whole conversation list: keep its scroll position and the
+  // focused row, so a keyboard user is not thrown back to the top.
+  var listState = null;
+
+  document.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var target = e.detail && e.detail.target;
+    if (!target || target.id !== 'conversation-list') {
+      return;
+    }
+    var rows = target.querySelector('.rows');
+    var focused = document.activeElement && target.contains(document.activeElement)
+      ? document.activeElement.closest('[data-conversation-id]')
+      : null;
+    listState = {
+      scrollTop: rows ? rows.scrollTop : 0,
+      focusID: focused ? focused.getAttribute('data-conversation-id') : null
+    };
+  });
+
+  document.addEventListener('htmx:oobAfterSwap', function () {
+    if (!listState) {
+      return;
+    }
+    var state = listState;
+    listState = null;
+    var rows = document.querySelector('#conversation-list .rows');
+    if (rows) {
+      rows.scrollTop = state.scrollTop;
+    }
+    if (state.focusID) {
+      var link = document.querySelector('#conversation-list [data-conversation-id="' + state.focusID + '"] a');
+      if (link) {
+        link.focus({ preventScroll: true });
+      }
+    }
+  });
+
   // ------------------------------------------------------------ wiring with htmx
 
   function refresh() {
