@@ -32,9 +32,9 @@ const SenderID = "sessiondesk-sandbox"
 
 // Provider is the in-process fake Routee and the phone's link to it.
 type Provider struct {
-	fake      *fakeroutee.Server
-	store     *store.Store
-	log       *slog.Logger
+	fake       *fakeroutee.Server
+	store      *store.Store
+	log        *slog.Logger
 	inboundURL string
 	appID      string
 	appSecret  string
