@@ -35,6 +35,11 @@ type Options struct {
 	Now func() time.Time
 	// Log receives the structured logs; nil discards them.
 	Log *slog.Logger
+	// Outbox tunes retries; zero values are the production defaults.
+	Outbox channel.OutboxOptions
+	// Listener, when set, is served instead of listening on the configured
+	// address (tests that must know the public URL before starting).
+	Listener net.Listener
 }
 
 // App is one running Sessiondesk.
@@ -78,16 +83,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			a.log.Info("added demo clients to the new database (--no-demo skips them)")
 		}
 	}
-	a.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	a.ln = opts.Listener
+	if a.ln == nil {
+		if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		}
 	}
 	a.publicURL = cfg.PublicURL
 	if a.publicURL == nil {
 		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String()}
 	}
-	if err := a.setUpChannel(opts.Now); err != nil {
+	if err := a.setUpChannel(opts); err != nil {
 		a.ln.Close()
 		st.Close()
 		return nil, err
@@ -104,7 +111,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 // setUpChannel builds the Routee client and the outbox. Without a Routee
 // configuration the provider is the in-process sandbox, which the same client
 // reaches over HTTP at the public URL.
-func (a *App) setUpChannel(now func() time.Time) error {
+func (a *App) setUpChannel(opts Options) error {
+	now := opts.Now
 	a.webhookSecret = a.cfg.WebhookSecret
 	if a.webhookSecret == "" {
 		secret, err := sandbox.RandomSecret(16)
@@ -132,8 +140,9 @@ func (a *App) setUpChannel(now func() time.Time) error {
 	if err != nil {
 		return fmt.Errorf("routee channel: %w", err)
 	}
-	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"),
-		channel.OutboxOptions{Now: now, GiveUpAfter: a.cfg.SendGiveUp})
+	ob := opts.Outbox
+	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
+	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
 	return nil
 }
 

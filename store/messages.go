@@ -72,8 +72,9 @@ type Message struct {
 	LastError string
 	// NextAttemptAt is when the outbox may try a queued message again.
 	NextAttemptAt time.Time
-	// MediaURL and FileName describe a client's image or file as the provider
-	// announced it.
+	// MediaURL and FileName locate an image's or file's bytes: for a client's,
+	// the provider's URL as announced; for a business message, the public URL
+	// the provider fetches it from.
 	MediaURL, FileName string
 }
 
@@ -450,10 +451,6 @@ func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversa
 type Outgoing struct {
 	Message
 	Phone string // the client's E.164 number
-	// MediaURL is the public URL of an image or file attachment; "" for text.
-	MediaURL string
-	// FileName is the attachment's file name, for files.
-	FileName string
 }
 
 // Queued returns up to limit business messages waiting to be sent, in the order

@@ -110,8 +110,8 @@ func TestSendRequestShape(t *testing.T) {
 	e := setup(t, nil)
 	msgs := []store.Outgoing{
 		text(41, "Hello <b>&</b> привет"),
-		{Message: store.Message{ID: 42, Kind: session.Image}, Phone: phone, MediaURL: "https://files.example.com/a/Xy9.png"},
-		{Message: store.Message{ID: 43, Kind: session.File}, Phone: phone, MediaURL: "http://127.0.0.1:8080/a/Zz1", FileName: "Invoice.PDF"},
+		{Message: store.Message{ID: 42, Kind: session.Image, MediaURL: "https://files.example.com/a/Xy9.png"}, Phone: phone},
+		{Message: store.Message{ID: 43, Kind: session.File, MediaURL: "http://127.0.0.1:8080/a/Zz1", FileName: "Invoice.PDF"}, Phone: phone},
 	}
 	var ids []string
 	for _, m := range msgs {
@@ -441,13 +441,13 @@ func TestLocalRefusals(t *testing.T) {
 		"no phone":        {Message: store.Message{ID: 1, Kind: session.Text, Body: "x"}},
 		"not E.164":       {Message: store.Message{ID: 1, Kind: session.Text, Body: "x"}, Phone: "80298603938"},
 		"image no URL":    {Message: store.Message{ID: 1, Kind: session.Image}, Phone: phone},
-		"image http":      {Message: store.Message{ID: 1, Kind: session.Image}, Phone: phone, MediaURL: "http://files.example.com/a.png"},
-		"image relative":  {Message: store.Message{ID: 1, Kind: session.Image}, Phone: phone, MediaURL: "/a/b.png"},
-		"image too long":  {Message: store.Message{ID: 1, Kind: session.Image}, Phone: phone, MediaURL: long},
-		"file no URL":     {Message: store.Message{ID: 1, Kind: session.File}, Phone: phone, FileName: "a.pdf"},
-		"file no name":    {Message: store.Message{ID: 1, Kind: session.File}, Phone: phone, MediaURL: "https://x.example/f"},
-		"file no ext":     {Message: store.Message{ID: 1, Kind: session.File}, Phone: phone, MediaURL: "https://x.example/f", FileName: "README"},
-		"file ftp":        {Message: store.Message{ID: 1, Kind: session.File}, Phone: phone, MediaURL: "ftp://x.example/f", FileName: "a.pdf"},
+		"image http":      {Message: store.Message{ID: 1, Kind: session.Image, MediaURL: "http://files.example.com/a.png"}, Phone: phone},
+		"image relative":  {Message: store.Message{ID: 1, Kind: session.Image, MediaURL: "/a/b.png"}, Phone: phone},
+		"image too long":  {Message: store.Message{ID: 1, Kind: session.Image, MediaURL: long}, Phone: phone},
+		"file no URL":     {Message: store.Message{ID: 1, Kind: session.File, FileName: "a.pdf"}, Phone: phone},
+		"file no name":    {Message: store.Message{ID: 1, Kind: session.File, MediaURL: "https://x.example/f"}, Phone: phone},
+		"file no ext":     {Message: store.Message{ID: 1, Kind: session.File, MediaURL: "https://x.example/f", FileName: "README"}, Phone: phone},
+		"file ftp":        {Message: store.Message{ID: 1, Kind: session.File, MediaURL: "ftp://x.example/f", FileName: "a.pdf"}, Phone: phone},
 	} {
 		_, err := e.client.Send(context.Background(), msg)
 		if rej, ok := channel.IsRejected(err); !ok || rej.Reason == "" {
@@ -463,7 +463,7 @@ func TestLocalRefusals(t *testing.T) {
 	// Loopback http and 1000 characters are fine.
 	ok := "https://files.example.com/" + strings.Repeat("a", 1000-len("https://files.example.com/"))
 	for _, u := range []string{ok, "http://localhost:8080/a.png", "http://[::1]/a.png", "http://127.0.0.1/a.png"} {
-		e.send(t, store.Outgoing{Message: store.Message{ID: 9, Kind: session.Image}, Phone: phone, MediaURL: u})
+		e.send(t, store.Outgoing{Message: store.Message{ID: 9, Kind: session.Image, MediaURL: u}, Phone: phone})
 	}
 	e.send(t, text(10, strings.Repeat("ж", 1000)))
 }
