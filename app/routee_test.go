@@ -365,6 +365,38 @@ func TestRouteeRejectionReleasesSlot(t *testing.T) {
 	if !bytes.Contains(body, []byte("Not Viber User")) {
 		t.Errorf("the reason is not shown: %s", body)
 	}
+
+	// Once the number works, the agent sends it again: a new message, counted anew.
+	ra.fake.RejectTo(phoneOf(1), "", "")
+	retryPath := "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages/" + strconv.FormatInt(id, 10) + "/retry"
+	status, body := ra.do(t, "POST", retryPath, "", "")
+	if status != http.StatusCreated {
+		t.Fatalf("retry: %d %s", status, body)
+	}
+	var retried struct {
+		Message struct {
+			ID   int64  `json:"id"`
+			Text string `json:"text"`
+		} `json:"message"`
+	}
+	_ = json.Unmarshal(body, &retried)
+	if retried.Message.ID == id || retried.Message.Text != "are you there?" {
+		t.Errorf("retry made %+v, want a new message with the same text", retried.Message)
+	}
+	waitFor(t, "the retried message to go out", func() bool {
+		return ra.fake.Count(strconv.FormatInt(retried.Message.ID, 10)) == 1
+	})
+	// A message that did not fail cannot be retried.
+	again := "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages/" + strconv.FormatInt(retried.Message.ID, 10) + "/retry"
+	if status, _ := ra.do(t, "POST", again, "", ""); status != http.StatusUnprocessableEntity {
+		t.Errorf("retry of a sent message: %d, want 422", status)
+	}
+	// Nor one of another conversation.
+	other := ra.clientWritesViaRoutee(t, phoneOf(2), "Hi")
+	wrong := "/api/v1/conversations/" + strconv.FormatInt(other, 10) + "/messages/" + strconv.FormatInt(id, 10) + "/retry"
+	if status, _ := ra.do(t, "POST", wrong, "", ""); status != http.StatusNotFound {
+		t.Errorf("retry through another conversation: %d, want 404", status)
+	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

@@ -55,6 +55,8 @@ type apiMessage struct {
 	Text           string    `json:"text"`
 	Status         string    `json:"status"`
 	StatusReason   string    `json:"status_reason,omitempty"`
+	Attempts       int       `json:"attempts,omitempty"`   // failed tries to reach the provider
+	LastError      string    `json:"last_error,omitempty"` // why the last try failed
 	Session        int       `json:"session"`
 	Agent          string    `json:"agent,omitempty"`
 	SentAt         time.Time `json:"sent_at"`
@@ -64,7 +66,7 @@ type apiMessage struct {
 func toAPIMessage(m store.Message) apiMessage {
 	return apiMessage{
 		ID: m.ID, ConversationID: m.ConversationID, Direction: m.Direction, Type: string(m.Kind), Text: m.Body,
-		Status: m.Status, StatusReason: m.StatusReason, Session: m.SessionNumber, Agent: m.AgentName,
+		Status: m.Status, StatusReason: m.StatusReason, Attempts: m.Attempts, LastError: m.LastError, Session: m.SessionNumber, Agent: m.AgentName,
 		SentAt: m.SentAt, CreatedAt: m.CreatedAt,
 	}
 }
@@ -213,4 +215,31 @@ func (s *Server) apiSend(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(msgs[0])})
+}
+
+// apiRetry is POST /api/v1/conversations/{id}/messages/{mid}/retry with an
+// optional {"confirm_new_session": true}: the failed message is sent again as a
+// new message, through the rules.
+func (s *Server) apiRetry(c echo.Context) error {
+	convID, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	id, err := messageID(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		ConfirmNewSession bool `json:"confirm_new_session"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	m, err := s.retry(c, convID, id, req.ConfirmNewSession)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(m)})
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -99,7 +100,7 @@ func (s *Server) rows(ctx context.Context, r *store.Reader, selected int64) ([]v
 		}
 		if cv.Last != nil {
 			row.Preview = preview(*cv.Last)
-			row.LastAt = cv.Last.CreatedAt
+			row.LastAt = cv.Last.CreatedAt.In(time.Local)
 		}
 		rows = append(rows, row)
 	}
@@ -145,6 +146,7 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
 	rules := s.Store.Rules()
 	st := session.StatusAt(cv.State, rules, now)
+	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
 	p := views.Panel{
 		ConversationID: cv.ID,
 		Status:         st,
@@ -168,22 +170,34 @@ func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 		ConversationID: cv.ID,
 		Status:         session.StatusAt(cv.State, rules, now),
 		MaxUnanswered:  rules.MaxUnanswered,
+		MaxTextLen:     rules.MaxTextLen,
 	}
 }
 
 func messageView(m store.Message) views.Message {
-	return views.Message{
+	v := views.Message{
 		ID:         m.ID,
 		Out:        m.Direction == store.Outbound,
 		Kind:       string(m.Kind),
 		Text:       m.Body,
-		At:         m.CreatedAt,
+		At:         m.CreatedAt.In(time.Local), // pages show the server's zone (TZ)
 		Status:     outStatus(m),
 		Reason:     m.StatusReason,
 		AgentName:  m.AgentName,
 		SessionNum: m.SessionNumber,
 		NewSession: m.FirstOfSession,
 	}
+	if m.Direction == store.Outbound && m.Status == store.StatusQueued && m.Attempts > 0 {
+		tries := "tries"
+		if m.Attempts == 1 {
+			tries = "try"
+		}
+		v.Retrying = fmt.Sprintf("Not sent yet: %d %s failed (%s); trying again.", m.Attempts, tries, m.LastError)
+	}
+	if store.Retryable(m) {
+		v.RetryURL = fmt.Sprintf("/c/%d/messages/%d/retry", m.ConversationID, m.ID)
+	}
+	return v
 }
 
 // outStatus is "" for the client's messages, which have no delivery ticks.
@@ -203,7 +217,8 @@ func (s *Server) sendForm(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	text := c.FormValue("text")
+	// Browsers submit line breaks as CRLF; the limit counts what the client sees.
+	text := strings.ReplaceAll(c.FormValue("text"), "\r\n", "\n")
 	confirm := c.FormValue("confirm_new_session") == "1"
 	_, sendErr := s.Store.AcceptBusinessMessages(ctx, store.BusinessSend{
 		ConversationID:    id,
@@ -265,4 +280,68 @@ func (s *Server) conversationState(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, comps...)
+}
+
+// messageID reads the :mid path parameter.
+func messageID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("mid"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, store.ErrNotFound
+	}
+	return id, nil
+}
+
+// retryForm is "Send again" on a failed message. The new message arrives over
+// the websocket; a refusal comes back as the composer with its reason.
+func (s *Server) retryForm(c echo.Context) error {
+	convID, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	id, err := messageID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	_, err = s.retry(c, convID, id, c.FormValue("confirm_new_session") == "1")
+	var refusal *session.Refusal
+	if err != nil && !errors.As(err, &refusal) {
+		return err
+	}
+	if c.Request().Header.Get("HX-Request") != "true" {
+		if refusal != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/c/%d", convID))
+	}
+	if refusal == nil {
+		return c.NoContent(http.StatusNoContent)
+	}
+	var comp views.Composer
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		cv, err := r.Conversation(ctx, convID)
+		comp = s.composer(cv, r.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	comp.Error, comp.OOB = refusal, true
+	return render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
+}
+
+// retry sends a failed message of the conversation again.
+func (s *Server) retry(c echo.Context, convID, id int64, confirm bool) (store.Message, error) {
+	ctx := c.Request().Context()
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		m, err := r.Message(ctx, id)
+		if err == nil && m.ConversationID != convID {
+			err = store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return store.Message{}, err
+	}
+	return s.Store.RetryMessage(ctx, id, currentAgent(c).ID, confirm)
 }

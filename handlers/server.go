@@ -79,6 +79,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/c/:id", s.inbox)
 	app.POST("/c/:id/messages", s.sendForm)
 	app.GET("/c/:id/state", s.conversationState)
+	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.GET("/ws", s.inboxSocket)
 
 	api := app.Group("/api/v1")
@@ -86,6 +87,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/conversations/:id", s.apiConversation)
 	api.GET("/conversations/:id/messages", s.apiMessages)
 	api.POST("/conversations/:id/messages", s.apiSend)
+	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:

@@ -508,6 +508,9 @@ func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next ti
 // retryable are the statuses from which an agent may send a message again.
 var retryable = map[string]bool{StatusFailed: true, StatusUndelivered: true, StatusExpired: true}
 
+// Retryable reports whether an agent may send m again.
+func Retryable(m Message) bool { return m.Direction == Outbound && retryable[m.Status] }
+
 // RetryMessage sends a failed business message again, as a new message with the
 // same content: checked and counted like any send (S6, S9), so it may be refused
 // or need confirmation. The failed one stays in the thread as it was; whether it
@@ -522,7 +525,7 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		if err != nil {
 			return false, fmt.Errorf("business message %d: %w", id, err)
 		}
-		if !retryable[m.Status] {
+		if !Retryable(m) {
 			return false, &InvalidError{Field: "status",
 				Message: fmt.Sprintf("Only a failed message can be sent again; this one is %s.", m.Status)}
 		}

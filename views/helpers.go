@@ -17,9 +17,13 @@ import (
 	"sessiondesk/session"
 )
 
-// maxTextLen is the composer's character limit shown by the counter. The server
-// enforces the channel's real limit; this only drives the hint.
-var maxTextLen = session.Defaults().MaxTextLen
+// textLimit is the composer's character limit, the seed's when not given.
+func textLimit(comp Composer) int {
+	if comp.MaxTextLen > 0 {
+		return comp.MaxTextLen
+	}
+	return session.Defaults().MaxTextLen
+}
 
 // itoa formats an int for attributes and text.
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -54,6 +54,10 @@ type Message struct {
 	AgentName  string
 	SessionNum int  // the session it counts in
 	NewSession bool // the first message of its session: show a divider
+	// Retrying says why a queued message has not gone out yet, after a failed try.
+	Retrying string
+	// RetryURL is where "Send again" posts for a failed message; "" hides it.
+	RetryURL string
 }
 
 // Panel is the session panel on the right.
@@ -75,8 +79,12 @@ type Composer struct {
 	ConversationID int64
 	Status         session.Status
 	MaxUnanswered  int
+	MaxTextLen     int // the counter's limit; the server checks it again
 	Text           string
 	Error          *session.Refusal // the refusal of the last attempt, if any
+	// OOB marks the form as an out-of-band swap, for answers aimed elsewhere
+	// (a refused "Send again" shows its reason in the composer).
+	OOB bool
 }
 
 // ConversationView is the selected conversation: header, thread, panel and composer.
