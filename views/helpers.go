@@ -58,11 +58,6 @@ func sandboxWSURL(c Chrome, phone string, after int64) string {
 	return c.URL("/sandbox/ws?phone=" + url.QueryEscape(phone) + "&after=" + i64(after))
 }
 
-// sandboxSeenURL marks a business message as seen by the simulated client.
-func sandboxSeenURL(c Chrome, id int64) string {
-	return c.URL("/sandbox/messages/" + i64(id) + "/seen")
-}
-
 // clockText formats the H:MM:SS the countdown script also writes, or "closed".
 func clockText(left time.Duration) string {
 	if left <= 0 {

@@ -377,14 +377,14 @@ func answer(status int, body []byte) (string, error) {
 			TrackingID string `json:"trackingId"`
 		}
 		if err := json.Unmarshal(body, &ok); err != nil {
-			return "", fmt.Errorf("Routee answered %s with no JSON: %s", statusText(status), excerpt(body))
+			return "", fmt.Errorf("routee answered %s with no JSON: %s", statusText(status), excerpt(body))
 		}
 		if strings.TrimSpace(ok.TrackingID) == "" {
-			return "", fmt.Errorf("Routee answered %s without a trackingId: %s", statusText(status), excerpt(body))
+			return "", fmt.Errorf("routee answered %s without a trackingId: %s", statusText(status), excerpt(body))
 		}
 		return strings.TrimSpace(ok.TrackingID), nil
 	case retryable(status):
-		return "", fmt.Errorf("Routee answered %s: %s", statusText(status), excerpt(body))
+		return "", fmt.Errorf("routee answered %s: %s", statusText(status), excerpt(body))
 	case status >= 400 && status < 500:
 		return "", &channel.RejectedError{Reason: rejectReason(status, body)}
 	default:
