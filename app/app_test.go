@@ -51,7 +51,13 @@ func startApp(t *testing.T, mutate ...func(*config.Config)) *testApp {
 		m(&cfg)
 	}
 	clk := clock.NewManual(t0)
-	a, err := New(context.Background(), cfg, Options{Now: clk.Now})
+	return runApp(t, cfg, clk, Options{Now: clk.Now})
+}
+
+// runApp starts an App and stops it when the test ends.
+func runApp(t *testing.T, cfg config.Config, clk *clock.Manual, opts Options) *testApp {
+	t.Helper()
+	a, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

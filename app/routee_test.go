@@ -18,7 +18,6 @@ import (
 
 	"sessiondesk/channel"
 	"sessiondesk/channel/routee/fakeroutee"
-	"sessiondesk/clock"
 	"sessiondesk/config"
 	"sessiondesk/store"
 )
@@ -59,19 +58,8 @@ func startRouteeApp(t *testing.T, outbox channel.OutboxOptions) *routeeApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewManual(time.Now().UTC())
-	a, err := New(context.Background(), cfg, Options{Listener: ln, Outbox: outbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{App: a, base: a.URL(), clock: clk, data: cfg.DataDir, stop: cancel, done: make(chan error, 1)}
-	go func() { ta.done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		if err := ta.shutdown(t); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	// The real clock: the fake Routee's tokens and the outbox's retries run on it.
+	ta := runApp(t, cfg, nil, Options{Listener: ln, Outbox: outbox})
 	return &routeeApp{testApp: ta, fake: fake, hooks: public + "/webhooks/routee/" + testWebhookSecret}
 }
 

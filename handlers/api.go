@@ -221,11 +221,7 @@ func (s *Server) apiSend(c echo.Context) error {
 // optional {"confirm_new_session": true}: the failed message is sent again as a
 // new message, through the rules.
 func (s *Server) apiRetry(c echo.Context) error {
-	convID, err := conversationID(c)
-	if err != nil {
-		return err
-	}
-	id, err := messageID(c)
+	convID, id, err := messagePath(c)
 	if err != nil {
 		return err
 	}

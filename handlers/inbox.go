@@ -282,23 +282,22 @@ func (s *Server) conversationState(c echo.Context) error {
 	return render(c, http.StatusOK, comps...)
 }
 
-// messageID reads the :mid path parameter.
-func messageID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("mid"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, store.ErrNotFound
+// messagePath reads the :id (conversation) and :mid (message) path parameters.
+func messagePath(c echo.Context) (convID, msgID int64, err error) {
+	if convID, err = conversationID(c); err != nil {
+		return 0, 0, err
 	}
-	return id, nil
+	msgID, err = strconv.ParseInt(c.Param("mid"), 10, 64)
+	if err != nil || msgID <= 0 {
+		return 0, 0, store.ErrNotFound
+	}
+	return convID, msgID, nil
 }
 
 // retryForm is "Send again" on a failed message. The new message arrives over
 // the websocket; a refusal comes back as the composer with its reason.
 func (s *Server) retryForm(c echo.Context) error {
-	convID, err := conversationID(c)
-	if err != nil {
-		return err
-	}
-	id, err := messageID(c)
+	convID, id, err := messagePath(c)
 	if err != nil {
 		return err
 	}

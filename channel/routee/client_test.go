@@ -16,6 +16,7 @@ import (
 	"sessiondesk/channel"
 	"sessiondesk/channel/routee"
 	"sessiondesk/channel/routee/fakeroutee"
+	"sessiondesk/clock"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -27,30 +28,10 @@ const (
 	phone     = "+375298603938"
 )
 
-// clock is a settable clock shared by the client and the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	fake   *fakeroutee.Server
 	srv    *httptest.Server
-	clock  *clock
+	clock  *clock.Manual
 	client *routee.Client
 	cfg    routee.Config
 }
@@ -59,7 +40,7 @@ type env struct {
 // client's configuration.
 func setup(t *testing.T, mod func(*routee.Config)) *env {
 	t.Helper()
-	e := &env{clock: newClock()}
+	e := &env{clock: clock.NewManual(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))}
 	e.fake = fakeroutee.New(fakeroutee.Options{AppID: appID, AppSecret: appSecret, Now: e.clock.Now})
 	e.srv = httptest.NewServer(e.fake.Handler())
 	t.Cleanup(e.srv.Close)
@@ -159,7 +140,7 @@ func TestTokenReused(t *testing.T) {
 	e := setup(t, nil)
 	for i := range 5 {
 		e.send(t, text(int64(i+1), "hi"))
-		e.clock.Advance(5 * time.Minute)
+		e.clock.Add(5 * time.Minute)
 	}
 	if n := e.fake.TokensIssued(); n != 1 {
 		t.Errorf("tokens fetched: %d, want 1", n)
@@ -169,17 +150,17 @@ func TestTokenReused(t *testing.T) {
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	e := setup(t, nil) // the fake's tokens live 1 h; the client stops 60 s early
 	e.send(t, text(1, "a"))
-	e.clock.Advance(58 * time.Minute)
+	e.clock.Add(58 * time.Minute)
 	e.send(t, text(2, "b"))
 	if n := e.fake.TokensIssued(); n != 1 {
 		t.Fatalf("tokens after 58 min: %d, want 1", n)
 	}
-	e.clock.Advance(90 * time.Second) // 59 min 30 s: inside the safety margin
+	e.clock.Add(90 * time.Second) // 59 min 30 s: inside the safety margin
 	e.send(t, text(3, "c"))
 	if n := e.fake.TokensIssued(); n != 2 {
 		t.Fatalf("tokens after 59.5 min: %d, want 2", n)
 	}
-	e.clock.Advance(2 * time.Hour) // long expired
+	e.clock.Add(2 * time.Hour) // long expired
 	e.send(t, text(4, "d"))
 	if n := e.fake.TokensIssued(); n != 3 {
 		t.Fatalf("tokens after 2 h more: %d, want 3", n)
@@ -187,7 +168,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 }
 
 func TestShortLivedTokenMargin(t *testing.T) {
-	c := newClock()
+	c := clock.NewManual(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 	fake := fakeroutee.New(fakeroutee.Options{AppID: appID, AppSecret: appSecret, Now: c.Now, TokenTTL: 100 * time.Second})
 	srv := httptest.NewServer(fake.Handler())
 	defer srv.Close()
@@ -200,11 +181,11 @@ func TestShortLivedTokenMargin(t *testing.T) {
 	if _, err := client.Send(ctx, text(1, "a")); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(89 * time.Second) // 10% margin: used until 90 s
+	c.Add(89 * time.Second) // 10% margin: used until 90 s
 	if _, err := client.Send(ctx, text(2, "b")); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(2 * time.Second)
+	c.Add(2 * time.Second)
 	if _, err := client.Send(ctx, text(3, "c")); err != nil {
 		t.Fatal(err)
 	}

@@ -15,28 +15,12 @@ import (
 	"time"
 
 	"sessiondesk/channel/routee/fakeroutee"
+	"sessiondesk/clock"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func start(t *testing.T) (*fakeroutee.Server, string, *clock) {
+func start(t *testing.T) (*fakeroutee.Server, string, *clock.Manual) {
 	t.Helper()
-	c := &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := clock.NewManual(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 	s := fakeroutee.New(fakeroutee.Options{AppID: "id", AppSecret: "secret", Now: c.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -239,11 +223,11 @@ func TestShapeViolations(t *testing.T) {
 func TestTokensExpireAndRevoke(t *testing.T) {
 	s, base, c := start(t)
 	tok := token(t, base)
-	c.Advance(time.Hour - time.Second)
+	c.Add(time.Hour - time.Second)
 	if st, b := viber(t, base, tok, valid(`{"text":"a"}`)); st != 200 {
 		t.Fatalf("before expiry: %d %s", st, b)
 	}
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	if st, _ := viber(t, base, tok, valid(`{"text":"a"}`)); st != 401 {
 		t.Errorf("expired: %d", st)
 	}
@@ -388,7 +372,7 @@ func TestCallbacks(t *testing.T) {
 		t.Fatalf("%d %s", st, b)
 	}
 	m := s.Messages()[0]
-	c.Advance(time.Minute + 303*time.Millisecond)
+	c.Add(time.Minute + 303*time.Millisecond)
 	if err := s.ReportStatus(context.Background(), m.TrackingID, "Undelivered", "Not Viber User"); err != nil {
 		t.Fatal(err)
 	}
