@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"sessiondesk/config"
 	"sessiondesk/handlers"
 	"sessiondesk/live"
+	"sessiondesk/media"
 	"sessiondesk/static"
 	"sessiondesk/store"
 )
@@ -56,6 +58,9 @@ type App struct {
 	// phone is the sandbox provider; nil with a real provider.
 	phone         *sandbox.Provider
 	webhookSecret string
+	media         *media.Store
+	limits        media.Limits
+	downloader    *channel.Downloader
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -68,11 +73,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		opts.Now = time.Now
 	}
 	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker()}
-	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Now: opts.Now, Committed: a.Broker.Publish})
+	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Now: opts.Now, Committed: a.Broker.Publish,
+		// The provider fetches an attachment within the message's ttl; an hour's margin.
+		MediaTokenTTL: cfg.TTL + time.Hour})
 	if err != nil {
 		return nil, err
 	}
 	a.Store = st
+	if a.media, err = media.NewStore(filepath.Join(cfg.DataDir, "media")); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.limits = media.DefaultLimits()
 	if !cfg.NoDemo {
 		added, err := seedDemo(ctx, st)
 		if err != nil {
@@ -142,7 +154,10 @@ func (a *App) setUpChannel(opts Options) error {
 	}
 	ob := opts.Outbox
 	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
+	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
+	fetcher := &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax)}
+	a.downloader = channel.NewDownloader(a.Store, a.media, fetcher, a.limits, a.log.With("component", "downloader"), now)
 	return nil
 }
 
@@ -168,6 +183,7 @@ func (a *App) routes() http.Handler {
 		Store:         a.Store,
 		Broker:        a.Broker,
 		Auth:          auth.Dev{},
+		Roles:         map[string]string{auth.DevAdminGroup: auth.RoleAdmin},
 		Log:           a.log,
 		Rates:         a.cfg.Rates,
 		PublicURL:     a.publicURL,
@@ -175,6 +191,8 @@ func (a *App) routes() http.Handler {
 		LocalMode:     true,
 		WebhookSecret: a.webhookSecret,
 		Static:        http.FileServerFS(staticFS),
+		Media:         a.media,
+		Limits:        a.limits,
 	})
 	a.handlers.Register(e)
 	// Every state-changing request from another site is refused (the browser
@@ -196,6 +214,13 @@ func (a *App) Run(ctx context.Context) error {
 		defer sub.Close()
 		if err := a.outbox.Run(runCtx, sub.C); err != nil {
 			a.log.Error("outbox stopped", "err", err)
+		}
+	})
+	downloads := a.Broker.Subscribe()
+	wg.Go(func() {
+		defer downloads.Close()
+		if err := a.downloader.Run(runCtx, downloads.C); err != nil {
+			a.log.Error("downloader stopped", "err", err)
 		}
 	})
 	serveErr := make(chan error, 1)
@@ -243,7 +268,7 @@ func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "+
 			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")

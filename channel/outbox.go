@@ -26,6 +26,9 @@ type OutboxOptions struct {
 	Batch int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MediaURL gives the public URL the provider fetches an attachment from,
+	// by its token.
+	MediaURL func(token string) string
 }
 
 func (o *OutboxOptions) defaults() {
@@ -167,6 +170,9 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 			log.Error("record give-up", "err", err)
 		}
 		return
+	}
+	if a := msg.Attachment; a != nil && o.opts.MediaURL != nil {
+		msg.MediaURL, msg.FileName = o.opts.MediaURL(a.Token), a.Name
 	}
 	providerID, err := o.sender.Send(ctx, msg)
 	if rej, ok := IsRejected(err); ok {

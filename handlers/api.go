@@ -197,13 +197,24 @@ func (s *Server) apiSend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if isMultipart(c) {
+		msgs, warnings, _, err := s.sendUpload(c, id)
+		if err != nil {
+			return err
+		}
+		out := make([]apiMessage, 0, len(msgs))
+		for _, m := range msgs {
+			out = append(out, toAPIMessage(m))
+		}
+		return c.JSON(http.StatusCreated, map[string]any{"message": out[len(out)-1], "messages": out, "warnings": warnings})
+	}
 	var req sendRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	kind := session.Kind(req.Type)
 	if kind == session.Image || kind == session.File {
-		return session.Refuse(session.InvalidType, "Images and files are sent as multipart/form-data with the file attached; JSON carries text only.")
+		return session.Refuse(session.InvalidType, "Images and files are sent as multipart/form-data (type, file, optional text); JSON carries text only.")
 	}
 	msgs, err := s.Store.AcceptBusinessMessages(c.Request().Context(), store.BusinessSend{
 		ConversationID:    id,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -194,6 +195,9 @@ func messageView(m store.Message) views.Message {
 		}
 		v.Retrying = fmt.Sprintf("Not sent yet: %d %s failed (%s); trying again.", m.Attempts, tries, m.LastError)
 	}
+	if a := m.Attachment; a != nil {
+		v.Attachment = attachmentView(m.Kind, *a)
+	}
 	if store.Retryable(m) {
 		v.RetryURL = fmt.Sprintf("/c/%d/messages/%d/retry", m.ConversationID, m.ID)
 	}
@@ -217,15 +221,29 @@ func (s *Server) sendForm(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	// Browsers submit line breaks as CRLF; the limit counts what the client sees.
-	text := strings.ReplaceAll(c.FormValue("text"), "\r\n", "\n")
-	confirm := c.FormValue("confirm_new_session") == "1"
-	_, sendErr := s.Store.AcceptBusinessMessages(ctx, store.BusinessSend{
-		ConversationID:    id,
-		AgentID:           currentAgent(c).ID,
-		Parts:             []session.Part{{Kind: session.Text, Text: text}},
-		ConfirmNewSession: confirm,
-	})
+	var (
+		text    string
+		sendErr error
+	)
+	if isMultipart(c) { // the composer with attachments
+		var up upload
+		_, _, up, sendErr = s.sendUpload(c, id)
+		text = up.text
+	} else {
+		// Browsers submit line breaks as CRLF; the limit counts what the client sees.
+		text = strings.ReplaceAll(c.FormValue("text"), "\r\n", "\n")
+		_, sendErr = s.Store.AcceptBusinessMessages(ctx, store.BusinessSend{
+			ConversationID:    id,
+			AgentID:           currentAgent(c).ID,
+			Parts:             []session.Part{{Kind: session.Text, Text: text}},
+			ConfirmNewSession: c.FormValue("confirm_new_session") == "1",
+		})
+	}
+	// A file over the cap is a refusal the agent can act on, like the rules'.
+	var tooLarge *tooLargeError
+	if errors.As(sendErr, &tooLarge) {
+		sendErr = session.Refuse(session.FileRejected, tooLarge.message)
+	}
 	var refusal *session.Refusal
 	if sendErr != nil && !errors.As(sendErr, &refusal) {
 		return sendErr
@@ -343,4 +361,31 @@ func (s *Server) retry(c echo.Context, convID, id int64, confirm bool) (store.Me
 		return store.Message{}, err
 	}
 	return s.Store.RetryMessage(ctx, id, currentAgent(c).ID, confirm)
+}
+
+// attachmentView is what a bubble shows of an image or file.
+func attachmentView(kind session.Kind, a store.Attachment) *views.Attachment {
+	base := "/attachments/" + strconv.FormatInt(a.ID, 10)
+	v := &views.Attachment{
+		URL:    base,
+		Name:   a.Name,
+		Size:   a.Size,
+		Type:   strings.ToUpper(strings.TrimPrefix(path.Ext(a.Name), ".")),
+		Width:  a.Width,
+		Height: a.Height,
+		State:  a.DownloadState,
+		Error:  a.DownloadError,
+		// Pending client media of kind image is still "an image" to the agent.
+		Image: a.ThumbHash != "" || (kind == session.Image && a.Hash == ""),
+	}
+	if v.State == store.DownloadDone {
+		v.State = ""
+	}
+	if a.ThumbHash != "" {
+		v.ThumbURL = base + "/thumb"
+	}
+	if v.Type == "" {
+		v.Type = "FILE"
+	}
+	return v
 }

@@ -7,12 +7,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/gabriel-vasile/mimetype"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/channel/sandbox"
+	"sessiondesk/media"
 	"sessiondesk/phone"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -172,27 +176,60 @@ type clientWrite struct {
 	Text string `json:"text"`
 }
 
-// receiveSandbox checks what the phone wrote and has the fake Routee deliver it.
-func (s *Server) receiveSandbox(ctx context.Context, w clientWrite) (store.Message, error) {
+// receiveSandbox checks what the phone wrote and has the fake Routee deliver
+// it. A photo or file is first served at a public media URL, which the inbox's
+// downloader then fetches like Routee's.
+func (s *Server) receiveSandbox(ctx context.Context, w clientWrite, file *uploadedFile) (store.Message, error) {
 	num, err := phone.Parse(w.From)
 	if err != nil {
 		return store.Message{}, &store.InvalidError{Field: "from", Message: err.Error()}
 	}
 	text := strings.TrimSpace(w.Text)
-	if text == "" {
+	if text == "" && file == nil {
 		return store.Message{}, &store.InvalidError{Field: "text", Message: "The message is empty."}
 	}
 	if n := utf8.RuneCountInString(text); n > maxClientText {
 		return store.Message{}, &store.InvalidError{Field: "text",
 			Message: fmt.Sprintf("The message has %d characters; the sandbox phone sends at most %d.", n, maxClientText)}
 	}
-	return s.Phone.ClientWrites(ctx, sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text})
+	write := sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text}
+	if file != nil {
+		name := media.SanitizeName(file.name)
+		a := store.NewAttachment{Hash: file.blob.Hash, Size: file.blob.Size, MIME: mimetype.Detect(file.blob.Head).String(), Name: name}
+		token, err := s.Store.AddLooseAttachment(ctx, a, time.Hour)
+		if err != nil {
+			return store.Message{}, err
+		}
+		write.MediaURL = s.PublicURL.String() + "/media/" + token
+		if _, refusal := media.CheckImage(file.blob.Head, file.blob.Size, s.Limits); refusal != nil {
+			write.FileName = name // a photo comes without a name, like Routee's
+		}
+	}
+	return s.Phone.ClientWrites(ctx, write)
 }
 
-// sandboxSendForm is the phone's send button.
+// sandboxSendForm is the phone's send button: text, a photo or file, or both.
 func (s *Server) sandboxSendForm(c echo.Context) error {
-	w := clientWrite{From: c.FormValue("phone"), Name: c.FormValue("name"), Text: c.FormValue("text")}
-	_, err := s.receiveSandbox(c.Request().Context(), w)
+	var (
+		w    clientWrite
+		file *uploadedFile
+	)
+	if isMultipart(c) {
+		up, err := s.readUpload(c)
+		if err != nil {
+			return err
+		}
+		w = clientWrite{From: up.fields["phone"], Name: up.fields["name"], Text: up.text}
+		if len(up.files) > 0 {
+			file = &up.files[0]
+		}
+	} else {
+		w = clientWrite{From: c.FormValue("phone"), Name: c.FormValue("name"), Text: c.FormValue("text")}
+	}
+	_, err := s.receiveSandbox(c.Request().Context(), w, file)
+	if err != nil && file != nil {
+		s.discard(context.WithoutCancel(c.Request().Context()), []uploadedFile{*file})
+	}
 	var invalid *store.InvalidError
 	if errors.As(err, &invalid) {
 		return s.sandboxFormError(c, invalid.Message, w.Name, w.From)
@@ -214,7 +251,7 @@ func (s *Server) sandboxAPIMessage(c echo.Context) error {
 	if err := decodeJSON(c, &w); err != nil {
 		return err
 	}
-	m, err := s.receiveSandbox(c.Request().Context(), w)
+	m, err := s.receiveSandbox(c.Request().Context(), w, nil)
 	if err != nil {
 		return err
 	}

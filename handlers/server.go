@@ -19,6 +19,7 @@ import (
 	"sessiondesk/auth"
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/live"
+	"sessiondesk/media"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -26,9 +27,11 @@ import (
 
 // Deps is what the handlers need; main builds it.
 type Deps struct {
-	Store     *store.Store
-	Broker    *live.Broker
-	Auth      auth.Authenticator
+	Store  *store.Store
+	Broker *live.Broker
+	Auth   auth.Authenticator
+	// Roles maps the login source's groups to roles (agent, admin).
+	Roles     map[string]string
 	Log       *slog.Logger
 	Rates     session.Rates
 	PublicURL *url.URL
@@ -39,6 +42,9 @@ type Deps struct {
 	WebhookSecret string
 	// Static serves /static/.
 	Static http.Handler
+	// Media keeps attachment bytes; Limits are what an attachment may be.
+	Media  *media.Store
+	Limits media.Limits
 }
 
 // Server holds the handlers' dependencies.
@@ -73,6 +79,8 @@ func (s *Server) Register(e *echo.Echo) {
 	hooks := e.Group("/webhooks/routee/:secret", s.checkWebhookSecret)
 	hooks.POST("/inbound", s.routeeInbound)
 	hooks.POST("/status", s.routeeStatus)
+	// Outbound attachments, fetched by the provider: unguessable, expiring URLs.
+	e.GET("/media/:token", s.publicMedia)
 
 	app := e.Group("", s.authenticate)
 	app.GET("/", s.inbox)
@@ -80,6 +88,8 @@ func (s *Server) Register(e *echo.Echo) {
 	app.POST("/c/:id/messages", s.sendForm)
 	app.GET("/c/:id/state", s.conversationState)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
+	app.GET("/attachments/:aid", s.attachment)
+	app.GET("/attachments/:aid/:thumb", s.attachment)
 	app.GET("/ws", s.inboxSocket)
 
 	api := app.Group("/api/v1")
@@ -111,7 +121,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return echo.NewHTTPError(http.StatusUnauthorized, "Sign in first: "+err.Error())
 		}
-		a, err := s.agent(c.Request().Context(), id)
+		// Agents exist only when a group maps to a role: an unmapped user gets no
+		// default role (sso.md).
+		role, ok := auth.RoleFor(id.Groups, s.Roles)
+		if !ok {
+			return echo.NewHTTPError(http.StatusForbidden,
+				"Your account is signed in but is in no group that has a role in Sessiondesk; ask an admin.")
+		}
+		a, err := s.agent(c.Request().Context(), id, role)
 		if err != nil {
 			return err
 		}
@@ -120,13 +137,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (s *Server) agent(ctx context.Context, id auth.Identity) (store.Agent, error) {
+// agent returns the stored agent for an identity, creating it on first sight
+// and following name and role changes at the login source.
+func (s *Server) agent(ctx context.Context, id auth.Identity, role string) (store.Agent, error) {
 	if v, ok := s.agents.Load(id.Login); ok {
-		if a := v.(store.Agent); a.Name == id.Name && a.Role == id.Role {
+		if a := v.(store.Agent); a.Name == id.Name && a.Role == role {
 			return a, nil
 		}
 	}
-	a, err := s.Store.EnsureAgent(ctx, id.Login, id.Name, id.Role)
+	a, err := s.Store.EnsureAgent(ctx, id.Login, id.Name, role)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -187,11 +206,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	status, body := http.StatusInternalServerError, apiError{Code: "internal", Message: "Something went wrong on our side; it has been logged."}
 	var (
-		refusal *session.Refusal
-		invalid *store.InvalidError
-		he      *echo.HTTPError
+		refusal  *session.Refusal
+		invalid  *store.InvalidError
+		he       *echo.HTTPError
+		tooLarge *tooLargeError
 	)
 	switch {
+	case errors.As(err, &tooLarge):
+		status, body = http.StatusRequestEntityTooLarge, apiError{Code: string(session.FileRejected), Message: tooLarge.message}
 	case errors.As(err, &refusal):
 		status, body = refusalStatus(refusal.Code), apiError{Code: string(refusal.Code), Message: refusal.Message}
 	case errors.Is(err, store.ErrNotFound):

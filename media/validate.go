@@ -2,10 +2,12 @@
 // by its bytes rather than its name (shared/spec/session-rules.md, "image" and
 // "file" settings, cases 12 and 13).
 //
-// It is pure: the functions look at the first bytes of an upload (its head), its
-// size and its name, and return either what was found or a *session.Refusal with
-// code session.FileRejected and a sentence an agent understands. Reading,
-// storing and uploading the bytes belong to the callers.
+// The checks (CheckImage, CheckFile) are pure: they look at the first bytes of
+// an upload (its head), its size and its name, and return either what was found
+// or a *session.Refusal with code session.FileRejected and a sentence an agent
+// understands. Store keeps the bytes, content-addressed, streaming them with a
+// size cap and giving back the head to check; it also makes thumbnails. Fetcher
+// downloads a client's media into a Store.
 //
 // Sizes are in bytes, and the limits use decimal units: 1 KB = 1,000 bytes and
 // 1 MB = 1,000,000 bytes. Providers are not consistent about which they mean;

@@ -74,19 +74,23 @@ type Message struct {
 	NextAttemptAt time.Time
 	// MediaURL and FileName locate an image's or file's bytes: for a client's,
 	// the provider's URL as announced; for a business message, the public URL
-	// the provider fetches it from.
+	// the provider fetches it from (set by the outbox).
 	MediaURL, FileName string
+	// Attachment is the image or file of such a message; nil for text.
+	Attachment *Attachment
 }
 
 const messageSelect = `
 SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status, m.status_reason,
-       m.status_at, m.counted, coalesce(m.agent_id, 0), coalesce(a.name, ''), m.sent_at, m.created_at,
+       m.status_at, m.counted, coalesce(m.agent_id, 0), coalesce(ag.name, ''), m.sent_at, m.created_at,
        coalesce(m.provider_id, ''),
        m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id),
-       m.attempts, m.last_error, m.next_attempt_at, m.media_url, m.file_name
+       m.attempts, m.last_error, m.next_attempt_at, m.media_url, m.file_name,
+       ` + attachmentColumns + `
 FROM messages m
 JOIN sessions s ON s.id = m.session_id
-LEFT JOIN agents a ON a.id = m.agent_id`
+LEFT JOIN agents ag ON ag.id = m.agent_id
+LEFT JOIN attachments a ON a.message_id = m.id`
 
 // scanMessage reads the columns of messageSelect, then any extra columns into extra.
 func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, error) {
@@ -94,14 +98,17 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, er
 		m                                      Message
 		kind                                   string
 		statusAt, sentAt, created, nextAttempt int64
+		att                                    attachmentScan
 	)
 	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
 		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
-		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName}, extra...)
+		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName}, att.dest()...)
+	dest = append(dest, extra...)
 	err := row.Scan(dest...)
 	m.Kind = session.Kind(kind)
 	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
 	m.NextAttemptAt = fromMS(nextAttempt)
+	m.Attachment = att.attachment()
 	return m, err
 }
 
@@ -233,6 +240,13 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			return false, fmt.Errorf("save client message: %w", err)
 		}
 		msgID, _ := res.LastInsertId()
+		if in.MediaURL != "" {
+			// Fetched by the downloader right after the commit: the provider's URL does not live long.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attachments (message_id, name, download_state, created_at)
+				VALUES (?, ?, 'pending', ?)`, msgID, in.FileName, ms(now)); err != nil {
+				return false, fmt.Errorf("save pending media of message %d: %w", msgID, err)
+			}
+		}
 		if err := touchConversation(ctx, tx, convID, msgID, now, false); err != nil {
 			return false, err
 		}
@@ -258,7 +272,10 @@ type BusinessSend struct {
 	AgentID        int64
 	// Parts go out as separate messages in this order (S5): callers put the text
 	// first, then the attachments in the order they were attached.
-	Parts             []session.Part
+	Parts []session.Part
+	// Attachments holds, for each image or file part at the same index, its
+	// checked bytes in the media store; nil entries (or none) for text.
+	Attachments       []*NewAttachment
 	ConfirmNewSession bool
 }
 
@@ -314,6 +331,13 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 		}
 		id, _ := res.LastInsertId()
 		ids = append(ids, id)
+		if i < len(send.Attachments) && send.Attachments[i] != nil {
+			if err := s.insertAttachment(ctx, tx, id, *send.Attachments[i], now); err != nil {
+				return nil, err
+			}
+		} else if p.Kind != session.Text {
+			return nil, &InvalidError{Field: "attachment", Message: fmt.Sprintf("the %s has no stored bytes", p.Kind)}
+		}
 		if err := appendEvent(ctx, tx, EventMessage, send.ConversationID, id, now); err != nil {
 			return nil, err
 		}
@@ -529,10 +553,15 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 			return false, &InvalidError{Field: "status",
 				Message: fmt.Sprintf("Only a failed message can be sent again; this one is %s.", m.Status)}
 		}
-		msgs, err := s.acceptTx(ctx, tx, BusinessSend{
+		send := BusinessSend{
 			ConversationID: m.ConversationID, AgentID: agentID,
 			Parts: []session.Part{{Kind: m.Kind, Text: m.Body}}, ConfirmNewSession: confirmNewSession,
-		})
+		}
+		if a := m.Attachment; a != nil {
+			send.Attachments = []*NewAttachment{{Hash: a.Hash, Size: a.Size, MIME: a.MIME, Name: a.Name,
+				Width: a.Width, Height: a.Height, ThumbHash: a.ThumbHash}}
+		}
+		msgs, err := s.acceptTx(ctx, tx, send)
 		if err != nil {
 			return false, err
 		}

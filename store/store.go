@@ -41,6 +41,9 @@ type Options struct {
 	// Committed is called after every committed write that appended events. It
 	// must not block; the live broker's Publish fits.
 	Committed func()
+	// MediaTokenTTL is how long an outbound attachment's public URL works: the
+	// provider fetches it within the message's ttl. Defaults to 25 h.
+	MediaTokenTTL time.Duration
 }
 
 // Store is the SQLite database. It is safe for concurrent use.
@@ -61,6 +64,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.Committed == nil {
 		opts.Committed = func() {}
+	}
+	if opts.MediaTokenTTL <= 0 {
+		opts.MediaTokenTTL = 25 * time.Hour
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create data folder: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -332,10 +333,15 @@ func TestCase15_ImageMakesSessionMedia(t *testing.T) {
 	if got := rates.Cost(*state(t, s, conv).Current); got != 0.045 {
 		t.Fatalf("text-only session costs %v, want the text rate", got)
 	}
-	if _, err := s.AcceptBusinessMessages(context.Background(), BusinessSend{
+	msgs, err := s.AcceptBusinessMessages(context.Background(), BusinessSend{
 		ConversationID: conv, Parts: []session.Part{{Kind: session.Image}},
-	}); err != nil {
+		Attachments: []*NewAttachment{{Hash: strings.Repeat("ab", 32), Size: 1234, MIME: "image/png", Name: "shot.png", Width: 10, Height: 5}},
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if a := msgs[0].Attachment; a == nil || a.Name != "shot.png" || len(a.Token) < 32 || !a.TokenExpiresAt.After(t0) {
+		t.Errorf("attachment = %+v, want the image with a public token", a)
 	}
 	if got := rates.Cost(*state(t, s, conv).Current); got != 0.06 {
 		t.Errorf("session with an image costs %v, want the media rate", got)
@@ -490,5 +496,41 @@ func BenchmarkAcceptBusinessMessage(b *testing.B) {
 		if _, err := sendText(s, r.Message.ConversationID, "reply", true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestClientMediaIsPendingUntilDownloaded(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	r, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: "+375298603938", Kind: session.File, Text: "the invoice",
+		MediaURL: "https://media.example/1", FileName: "invoice.pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.PendingDownloads(ctx, clk.Now(), 10)
+	if err != nil || len(due) != 1 || due[0].URL != "https://media.example/1" || due[0].Name != "invoice.pdf" {
+		t.Fatalf("pending = %+v, %v", due, err)
+	}
+	id := due[0].ID
+	if err := s.DownloadFailed(ctx, id, "503", clk.Now().Add(time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.PendingDownloads(ctx, clk.Now(), 10); len(due) != 0 {
+		t.Errorf("a download is due before its retry time")
+	}
+	clk.Add(time.Minute)
+	hash := strings.Repeat("cd", 32)
+	if err := s.DownloadDone(ctx, id, NewAttachment{Hash: hash, Size: 99, MIME: "application/pdf"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Read(ctx, func(rd *Reader) error {
+		m, _ := rd.Message(ctx, r.Message.ID)
+		if a := m.Attachment; a == nil || a.DownloadState != DownloadDone || a.Hash != hash || a.Name != "invoice.pdf" || a.Attempts != 1 {
+			t.Errorf("after download: %+v", a)
+		}
+		return nil
+	})
+	if used, _ := s.HashInUse(ctx, hash); !used {
+		t.Error("the downloaded blob is not in use")
 	}
 }

@@ -321,3 +321,60 @@ func sandboxSide(m Message) string {
 func sandboxMarkSeen(m Message) bool {
 	return m.Out && m.Status != "seen" && !failedStatus(m.Status)
 }
+
+// attachmentNoun names what a pending or failed attachment is.
+func attachmentNoun(a Attachment) string {
+	if a.Image {
+		return "image"
+	}
+	if a.Name != "" {
+		return a.Name
+	}
+	return "attachment"
+}
+
+// thumbWidth and thumbHeight are the preview's size in the thread: the image's
+// proportions within a 240×240 box, so the layout does not jump while it loads.
+func thumbWidth(a Attachment) int {
+	w, _ := thumbBox(a)
+	return w
+}
+
+func thumbHeight(a Attachment) int {
+	_, h := thumbBox(a)
+	return h
+}
+
+func thumbBox(a Attachment) (int, int) {
+	const box = 240
+	if a.Width <= 0 || a.Height <= 0 {
+		return box, box
+	}
+	if a.Width >= a.Height {
+		return box, max(1, a.Height*box/a.Width)
+	}
+	return max(1, a.Width*box/a.Height), box
+}
+
+// sizeText is a byte count for people, in the decimal units of the limits.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1_000_000:
+		return strconv.FormatFloat(float64(n)/1_000_000, 'f', 1, 64) + " MB"
+	case n >= 1_000:
+		return strconv.FormatInt((n+500)/1_000, 10) + " KB"
+	default:
+		return strconv.FormatInt(n, 10) + " bytes"
+	}
+}
+
+// attachAccept lists what the composer's file picker offers: the images and the
+// file types a Viber session message may carry.
+const attachAccept = ".jpg,.jpeg,.png,.doc,.docx,.rtf,.dot,.dotx,.odt,.odf,.fodt,.txt,.info,.pdf,.xps,.pdax,.eps,.xls,.xlsx,.ods,.fods,.csv,.xlsm,.xltx"
+
+func boolAttr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}

@@ -58,6 +58,24 @@ type Message struct {
 	Retrying string
 	// RetryURL is where "Send again" posts for a failed message; "" hides it.
 	RetryURL string
+	// Attachment is the message's image or file; nil for text.
+	Attachment *Attachment
+}
+
+// Attachment is an image or file in a bubble.
+type Attachment struct {
+	URL      string // the bytes; images open in the lightbox, files download
+	ThumbURL string // a JPEG preview, for images
+	Name     string
+	Size     int64
+	Type     string // e.g. PDF, PNG: for the file card
+	Image    bool   // shown inline with its thumbnail
+	Width    int
+	Height   int
+	// State is "pending" while a client's media downloads, "failed" when it
+	// could not be; "" once stored.
+	State string
+	Error string
 }
 
 // Panel is the session panel on the right.

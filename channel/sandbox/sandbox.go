@@ -89,6 +89,9 @@ type Write struct {
 	Name    string
 	Country string
 	Text    string
+	// MediaURL is where the fake tells the inbox to fetch a photo or file from;
+	// FileName names a file (Routee sends none for a photo).
+	MediaURL, FileName string
 }
 
 // ClientWrites delivers a client's message the way Routee does: the fake posts
@@ -100,7 +103,8 @@ func (p *Provider) ClientWrites(ctx context.Context, w Write) (store.Message, er
 			return store.Message{}, err
 		}
 	}
-	in := fakeroutee.Inbound{From: w.Phone, To: SenderID, Text: w.Text, SentAt: p.store.Now()}
+	in := fakeroutee.Inbound{From: w.Phone, To: SenderID, Text: w.Text, MediaURL: w.MediaURL, FileName: w.FileName,
+		SentAt: p.store.Now()}
 	payload := p.fake.InboundPayload(in)
 	parsed, err := routee.ParseInbound(payload)
 	if err != nil {

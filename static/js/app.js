@@ -375,6 +375,243 @@
     }
   });
 
+
+  // ---------------------------------------------------------------- attachments
+  // The composer's files live in its <input type=file>; picking, dropping and
+  // pasting all add to it (through a DataTransfer), and the previews can remove
+  // one. Before anything is sent, the usage line counts the messages the send
+  // will use (S5: the text, then one per attachment) against what the session
+  // allows; the server checks again.
+
+  var IMAGE_WARN = 400 * 1000; // Routee's recommended sizes
+  var FILE_WARN = 600 * 1000;
+
+  function filesInput() {
+    return document.getElementById('composer-files');
+  }
+
+  function isImageFile(f) {
+    return /\.(jpe?g|png)$/i.test(f.name) || f.type === 'image/jpeg' || f.type === 'image/png';
+  }
+
+  function sizeText(n) {
+    if (n >= 1000000) {
+      return (n / 1000000).toFixed(1) + ' MB';
+    }
+    if (n >= 1000) {
+      return Math.round(n / 1000) + ' KB';
+    }
+    return n + ' bytes';
+  }
+
+  function setFiles(list) {
+    var input = filesInput();
+    if (!input) {
+      return;
+    }
+    var dt = new DataTransfer();
+    list.forEach(function (f) { dt.items.add(f); });
+    input.files = dt.files;
+    renderAttachments();
+  }
+
+  function currentFiles() {
+    var input = filesInput();
+    return input && input.files ? Array.prototype.slice.call(input.files) : [];
+  }
+
+  function addFiles(files) {
+    var list = currentFiles();
+    for (var i = 0; i < files.length; i++) {
+      var f = files[i];
+      if (f.name === 'image.png' && f.type === 'image/png') {
+        // A pasted screenshot: give it a name that says what it is.
+        f = new File([f], 'screenshot-' + new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-') + '.png', { type: f.type });
+      }
+      list.push(f);
+    }
+    setFiles(list);
+  }
+
+  function renderAttachments() {
+    var box = document.getElementById('composer-previews');
+    if (!box) {
+      return;
+    }
+    box.querySelectorAll('img').forEach(function (img) { URL.revokeObjectURL(img.src); });
+    box.textContent = '';
+    var files = currentFiles();
+    box.hidden = files.length === 0;
+    files.forEach(function (f, i) {
+      var li = document.createElement('li');
+      li.className = 'preview';
+      li.setAttribute('data-testid', 'composer-preview');
+      if (isImageFile(f)) {
+        var img = document.createElement('img');
+        img.src = URL.createObjectURL(f);
+        img.alt = '';
+        li.appendChild(img);
+      } else {
+        var ext = document.createElement('span');
+        ext.className = 'file-type';
+        ext.textContent = (f.name.split('.').pop() || 'file').toUpperCase().slice(0, 5);
+        li.appendChild(ext);
+      }
+      var info = document.createElement('span');
+      info.className = 'preview-info';
+      var name = document.createElement('span');
+      name.className = 'preview-name';
+      name.textContent = f.name;
+      var meta = document.createElement('span');
+      meta.className = 'preview-meta';
+      meta.textContent = sizeText(f.size);
+      info.appendChild(name);
+      info.appendChild(meta);
+      var warn = isImageFile(f) ? (f.size > IMAGE_WARN && 'Routee recommends images up to 400 KB')
+        : (f.size > FILE_WARN && 'Routee recommends files up to 600 KB');
+      if (warn) {
+        var w = document.createElement('span');
+        w.className = 'preview-warn';
+        w.textContent = warn;
+        info.appendChild(w);
+      }
+      if (f.name.length > 25 && !isImageFile(f)) {
+        var n = document.createElement('span');
+        n.className = 'preview-warn';
+        n.textContent = 'Viber allows file names up to 25 characters';
+        info.appendChild(n);
+      }
+      li.appendChild(info);
+      var rm = document.createElement('button');
+      rm.type = 'button';
+      rm.className = 'preview-remove';
+      rm.setAttribute('aria-label', 'Remove ' + f.name);
+      rm.setAttribute('data-testid', 'composer-preview-remove');
+      rm.textContent = '×';
+      rm.addEventListener('click', function () {
+        var list = currentFiles();
+        list.splice(i, 1);
+        setFiles(list);
+      });
+      li.appendChild(rm);
+      box.appendChild(li);
+    });
+    updateUsage();
+  }
+
+  // updateUsage says how many messages the send will use and refuses it here
+  // when the session cannot take them (spec case 16).
+  function updateUsage() {
+    var actions = document.getElementById('composer-actions');
+    var ta = document.getElementById('composer-text');
+    if (!actions || !ta || actions.getAttribute('data-can-send') !== 'true') {
+      return;
+    }
+    var files = currentFiles().length;
+    var n = files + (ta.value.trim() !== '' || files === 0 ? 1 : 0);
+    var left = Number(actions.getAttribute('data-unanswered-left'));
+    var remaining = Number(actions.getAttribute('data-remaining'));
+    var usage = actions.querySelector('[data-testid="composer-usage"]');
+    var send = actions.querySelector('[data-testid="composer-send"]');
+    var over = n > left;
+    if (usage) {
+      usage.textContent = over
+        ? 'This send needs ' + n + ' messages but only ' + left + ' more may go before the client must reply. Remove ' + (n - left) + '.'
+        : 'Uses ' + n + (n === 1 ? ' message' : ' messages') + ' · ' + remaining + ' left in this session · ' +
+          left + ' more before the client must reply';
+      usage.classList.toggle('is-over', over);
+    }
+    if (send) {
+      send.disabled = over;
+    }
+  }
+
+  document.addEventListener('change', function (e) {
+    if (e.target && e.target.id === 'composer-files') {
+      renderAttachments();
+    }
+  });
+
+  document.addEventListener('input', function (e) {
+    if (e.target && e.target.id === 'composer-text') {
+      updateUsage();
+    }
+  });
+
+  document.addEventListener('paste', function (e) {
+    var composer = document.getElementById('composer');
+    if (!composer || !e.clipboardData || !composer.contains(document.activeElement)) {
+      return;
+    }
+    var files = Array.prototype.slice.call(e.clipboardData.files || []);
+    if (files.length > 0) {
+      e.preventDefault();
+      addFiles(files);
+    }
+  });
+
+  document.addEventListener('dragover', function (e) {
+    var composer = document.getElementById('composer');
+    if (composer && composer.contains(e.target)) {
+      e.preventDefault();
+      composer.classList.add('is-dragging');
+    }
+  });
+
+  document.addEventListener('dragleave', function (e) {
+    var composer = document.getElementById('composer');
+    if (composer && e.target === composer) {
+      composer.classList.remove('is-dragging');
+    }
+  });
+
+  document.addEventListener('drop', function (e) {
+    var composer = document.getElementById('composer');
+    if (composer && composer.contains(e.target) && e.dataTransfer && e.dataTransfer.files.length > 0) {
+      e.preventDefault();
+      composer.classList.remove('is-dragging');
+      addFiles(e.dataTransfer.files);
+    }
+  });
+
+  // ------------------------------------------------------------------- lightbox
+
+  function closeLightbox() {
+    var box = document.getElementById('lightbox');
+    if (box) {
+      box.remove();
+    }
+  }
+
+  document.addEventListener('click', function (e) {
+    var link = e.target.closest && e.target.closest('a[data-lightbox]');
+    if (!link) {
+      if (e.target.closest && e.target.closest('#lightbox')) {
+        closeLightbox();
+      }
+      return;
+    }
+    e.preventDefault();
+    closeLightbox();
+    var box = document.createElement('div');
+    box.id = 'lightbox';
+    box.className = 'lightbox';
+    box.setAttribute('role', 'dialog');
+    box.setAttribute('aria-label', 'Image');
+    box.setAttribute('data-testid', 'lightbox');
+    var img = document.createElement('img');
+    img.src = link.href;
+    img.alt = link.querySelector('img') ? link.querySelector('img').alt : '';
+    box.appendChild(img);
+    document.body.appendChild(box);
+  });
+
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') {
+      closeLightbox();
+    }
+  });
+
   // ------------------------------------------------------------ wiring with htmx
 
   function refresh() {
@@ -382,6 +619,7 @@
     tick();
     watchScrollers();
     updateCounter(document.getElementById('composer-text'));
+    updateUsage();
   }
 
   ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:afterSettle', 'htmx:wsAfterMessage'].forEach(function (name) {
