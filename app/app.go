@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -58,6 +59,7 @@ type App struct {
 	// phone is the sandbox provider; nil with a real provider.
 	phone         *sandbox.Provider
 	webhookSecret string
+	auth          auth.Authenticator
 	media         *media.Store
 	limits        media.Limits
 	downloader    *channel.Downloader
@@ -104,7 +106,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	a.publicURL = cfg.PublicURL
 	if a.publicURL == nil {
-		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String()}
+		a.publicURL = &url.URL{Scheme: "http", Host: a.ln.Addr().String(), Path: cfg.BasePath}
+	}
+	if a.auth, err = auth.New(cfg.Auth); err != nil {
+		a.ln.Close()
+		st.Close()
+		return nil, err
 	}
 	if err := a.setUpChannel(opts); err != nil {
 		a.ln.Close()
@@ -182,13 +189,15 @@ func (a *App) routes() http.Handler {
 	a.handlers = handlers.New(handlers.Deps{
 		Store:         a.Store,
 		Broker:        a.Broker,
-		Auth:          auth.Dev{},
-		Roles:         map[string]string{auth.DevAdminGroup: auth.RoleAdmin},
+		Auth:          a.auth,
+		Roles:         a.cfg.Roles,
 		Log:           a.log,
 		Rates:         a.cfg.Rates,
 		PublicURL:     a.publicURL,
 		Phone:         a.phone,
-		LocalMode:     true,
+		LocalMode:     a.cfg.Auth.EffectiveMode() == auth.ModeDev,
+		BasePath:      a.cfg.BasePath,
+		LogoutURL:     a.cfg.LogoutURL,
 		WebhookSecret: a.webhookSecret,
 		Static:        http.FileServerFS(staticFS),
 		Media:         a.media,
@@ -197,7 +206,13 @@ func (a *App) routes() http.Handler {
 	a.handlers.Register(e)
 	// Every state-changing request from another site is refused (the browser
 	// says so in Sec-Fetch-Site or Origin); scripts without those headers pass.
-	return http.NewCrossOriginProtection().Handler(e)
+	var h http.Handler = http.NewCrossOriginProtection().Handler(e)
+	if a.cfg.BasePath != "" {
+		// Served under a sub-path of the proxy: routes stay rooted at "/", links
+		// and redirects carry the prefix.
+		h = http.StripPrefix(a.cfg.BasePath, h)
+	}
+	return h
 }
 
 // Run serves and sends until ctx ends, then stops gracefully: no new
@@ -241,6 +256,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.handlers.Close()
 	stop()
 	wg.Wait()
+	if c, ok := a.auth.(io.Closer); ok {
+		c.Close() // the JWKS cache's background refresh
+	}
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

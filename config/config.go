@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sessiondesk/auth"
 	"sessiondesk/session"
 )
 
@@ -27,6 +28,14 @@ type Config struct {
 
 	Rules session.Settings
 	Rates session.Rates
+
+	// Auth says how agents are recognised; Roles maps groups to roles.
+	Auth  auth.Config
+	Roles map[string]string
+	// LogoutURL is where "Sign out" goes (the proxy's sign-out); "" hides it.
+	LogoutURL string
+	// BasePath is the sub-path the proxy serves the inbox under, "" at the root.
+	BasePath string
 
 	// Routee is the provider's configuration; nil runs the sandbox.
 	Routee *Routee
@@ -133,6 +142,21 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	float(&c.Rates.Text, "rate-text", "SESSIONDESK_RATE_TEXT", 0, "price of a text-only session")
 	float(&c.Rates.Media, "rate-media", "SESSIONDESK_RATE_MEDIA", 0, "price of a session with an image or file")
 	str(&c.Rates.Currency, "currency", "SESSIONDESK_CURRENCY", "EUR", "currency of the rates")
+	var (
+		mode, proxies, roles string
+	)
+	str(&mode, "auth", "SESSIONDESK_AUTH", "", "how agents sign in: dev (local only), header or jwt (behind an SSO proxy)")
+	str(&c.Auth.Preset, "auth-preset", "SESSIONDESK_AUTH_PRESET", "", "oauth2-proxy, authelia, authentik, pomerium, cloudflare or oidc")
+	str(&c.Auth.Header, "auth-header", "SESSIONDESK_AUTH_HEADER", "", "identity header (header mode) or assertion header (jwt mode), overriding the preset")
+	str(&c.Auth.SecretHeader, "auth-secret-header", "SESSIONDESK_AUTH_SECRET_HEADER", "", "header carrying a secret shared with the proxy (header mode)")
+	str(&c.Auth.Secret, "auth-secret", "SESSIONDESK_AUTH_SECRET", "", "the shared secret's value")
+	str(&proxies, "trusted-proxies", "SESSIONDESK_TRUSTED_PROXIES", "", "CIDRs of the proxies whose identity headers are believed")
+	str(&c.Auth.JWKSURL, "jwks-url", "SESSIONDESK_JWKS_URL", "", "where the proxy's signing keys are (jwt mode)")
+	str(&c.Auth.Issuer, "jwt-issuer", "SESSIONDESK_JWT_ISSUER", "", "expected iss of the assertion (jwt mode)")
+	str(&c.Auth.Audience, "jwt-audience", "SESSIONDESK_JWT_AUDIENCE", "", "expected aud of the assertion (jwt mode)")
+	str(&roles, "roles", "SESSIONDESK_ROLES", "", "group=role pairs, e.g. support-admins=admin,support=agent")
+	str(&c.LogoutURL, "logout-url", "SESSIONDESK_LOGOUT_URL", "", "the proxy's sign-out address, e.g. /oauth2/sign_out")
+	str(&c.BasePath, "base-path", "SESSIONDESK_BASE_PATH", "", "sub-path the proxy serves the inbox under (default: the public URL's path)")
 	var r Routee
 	str(&r.AppID, "routee-app-id", "ROUTEE_APP_ID", "", "Routee application id; set it to use Routee instead of the sandbox")
 	str(&r.AppSecret, "routee-app-secret", "ROUTEE_APP_SECRET", "", "Routee application secret")
@@ -164,15 +188,15 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if c.Rates.Text < 0 || c.Rates.Media < 0 {
 		return Config{}, fmt.Errorf("rates must not be negative")
 	}
-	if err := checkLoopback(c.Addr); err != nil {
-		return Config{}, err
-	}
 	if publicURL != "" {
 		u, err := ParsePublicURL(publicURL)
 		if err != nil {
 			return Config{}, fmt.Errorf("--public-url: %w", err)
 		}
 		c.PublicURL = u
+	}
+	if err := c.checkAuth(mode, proxies, roles); err != nil {
+		return Config{}, err
 	}
 	if c.TTL < 30*time.Second || c.TTL > 24*time.Hour {
 		return Config{}, fmt.Errorf("--ttl %s: the provider accepts 30s to 24h", c.TTL)
@@ -191,16 +215,68 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	return c, nil
 }
 
-// checkLoopback refuses any listen address but loopback: the only login so far
-// is the local dev agent, which must never be reachable from another machine.
+// checkAuth reads the sign-in settings. The local dev login listens on
+// loopback only; behind a proxy the inbox may listen anywhere, but needs the
+// public URL (websocket Origin checks) and at least one group mapped to a role.
+func (c *Config) checkAuth(mode, proxies, roles string) error {
+	c.Auth.Mode = auth.Mode(mode)
+	var err error
+	if proxies != "" {
+		if c.Auth.TrustedProxies, err = auth.ParseTrustedProxies(proxies); err != nil {
+			return err
+		}
+	}
+	if _, err := auth.New(c.Auth); err != nil { // checks every setting; no network I/O
+		return err
+	}
+	if c.Auth.EffectiveMode() == auth.ModeDev {
+		if roles != "" {
+			return errors.New("SESSIONDESK_ROLES is for SSO groups; the local dev agent is always an admin")
+		}
+		c.Roles = map[string]string{auth.DevAdminGroup: auth.RoleAdmin}
+		if err := checkLoopback(c.Addr); err != nil {
+			return err
+		}
+		return c.checkBasePath()
+	}
+	if c.Roles, err = auth.ParseRoles(roles); err != nil {
+		return err
+	}
+	if len(c.Roles) == 0 {
+		return errors.New("SESSIONDESK_ROLES is empty: map at least one group to a role " +
+			"(e.g. support-admins=admin,support=agent), or nobody can sign in")
+	}
+	if c.PublicURL == nil {
+		return errors.New("SESSIONDESK_PUBLIC_URL is required behind a proxy: websockets are only accepted from its origin")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q: %w", c.Addr, err)
+	}
+	return c.checkBasePath()
+}
+
+// checkBasePath defaults the base path to the public URL's and checks its form.
+func (c *Config) checkBasePath() error {
+	if c.BasePath == "" && c.PublicURL != nil {
+		c.BasePath = c.PublicURL.Path
+	}
+	c.BasePath = strings.TrimRight(c.BasePath, "/")
+	if c.BasePath != "" && (!strings.HasPrefix(c.BasePath, "/") || strings.ContainsAny(c.BasePath, "?#")) {
+		return fmt.Errorf("SESSIONDESK_BASE_PATH %q: want a path such as /support", c.BasePath)
+	}
+	return nil
+}
+
+// checkLoopback refuses any listen address but loopback for the local dev
+// login, which must never be reachable from another machine.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", addr, err)
 	}
 	if !IsLoopbackHost(host) {
-		return fmt.Errorf("--addr %q: the local dev login only listens on loopback (127.0.0.1, ::1 or localhost); "+
-			"listening on other addresses needs SSO authentication, which this version does not have yet", addr)
+		return fmt.Errorf("--addr %q: the local dev login (SESSIONDESK_AUTH=dev) only listens on loopback "+
+			"(127.0.0.1, ::1 or localhost); to serve a team, run behind an SSO proxy with SESSIONDESK_AUTH=header or jwt", addr)
 	}
 	return nil
 }

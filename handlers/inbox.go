@@ -139,7 +139,7 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 		Composer: s.composer(cv, r.Now()),
 	}
 	for _, m := range msgs {
-		v.Messages = append(v.Messages, messageView(m))
+		v.Messages = append(v.Messages, s.messageView(m))
 	}
 	return v, nil
 }
@@ -175,7 +175,7 @@ func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 	}
 }
 
-func messageView(m store.Message) views.Message {
+func (s *Server) messageView(m store.Message) views.Message {
 	v := views.Message{
 		ID:         m.ID,
 		Out:        m.Direction == store.Outbound,
@@ -196,10 +196,10 @@ func messageView(m store.Message) views.Message {
 		v.Retrying = fmt.Sprintf("Not sent yet: %d %s failed (%s); trying again.", m.Attempts, tries, m.LastError)
 	}
 	if a := m.Attachment; a != nil {
-		v.Attachment = attachmentView(m.Kind, *a)
+		v.Attachment = s.attachmentView(m.Kind, *a)
 	}
 	if store.Retryable(m) {
-		v.RetryURL = fmt.Sprintf("/c/%d/messages/%d/retry", m.ConversationID, m.ID)
+		v.RetryURL = s.path(fmt.Sprintf("/c/%d/messages/%d/retry", m.ConversationID, m.ID))
 	}
 	return v
 }
@@ -252,7 +252,7 @@ func (s *Server) sendForm(c echo.Context) error {
 		if refusal != nil {
 			return sendErr // rendered as an error page with the reason
 		}
-		return c.Redirect(http.StatusSeeOther, "/c/"+strconv.FormatInt(id, 10))
+		return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 	}
 	var comp views.Composer
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
@@ -329,7 +329,7 @@ func (s *Server) retryForm(c echo.Context) error {
 		if refusal != nil {
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/c/%d", convID))
+		return c.Redirect(http.StatusSeeOther, s.path(fmt.Sprintf("/c/%d", convID)))
 	}
 	if refusal == nil {
 		return c.NoContent(http.StatusNoContent)
@@ -364,8 +364,8 @@ func (s *Server) retry(c echo.Context, convID, id int64, confirm bool) (store.Me
 }
 
 // attachmentView is what a bubble shows of an image or file.
-func attachmentView(kind session.Kind, a store.Attachment) *views.Attachment {
-	base := "/attachments/" + strconv.FormatInt(a.ID, 10)
+func (s *Server) attachmentView(kind session.Kind, a store.Attachment) *views.Attachment {
+	base := s.path("/attachments/" + strconv.FormatInt(a.ID, 10))
 	v := &views.Attachment{
 		URL:    base,
 		Name:   a.Name,

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/auth"
 	"sessiondesk/store"
 	"sessiondesk/views"
 )
@@ -25,9 +26,12 @@ const (
 	wsReadLimit  = 4 << 10             // browsers send nothing but control frames
 )
 
-// closeRestart is the close code on server shutdown: the htmx ws extension
-// reconnects after 1006, 1011, 1012 and 1013 only.
-const closeRestart = 1012
+// Close codes after which the htmx ws extension reconnects (it does so after
+// 1006, 1011, 1012 and 1013 only).
+const (
+	closeRestart  = 1012 // the server is shutting down
+	closeTryAgain = 1013 // the sign-in expired: come back through the proxy
+)
 
 // frameFunc renders the events (already after the cursor) into one frame of
 // out-of-band fragments; after is called once the frame was written.
@@ -85,6 +89,15 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 
 	ping := time.NewTicker(wsPingPeriod)
 	defer ping.Stop()
+	// When the proxy's signed assertion expires, the page must come back through
+	// the proxy to be identified again: close with 1013 (try again later), which
+	// the htmx ws extension answers by reconnecting.
+	var expired <-chan time.Time
+	if id, ok := c.Get("identity").(auth.Identity); ok && !id.ExpiresAt.IsZero() {
+		t := time.NewTimer(time.Until(id.ExpiresAt))
+		defer t.Stop()
+		expired = t.C
+	}
 	cursor := after
 	for {
 		if cursor, err = s.catchUp(ctx, conn, cursor, frame); err != nil {
@@ -101,6 +114,10 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 			// ask the page to come back once the server is up again.
 			_ = conn.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(closeRestart, "server restarting"), time.Now().Add(time.Second))
+			return nil
+		case <-expired:
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeTryAgain, "sign-in expired"), time.Now().Add(time.Second))
 			return nil
 		case <-sub.C:
 		case <-ping.C:
@@ -208,14 +225,14 @@ func (s *Server) inboxSocket(c echo.Context) error {
 				if err != nil {
 					return nil, nil, err
 				}
-				comps = append(comps, views.ThreadAppend(messageView(m)))
+				comps = append(comps, views.ThreadAppend(s.messageView(m)))
 				clientWrote = clientWrote || m.Direction == store.Inbound
 			case store.EventStatus:
 				m, err := r.Message(ctx, ev.MessageID)
 				if err != nil {
 					return nil, nil, err
 				}
-				comps = append(comps, views.MessageBubble(messageView(m), true))
+				comps = append(comps, views.MessageBubble(s.messageView(m), true))
 			}
 		}
 		if touched {

@@ -94,7 +94,7 @@ func (s *Server) sandboxPage(c echo.Context) error {
 		}
 		msgs, err := r.Messages(ctx, cv.ID, threadLimit)
 		for _, m := range msgs {
-			page.Messages = append(page.Messages, messageView(m))
+			page.Messages = append(page.Messages, s.messageView(m))
 		}
 		return err
 	})
@@ -146,7 +146,7 @@ func (s *Server) sandboxClient(c echo.Context) error {
 	if err != nil {
 		return s.sandboxFormError(c, err.Error(), name, c.FormValue("phone"))
 	}
-	return c.Redirect(http.StatusSeeOther, sandboxURL(num.E164, name))
+	return c.Redirect(http.StatusSeeOther, s.path(sandboxURL(num.E164, name)))
 }
 
 func (s *Server) sandboxFormError(c echo.Context, msg, name, rawPhone string) error {
@@ -241,7 +241,7 @@ func (s *Server) sandboxSendForm(c echo.Context) error {
 		return c.NoContent(http.StatusNoContent) // the message arrives over the websocket
 	}
 	num, _ := phone.Parse(w.From)
-	return c.Redirect(http.StatusSeeOther, sandboxURL(num.E164, strings.TrimSpace(w.Name)))
+	return c.Redirect(http.StatusSeeOther, s.path(sandboxURL(num.E164, strings.TrimSpace(w.Name))))
 }
 
 // sandboxAPIMessage is POST /sandbox/messages for scripts:
@@ -317,9 +317,9 @@ func (s *Server) sandboxSocket(c echo.Context) error {
 				delivered = append(delivered, m)
 			}
 			if ev.Kind == store.EventMessage {
-				comps = append(comps, views.SandboxAppend(messageView(m)))
+				comps = append(comps, views.SandboxAppend(s.messageView(m)))
 			} else {
-				comps = append(comps, views.SandboxBubble(messageView(m), true))
+				comps = append(comps, views.SandboxBubble(s.messageView(m), true))
 			}
 		}
 		after := func() {

@@ -40,6 +40,9 @@ type Deps struct {
 	LocalMode bool // the local dev login is in use: show the banner
 	// WebhookSecret is the secret path segment of the provider's webhooks.
 	WebhookSecret string
+	// BasePath prefixes every link and redirect when the proxy serves the inbox
+	// under a sub-path; LogoutURL is the proxy's sign-out.
+	BasePath, LogoutURL string
 	// Static serves /static/.
 	Static http.Handler
 	// Media keeps attachment bytes; Limits are what an attachment may be.
@@ -133,6 +136,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set("agent", a)
+		c.Set("identity", id)
 		return next(c)
 	}
 }
@@ -153,6 +157,9 @@ func (s *Server) agent(ctx context.Context, id auth.Identity, role string) (stor
 	return a, nil
 }
 
+// path prefixes an absolute path of the inbox with the base path.
+func (s *Server) path(p string) string { return s.BasePath + p }
+
 func currentAgent(c echo.Context) store.Agent {
 	a, _ := c.Get("agent").(store.Agent)
 	return a
@@ -164,6 +171,8 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		AgentName: currentAgent(c).Name,
 		LocalMode: s.LocalMode,
 		Sandbox:   s.Phone != nil,
+		BasePath:  s.BasePath,
+		LogoutURL: s.LogoutURL,
 	}
 }
 

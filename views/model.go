@@ -16,6 +16,7 @@ type Chrome struct {
 	LocalMode bool   // the local dev login is in use: show the banner
 	Sandbox   bool   // the sandbox channel is active: link to the phone
 	BasePath  string // prefix for every link, "" at the root
+	LogoutURL string // the proxy's sign-out; "" hides the link
 }
 
 // URL prefixes p with the base path.

@@ -1,0 +1,217 @@
+package app
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"sessiondesk/config"
+)
+
+// startSSOApp starts the inbox behind a (pretend) SSO proxy with env as its
+// environment, on a loopback port whose URL is the public URL.
+func startSSOApp(t *testing.T, env map[string]string) *testApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["SESSIONDESK_PUBLIC_URL"] = "http://" + ln.Addr().String()
+	cfg, err := config.Parse([]string{"--addr", ln.Addr().String(), "--data", t.TempDir(), "--no-demo"},
+		func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	return runApp(t, cfg, nil, Options{Listener: ln})
+}
+
+func (ta *testApp) get(t *testing.T, path string, header ...string) (int, string) {
+	t.Helper()
+	status, body := ta.do(t, "GET", path, "", "", header...)
+	return status, string(body)
+}
+
+func TestHeaderModeTrustsOnlyTheProxy(t *testing.T) {
+	base := map[string]string{"SESSIONDESK_AUTH": "header", "SESSIONDESK_AUTH_PRESET": "oauth2-proxy",
+		"SESSIONDESK_ROLES": "support-admins=admin,support=agent"}
+
+	// The proxy is elsewhere: this test's requests come from an untrusted peer.
+	env := map[string]string{"SESSIONDESK_TRUSTED_PROXIES": "10.20.0.0/16"}
+	for k, v := range base {
+		env[k] = v
+	}
+	far := startSSOApp(t, env)
+	if status, body := far.get(t, "/api/v1/conversations", "X-Forwarded-User", "mallory", "X-Forwarded-Email", "boss@example.com",
+		"X-Forwarded-Groups", "support-admins"); status != http.StatusUnauthorized {
+		t.Errorf("forged identity from an untrusted address: %d %s, want 401", status, body)
+	}
+
+	// The proxy is this machine.
+	env = map[string]string{"SESSIONDESK_TRUSTED_PROXIES": "127.0.0.1/32"}
+	for k, v := range base {
+		env[k] = v
+	}
+	ta := startSSOApp(t, env)
+	status, body := ta.get(t, "/", "X-Forwarded-User", "olga", "X-Forwarded-Email", "olga@example.com",
+		"X-Forwarded-Groups", "support")
+	if status != 200 || !strings.Contains(body, "olga@example.com") && !strings.Contains(body, "olga") {
+		t.Errorf("a trusted identity: %d, want the inbox", status)
+	}
+	if strings.Contains(body, "Local mode") {
+		t.Error("the local mode banner shows behind a proxy")
+	}
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"no identity", nil, 401},
+		{"a group with no role", []string{"X-Forwarded-User", "eve", "X-Forwarded-Email", "eve@example.com", "X-Forwarded-Groups", "sales"}, 403},
+		{"an underscore variant of the email header", []string{"X-Forwarded-User", "olga", "X-Forwarded-Groups", "support",
+			"X_Forwarded_Email", "boss@example.com"}, 401},
+	} {
+		if status, body := ta.get(t, "/api/v1/conversations", tc.header...); status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, status, body, tc.want)
+		}
+	}
+	// Two values of the identity header.
+	req, _ := http.NewRequest("GET", ta.base+"/api/v1/conversations", nil)
+	req.Header.Add("X-Forwarded-User", "olga")
+	req.Header.Add("X-Forwarded-User", "boss")
+	req.Header.Set("X-Forwarded-Groups", "support")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Errorf("two identity headers: %d, want 401", res.StatusCode)
+	}
+}
+
+func TestHeaderModeWithoutTrustedProxiesRefusesToStart(t *testing.T) {
+	for _, proxies := range []string{"", "0.0.0.0/0", "::/0", "*"} {
+		env := map[string]string{"SESSIONDESK_AUTH": "header", "SESSIONDESK_AUTH_PRESET": "authelia",
+			"SESSIONDESK_ROLES": "support=agent", "SESSIONDESK_PUBLIC_URL": "https://inbox.example.com",
+			"SESSIONDESK_TRUSTED_PROXIES": proxies}
+		_, err := config.Parse([]string{"--addr", "0.0.0.0:8080"}, func(k string) string { return env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "SESSIONDESK_TRUSTED_PROXIES") {
+			t.Errorf("trusted proxies %q: %v, want a refusal naming SESSIONDESK_TRUSTED_PROXIES", proxies, err)
+		}
+	}
+}
+
+// jwtIssuer is a pretend Pomerium: it signs assertions and serves its JWKS.
+type jwtIssuer struct {
+	key jwk.Key
+	srv *httptest.Server
+}
+
+func newIssuer(t *testing.T) *jwtIssuer {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = key.Set(jwk.KeyIDKey, "k1")
+	_ = key.Set(jwk.AlgorithmKey, jwa.ES256())
+	pub, err := key.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	t.Cleanup(srv.Close)
+	return &jwtIssuer{key: key, srv: srv}
+}
+
+func (is *jwtIssuer) sign(t *testing.T, key jwk.Key, aud string, exp time.Time, groups ...string) string {
+	t.Helper()
+	tok, err := jwt.NewBuilder().Issuer("https://auth.example.com").Audience([]string{aud}).Subject("u-1").
+		Expiration(exp).IssuedAt(time.Now().Add(-time.Minute)).Claim("email", "olga@example.com").
+		Claim("name", "Olga Agent").Claim("groups", groups).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+func TestJWTModeVerifiesTheAssertion(t *testing.T) {
+	is := newIssuer(t)
+	ta := startSSOApp(t, map[string]string{
+		"SESSIONDESK_AUTH": "jwt", "SESSIONDESK_AUTH_PRESET": "pomerium", "SESSIONDESK_JWKS_URL": is.srv.URL,
+		"SESSIONDESK_JWT_ISSUER": "https://auth.example.com", "SESSIONDESK_JWT_AUDIENCE": "inbox.example.com",
+		"SESSIONDESK_ROLES": "support-admins=admin,support=agent",
+	})
+	other := newIssuer(t)
+	_ = other.key.Set(jwk.KeyIDKey, "k1") // the same key id, another key
+	hour := time.Now().Add(time.Hour)
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  int
+	}{
+		{"a good assertion", is.sign(t, is.key, "inbox.example.com", hour, "support"), 200},
+		{"a wrong key", is.sign(t, other.key, "inbox.example.com", hour, "support"), 401},
+		{"a wrong audience", is.sign(t, is.key, "other.example.com", hour, "support"), 401},
+		{"expired", is.sign(t, is.key, "inbox.example.com", time.Now().Add(-10*time.Minute), "support"), 401},
+		{"no mapped group", is.sign(t, is.key, "inbox.example.com", hour, "sales"), 403},
+	} {
+		status, body := ta.get(t, "/api/v1/conversations", "X-Pomerium-Jwt-Assertion", tc.token)
+		if status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, status, body, tc.want)
+		}
+	}
+	// The agent was created with the mapped role.
+	status, body := ta.get(t, "/", "X-Pomerium-Jwt-Assertion", is.sign(t, is.key, "inbox.example.com", hour, "support-admins"))
+	if status != 200 || !strings.Contains(body, "Olga Agent") {
+		t.Errorf("the inbox for a signed-in admin: %d, does not name the agent", status)
+	}
+
+	// The websocket closes with 1013 when the assertion expires.
+	h := http.Header{}
+	h.Set("Origin", ta.base)
+	h.Set("X-Pomerium-Jwt-Assertion", is.sign(t, is.key, "inbox.example.com", time.Now().Add(1500*time.Millisecond), "support"))
+	conn, _, err := websocket.DefaultDialer.Dial(strings.Replace(ta.base, "http://", "ws://", 1)+"/ws?after=0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err = conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1013 {
+		t.Errorf("the socket ended with %v, want close 1013 at the assertion's expiry", err)
+	}
+}
