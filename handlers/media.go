@@ -328,3 +328,18 @@ func humanSize(n int64) string {
 		return strconv.FormatInt(n, 10) + " bytes"
 	}
 }
+
+// retryDownload asks for another try at a client's media that failed to download.
+func (s *Server) retryDownload(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("aid"), 10, 64)
+	if err != nil || id <= 0 {
+		return store.ErrNotFound
+	}
+	if err := s.Store.RetryDownload(c.Request().Context(), id); err != nil {
+		return err
+	}
+	if c.Request().Header.Get("HX-Request") == "true" {
+		return c.NoContent(http.StatusNoContent) // the new state arrives over the websocket
+	}
+	return c.Redirect(http.StatusSeeOther, s.path("/"))
+}

@@ -93,6 +93,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.GET("/attachments/:aid", s.attachment)
 	app.GET("/attachments/:aid/:thumb", s.attachment)
+	app.POST("/attachments/:aid/retry", s.retryDownload)
 	app.GET("/ws", s.inboxSocket)
 
 	api := app.Group("/api/v1")
