@@ -40,28 +40,15 @@ func NewDownloader(st *store.Store, ms *media.Store, f *media.Fetcher, lim media
 
 // Run downloads what is pending whenever wake fires or a retry falls due.
 func (d *Downloader) Run(ctx context.Context, wake <-chan struct{}) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-wake:
-		case <-timer.C:
-		}
+	runWorker(ctx, wake, d.now, func(ctx context.Context) time.Time {
 		d.Pass(ctx)
-		wait := idlePoll
-		if next, err := d.store.NextDownloadAt(ctx); err == nil && !next.IsZero() {
-			wait = min(max(next.Sub(d.now()), 0), idlePoll)
+		next, err := d.store.NextDownloadAt(ctx)
+		if err != nil {
+			return time.Time{}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
-	}
+		return next
+	})
+	return nil
 }
 
 // Pass tries every download that is due, one after the other.

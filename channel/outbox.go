@@ -66,40 +66,19 @@ func NewOutbox(st *store.Store, sender Sender, log *slog.Logger, opts OutboxOpti
 	return &Outbox{store: st, sender: sender, log: log, opts: opts}
 }
 
-// idlePoll bounds how long the outbox sleeps with nothing due: a safety net in
-// case a wake-up is ever lost.
-const idlePoll = 5 * time.Second
-
 // Run sends what is queued, then again whenever wake fires (the live broker's
 // subscription: every committed write) or a retry falls due, until ctx ends.
 // A send in flight when ctx ends is finished first, so its outcome is recorded.
 func (o *Outbox) Run(ctx context.Context, wake <-chan struct{}) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-wake:
-		case <-timer.C:
-		}
+	runWorker(ctx, wake, o.opts.Now, func(ctx context.Context) time.Time {
 		next, err := o.Pass(ctx)
 		if err != nil && ctx.Err() == nil {
 			o.log.Error("outbox pass failed", "err", err)
 			next = o.opts.Now().Add(o.opts.Backoff)
 		}
-		wait := idlePoll
-		if !next.IsZero() {
-			wait = min(max(next.Sub(o.opts.Now()), 0), idlePoll)
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
-	}
+		return next
+	})
+	return nil
 }
 
 // Pass sends, for every client with queued messages, the oldest one if it is
