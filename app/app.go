@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		opts.Now = time.Now
 	}
 	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker()}
-	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Now: opts.Now, Committed: a.Broker.Publish,
+	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Rates: cfg.Rates, Now: opts.Now, Committed: a.Broker.Publish,
 		// The provider fetches an attachment within the message's ttl; an hour's margin.
 		MediaTokenTTL: cfg.TTL + time.Hour})
 	if err != nil {
@@ -192,7 +192,6 @@ func (a *App) routes() http.Handler {
 		Auth:          a.auth,
 		Roles:         a.cfg.Roles,
 		Log:           a.log,
-		Rates:         a.cfg.Rates,
 		PublicURL:     a.publicURL,
 		Phone:         a.phone,
 		LocalMode:     a.cfg.Auth.EffectiveMode() == auth.ModeDev,

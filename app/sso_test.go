@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"sessiondesk/config"
+	"sessiondesk/store"
 )
 
 // startSSOApp starts the inbox behind a (pretend) SSO proxy with env as its
@@ -213,5 +214,62 @@ func TestJWTModeVerifiesTheAssertion(t *testing.T) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != 1013 {
 		t.Errorf("the socket ended with %v, want close 1013 at the assertion's expiry", err)
+	}
+}
+
+func TestRolesAndAPITokens(t *testing.T) {
+	ta := startSSOApp(t, map[string]string{"SESSIONDESK_AUTH": "header", "SESSIONDESK_AUTH_PRESET": "authelia",
+		"SESSIONDESK_TRUSTED_PROXIES": "127.0.0.1/32", "SESSIONDESK_ROLES": "support-admins=admin,support=agent"})
+	agent := []string{"Remote-User", "ivan", "Remote-Email", "ivan@example.com", "Remote-Groups", "support"}
+	admin := []string{"Remote-User", "anna", "Remote-Email", "anna@example.com", "Remote-Groups", "staff,support-admins"}
+
+	// An agent who is not an admin: 403 on settings and the audit log.
+	for _, p := range []string{"/admin/settings", "/admin/audit", "/admin/audit.csv", "/admin/tokens"} {
+		if status, _ := ta.get(t, p, agent...); status != http.StatusForbidden {
+			t.Errorf("agent on %s: %d, want 403", p, status)
+		}
+		if status, _ := ta.get(t, p, admin...); status != http.StatusOK {
+			t.Errorf("admin on %s: %d, want 200", p, status)
+		}
+	}
+	if status, _ := ta.do(t, "POST", "/admin/settings", "application/x-www-form-urlencoded", "max_unanswered=50", agent...); status != http.StatusForbidden {
+		t.Errorf("agent posting settings: %d, want 403", status)
+	}
+
+	// An admin creates a token; integrations use it on the JSON API only.
+	var admins int64
+	_ = ta.Store.Read(t.Context(), func(r *store.Reader) error {
+		agents, _ := r.Agents(t.Context())
+		for _, a := range agents {
+			if a.Role == "admin" {
+				admins = a.ID
+			}
+		}
+		return nil
+	})
+	secret, info, err := ta.Store.CreateToken(t.Context(), admins, "CRM sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := []string{"Authorization", "Bearer " + secret}
+	if status, body := ta.get(t, "/api/v1/conversations", bearer...); status != 200 {
+		t.Errorf("API with a token: %d %s", status, body)
+	}
+	if status, _ := ta.get(t, "/", bearer...); status != http.StatusUnauthorized {
+		t.Errorf("a page with a token: %d, want 401 (pages go through the proxy)", status)
+	}
+	if err := ta.Store.RevokeToken(t.Context(), admins, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := ta.get(t, "/api/v1/conversations", bearer...); status != http.StatusUnauthorized {
+		t.Errorf("API with a revoked token: %d, want 401", status)
+	}
+	if status, _ := ta.get(t, "/api/v1/conversations", "Authorization", "Bearer sdk_forged"); status != http.StatusUnauthorized {
+		t.Errorf("API with a forged token: %d, want 401", status)
+	}
+	// The audit log has both, and its CSV export says so.
+	status, body := ta.get(t, "/admin/audit.csv", admin...)
+	if status != 200 || !strings.Contains(body, "token_create") || !strings.Contains(body, "token_revoke") {
+		t.Errorf("audit CSV: %d %.300s", status, body)
 	}
 }

@@ -72,7 +72,7 @@ func toAPIMessage(m store.Message) apiMessage {
 }
 
 func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConversation {
-	st := session.StatusAt(cv.State, s.Store.Rules(), now)
+	st, rates := session.StatusAt(cv.State, s.Store.Rules(), now), s.Store.Rates()
 	out := apiConversation{
 		ID:      cv.ID,
 		Contact: apiContact{Name: cv.Contact.Name, Phone: cv.Contact.Phone, Country: cv.Contact.Country},
@@ -80,7 +80,7 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 		Session: apiSession{
 			Open: st.Open, Number: st.Number, Used: st.Used, Remaining: st.Remaining,
 			Unanswered: st.Unanswered, UnansweredLeft: st.UnansweredLeft, Media: st.Media,
-			Currency: s.Rates.Currency, CanSend: st.CanSend,
+			Currency: rates.Currency, CanSend: st.CanSend,
 		},
 	}
 	if cv.Last != nil {
@@ -90,7 +90,7 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 	if cv.State.Current != nil {
 		start, end := st.StartedAt, st.EndsAt
 		out.Session.StartedAt, out.Session.EndsAt = &start, &end
-		out.Session.Cost = s.Rates.Cost(*cv.State.Current)
+		out.Session.Cost = rates.Cost(*cv.State.Current)
 	}
 	if st.Refusal != nil {
 		out.Session.Code, out.Session.Message = string(st.Refusal.Code), st.Refusal.Message

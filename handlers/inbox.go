@@ -145,7 +145,7 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 }
 
 func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
-	rules := s.Store.Rules()
+	rules, rates := s.Store.Rules(), s.Store.Rates()
 	st := session.StatusAt(cv.State, rules, now)
 	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
 	p := views.Panel{
@@ -154,13 +154,13 @@ func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
 		MaxPerSession:  rules.MaxPerSession,
 		MaxUnanswered:  rules.MaxUnanswered,
 		NowUnix:        now.UnixMilli(),
-		Currency:       s.Rates.Currency,
+		Currency:       rates.Currency,
 		ContactName:    cv.Contact.Name,
 		ContactPhone:   phone.Display(cv.Contact.Phone),
 		Country:        cv.Contact.Country,
 	}
 	if cv.State.Current != nil {
-		p.Cost = s.Rates.Cost(*cv.State.Current)
+		p.Cost = rates.Cost(*cv.State.Current)
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/a-h/templ"
@@ -33,7 +34,6 @@ type Deps struct {
 	// Roles maps the login source's groups to roles (agent, admin).
 	Roles     map[string]string
 	Log       *slog.Logger
-	Rates     session.Rates
 	PublicURL *url.URL
 	// Phone is the sandbox provider; nil when a real provider is configured.
 	Phone     *sandbox.Provider
@@ -102,6 +102,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/conversations/:id/messages", s.apiMessages)
 	api.POST("/conversations/:id/messages", s.apiSend)
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
+	s.registerAdmin(app)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:
@@ -121,6 +122,17 @@ func (s *Server) Register(e *echo.Echo) {
 // the login source takes effect at once.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Integrations present an API token instead of going through the proxy,
+		// on the JSON API only.
+		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			if a, ok, err := s.tokenAgent(c.Request()); ok {
+				if err != nil {
+					return err
+				}
+				c.Set("agent", a)
+				return next(c)
+			}
+		}
 		id, err := s.Auth.Authenticate(c.Request())
 		if err != nil {
 			return echo.NewHTTPError(http.StatusUnauthorized, "Sign in first: "+err.Error())
@@ -128,7 +140,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// Agents exist only when a group maps to a role: an unmapped user gets no
 		// default role (sso.md).
 		role, ok := auth.RoleFor(id.Groups, s.Roles)
-		if !ok {
+		if !ok || strings.HasPrefix(id.Login, "token:") { // token: logins are the API tokens' own
 			return echo.NewHTTPError(http.StatusForbidden,
 				"Your account is signed in but is in no group that has a role in Sessiondesk; ask an admin.")
 		}
@@ -172,6 +184,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		AgentName: currentAgent(c).Name,
 		LocalMode: s.LocalMode,
 		Sandbox:   s.Phone != nil,
+		IsAdmin:   currentAgent(c).Role == adminRole,
 		BasePath:  s.BasePath,
 		LogoutURL: s.LogoutURL,
 	}

@@ -220,8 +220,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if err != nil {
 			return false, err
 		}
-		at := session.ClientTime(s.opts.Rules, in.SentAt, now)
-		next, opened := session.ClientWrote(st, s.opts.Rules, at)
+		rules := s.Rules()
+		at := session.ClientTime(rules, in.SentAt, now)
+		next, opened := session.ClientWrote(st, rules, at)
 		if opened {
 			if sessionID, err = insertSession(ctx, tx, convID, *next.Current, "client"); err != nil {
 				return false, err
@@ -304,7 +305,8 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	if err != nil {
 		return nil, err
 	}
-	d := session.Decide(st, s.opts.Rules, now, send.Parts, send.ConfirmNewSession)
+	rules := s.Rules()
+	d := session.Decide(st, rules, now, send.Parts, send.ConfirmNewSession)
 	if !d.Allowed() {
 		return nil, d.Err
 	}
@@ -316,7 +318,7 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	for i, p := range send.Parts {
 		pl := d.Placements[i]
 		if pl.NewSession {
-			started := session.Session{Number: pl.Session, StartedAt: now, EndsAt: now.Add(s.opts.Rules.Window)}
+			started := session.Session{Number: pl.Session, StartedAt: now, EndsAt: now.Add(rules.Window)}
 			if sessionID, err = insertSession(ctx, tx, send.ConversationID, started, "rollover"); err != nil {
 				return nil, err
 			}
@@ -339,6 +341,10 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 			return nil, &InvalidError{Field: "attachment", Message: fmt.Sprintf("the %s has no stored bytes", p.Kind)}
 		}
 		if err := appendEvent(ctx, tx, EventMessage, send.ConversationID, id, now); err != nil {
+			return nil, err
+		}
+		if err := appendAudit(ctx, tx, now, send.AgentID, AuditSend, send.ConversationID, id,
+			sendDetail{Kind: string(p.Kind), Session: pl.Session, NewSession: pl.NewSession}); err != nil {
 			return nil, err
 		}
 	}
@@ -566,7 +572,9 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 			return false, err
 		}
 		out = msgs[0]
-		return true, nil
+		return true, appendAudit(ctx, tx, s.opts.Now(), agentID, AuditRetry, m.ConversationID, m.ID, retryDetail{
+			OriginalMessageID: m.ID, OriginalStatus: m.Status, NewMessageID: out.ID,
+			Session: out.SessionNumber, NewSession: out.FirstOfSession})
 	})
 	if err != nil {
 		return Message{}, fmt.Errorf("retry message %d: %w", id, err)

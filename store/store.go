@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,8 +35,11 @@ var migrations embed.FS
 
 // Options configure a Store.
 type Options struct {
-	// Rules are the session settings every send is checked against.
+	// Rules are the session settings every send is checked against, and Rates
+	// what sessions cost: the defaults (the flags). Settings an admin saved
+	// override them (see SaveSettings).
 	Rules session.Settings
+	Rates session.Rates
 	// Now is the clock every decision uses (S10). Defaults to time.Now.
 	Now func() time.Time
 	// Committed is called after every committed write that appended events. It
@@ -51,6 +55,9 @@ type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB
 	opts  Options
+	// settings are the rules, rates and canned replies in force: swapped whole
+	// when an admin saves, shared by the copies WithClock makes.
+	settings *atomic.Pointer[AdminSettings]
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to
@@ -104,7 +111,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open read pool: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	return &Store{write: write, read: read, opts: opts}, nil
+	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings])}
+	if err := s.applyStoredSettings(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -135,9 +147,6 @@ func (s *Store) WithClock(now func() time.Time) *Store {
 	c.opts.Now = now
 	return &c
 }
-
-// Rules returns the session settings this store enforces.
-func (s *Store) Rules() session.Settings { return s.opts.Rules }
 
 // Now returns the store's clock reading.
 func (s *Store) Now() time.Time { return s.opts.Now() }
@@ -171,7 +180,7 @@ func (s *Store) Read(ctx context.Context, fn func(r *Reader) error) error {
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
-	return fn(&Reader{q: tx, rules: s.opts.Rules, now: s.opts.Now()})
+	return fn(&Reader{q: tx, rules: s.Rules(), now: s.opts.Now()})
 }
 
 // Reader reads within one snapshot; see Store.Read.

@@ -15,6 +15,7 @@ type Chrome struct {
 	AgentName string
 	LocalMode bool   // the local dev login is in use: show the banner
 	Sandbox   bool   // the sandbox channel is active: link to the phone
+	IsAdmin   bool   // the agent is an admin: link to the admin pages
 	BasePath  string // prefix for every link, "" at the root
 	LogoutURL string // the proxy's sign-out; "" hides the link
 }
@@ -141,4 +142,112 @@ type SandboxPage struct {
 	Error       string // a refused form, shown above it
 	FormName    string // the values of a refused form
 	FormPhone   string
+}
+
+// AdminTab names the admin page being shown, for the admin navigation.
+type AdminTab string
+
+// The admin pages.
+const (
+	AdminTabOverview AdminTab = "overview"
+	AdminTabAudit    AdminTab = "audit"
+	AdminTabSettings AdminTab = "settings"
+	AdminTabTokens   AdminTab = "tokens"
+)
+
+// AuditRow is one line of the audit log.
+type AuditRow struct {
+	ID             int64
+	At             time.Time
+	Agent          string // "" for the system
+	Token          string // the API token that acted, "" when none did
+	Action         string
+	ConversationID int64 // 0 when none; links to the conversation
+	MessageID      int64
+	Summary        string // one sentence of what changed
+}
+
+// Option is one choice of a filter's <select>.
+type Option struct {
+	Value    string
+	Label    string
+	Selected bool
+}
+
+// AdminHomePage is the admin overview.
+type AdminHomePage struct {
+	Chrome
+	Rules        session.Settings
+	Rates        session.Rates
+	CannedCount  int
+	ActiveTokens int
+	Recent       []AuditRow
+}
+
+// AdminAuditPage is the audit log with its filters.
+type AdminAuditPage struct {
+	Chrome
+	Rows     []AuditRow
+	Actions  []Option
+	Agents   []Option
+	From     string // the filter's dates, YYYY-MM-DD as typed
+	To       string
+	Paged    bool   // this is not the first page
+	FirstURL string // the first page with the same filters
+	NextURL  string // the next (older) page; "" on the last
+	CSVURL   string // the same filters as CSV
+	Error    string // a filter that could not be read
+}
+
+// CannedReplyForm is one canned reply's fields as typed.
+type CannedReplyForm struct {
+	Title string
+	Text  string
+}
+
+// SettingsForm is the settings form's fields as typed, so a refused form comes
+// back with what the admin entered.
+type SettingsForm struct {
+	WindowHours   string
+	MaxPerSession string
+	MaxUnanswered string
+	AfterCap      string // rollover or close
+	TextMax       string
+	RateText      string
+	RateMedia     string
+	Currency      string
+	Canned        []CannedReplyForm // the saved replies, then empty rows to add more
+}
+
+// AdminSettingsPage is the runtime settings form.
+type AdminSettingsPage struct {
+	Chrome
+	Form  SettingsForm
+	Saved bool   // the last post saved
+	Error string // why the last post was refused
+}
+
+// TokenRow is one API token in the list.
+type TokenRow struct {
+	ID         int64
+	Name       string
+	Prefix     string
+	Role       string
+	CreatedBy  string
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero: never used
+	RevokedAt  time.Time // zero: working
+	RevokedBy  string
+	RevokeURL  string // where the revoke form posts; "" once revoked
+}
+
+// AdminTokensPage lists the API tokens and creates new ones.
+type AdminTokensPage struct {
+	Chrome
+	Tokens []TokenRow
+	// NewSecret is a token just created: shown this once, never again.
+	NewSecret string
+	NewName   string
+	FormName  string // the name of a refused form
+	Error     string
 }
