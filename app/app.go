@@ -60,9 +60,14 @@ type App struct {
 	phone         *sandbox.Provider
 	webhookSecret string
 	auth          auth.Authenticator
-	media         *media.Store
-	limits        media.Limits
-	downloader    *channel.Downloader
+	// outbound carries every request the inbox makes (to the provider, the
+	// fake's callbacks, media downloads), so that shutdown can close its idle
+	// connections: one left unused would hold http.Server.Shutdown for 5 s when
+	// the inbox talks to itself (the sandbox).
+	outbound   *http.Transport
+	media      *media.Store
+	limits     media.Limits
+	downloader *channel.Downloader
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -132,6 +137,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 // reaches over HTTP at the public URL.
 func (a *App) setUpChannel(opts Options) error {
 	now := opts.Now
+	a.outbound = http.DefaultTransport.(*http.Transport).Clone()
 	a.webhookSecret = a.cfg.WebhookSecret
 	if a.webhookSecret == "" {
 		secret, err := sandbox.RandomSecret(16)
@@ -146,7 +152,8 @@ func (a *App) setUpChannel(opts Options) error {
 		rc = routee.Config{AppID: r.AppID, AppSecret: r.AppSecret, SenderID: r.SenderID, APIURL: r.APIURL, AuthURL: r.AuthURL}
 		a.log.Info("channel: Routee", "api", r.APIURL, "webhooks", a.publicURL.String()+"/webhooks/routee/…")
 	} else {
-		phone, err := sandbox.New(sandbox.Config{InboundURL: hooks + "/inbound", Now: now}, a.Store, a.log.With("component", "sandbox"))
+		phone, err := sandbox.New(sandbox.Config{InboundURL: hooks + "/inbound", Now: now,
+			HTTPClient: &http.Client{Transport: a.outbound, Timeout: 10 * time.Second}}, a.Store, a.log.With("component", "sandbox"))
 		if err != nil {
 			return err
 		}
@@ -155,6 +162,7 @@ func (a *App) setUpChannel(opts Options) error {
 		a.log.Info("channel: sandbox (set ROUTEE_APP_ID to use Routee)", "phone", a.publicURL.String()+"/sandbox")
 	}
 	rc.CallbackURL, rc.InboundURL, rc.TTL, rc.Now = hooks+"/status", hooks+"/inbound", a.cfg.TTL, now
+	rc.HTTPClient = &http.Client{Transport: a.outbound, Timeout: routee.DefaultTimeout}
 	client, err := routee.New(rc)
 	if err != nil {
 		return fmt.Errorf("routee channel: %w", err)
@@ -163,7 +171,8 @@ func (a *App) setUpChannel(opts Options) error {
 	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
 	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
-	fetcher := &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax)}
+	fetcher := &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax),
+		Client: &http.Client{Transport: a.outbound, Timeout: media.FetchTimeout}}
 	a.downloader = channel.NewDownloader(a.Store, a.media, fetcher, a.limits, a.log.With("component", "downloader"), now)
 	return nil
 }
@@ -249,6 +258,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	a.outbound.CloseIdleConnections()
 	if serr := a.server.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
 	}

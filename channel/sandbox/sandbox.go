@@ -44,6 +44,8 @@ type Provider struct {
 type Config struct {
 	InboundURL string // the Routee inbound webhook of this inbox
 	Now        func() time.Time
+	// HTTPClient makes the fake's callbacks; nil means a 10 s timeout client.
+	HTTPClient *http.Client
 }
 
 // New returns a sandbox provider with fresh random credentials.
@@ -57,7 +59,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Provider, error) {
 		return nil, err
 	}
 	return &Provider{
-		fake:       fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now}),
+		fake:       fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now, HTTPClient: cfg.HTTPClient}),
 		store:      st,
 		log:        log,
 		inboundURL: cfg.InboundURL,

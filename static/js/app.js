@@ -141,6 +141,15 @@
     el.addEventListener('scroll', function () {
       stuck = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM;
     }, { passive: true });
+    if (typeof ResizeObserver === 'function') {
+      // The composer grows (previews, a long draft) and the thread shrinks:
+      // keep the newest message in view if it was.
+      new ResizeObserver(function () {
+        if (stuck) {
+          scrollToBottom(el);
+        }
+      }).observe(el);
+    }
     if (typeof MutationObserver !== 'function') {
       return;
     }
@@ -309,6 +318,7 @@
         ta.value = '';
         ta.focus();
       }
+      form.querySelectorAll('input[type="file"]').forEach(function (f) { f.value = ''; });
       sandboxError('');
     } else {
       var xhr = e.detail.xhr;
