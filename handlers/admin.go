@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/auth"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -20,8 +21,6 @@ import (
 // The admin side: the audit log (page and CSV), the runtime settings and the
 // API tokens. Admins only (requireAdmin); every form posts with normal form
 // encoding, so the global cross-origin protection covers it.
-
-const adminRole = "admin"
 
 // auditPageSize is how many entries one page of the audit log shows.
 const auditPageSize = 50
@@ -49,7 +48,7 @@ func (s *Server) registerAdmin(g *echo.Group) {
 // as a page, or as JSON to a client that asks for it.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if currentAgent(c).Role == adminRole {
+		if currentAgent(c).Role == auth.RoleAdmin {
 			return next(c)
 		}
 		const msg = "Only admins can open the admin pages (settings, API tokens and the audit log). Ask an admin if you need them."

@@ -184,7 +184,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		AgentName: currentAgent(c).Name,
 		LocalMode: s.LocalMode,
 		Sandbox:   s.Phone != nil,
-		IsAdmin:   currentAgent(c).Role == adminRole,
+		IsAdmin:   currentAgent(c).Role == auth.RoleAdmin,
 		BasePath:  s.BasePath,
 		LogoutURL: s.LogoutURL,
 	}
