@@ -603,3 +603,36 @@ func TestDemoDataShowsEveryState(t *testing.T) {
 		t.Errorf("%d contacts, want %d", n, len(demoClients))
 	}
 }
+
+// An admin's settings apply at once: the unanswered limit, and the canned
+// replies offered in the composer.
+func TestAdminSettingsApplyAtOnce(t *testing.T) {
+	ta := startApp(t)
+	conv := ta.clientWrites(t, "+375298603938", "Hello")
+	form := url.Values{
+		"window_hours": {"24"}, "max_per_session": {"60"}, "max_unanswered": {"2"}, "after_cap": {"rollover"},
+		"text_max": {"1000"}, "rate_text": {"0.045"}, "rate_media": {"0.06"}, "currency": {"EUR"},
+		"canned_title": {"Greeting"}, "canned_text": {"Hello! How can I help?"},
+	}
+	// The client follows the redirect to the page that says it was saved.
+	if status, body := ta.do(t, "POST", "/admin/settings", "application/x-www-form-urlencoded", form.Encode()); status != 200 ||
+		!bytes.Contains(body, []byte(`data-testid="settings-saved"`)) {
+		t.Fatalf("save settings: %d %.300s", status, body)
+	}
+	path := "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages"
+	for i := range 3 {
+		status, body := ta.do(t, "POST", path, "application/json", `{"type":"text","text":"hi"}`)
+		if want := map[bool]int{true: 201, false: 409}[i < 2]; status != want {
+			t.Errorf("send %d with an unanswered limit of 2: %d %s", i+1, status, body)
+		}
+	}
+	_, body := ta.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", "")
+	doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(body))
+	chip := doc.Find(`[data-testid="canned-reply"]`)
+	if chip.Length() != 1 || chip.Text() != "Greeting" || chip.AttrOr("data-canned", "") != "Hello! How can I help?" {
+		t.Errorf("canned replies in the composer: %d %q", chip.Length(), chip.Text())
+	}
+	if !strings.Contains(doc.Find(`[data-testid="session-cost"]`).Text(), "0.045") {
+		t.Errorf("the panel's cost does not use the new text rate: %q", doc.Find(`[data-testid="session-cost"]`).Text())
+	}
+}

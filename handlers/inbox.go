@@ -167,12 +167,16 @@ func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
 
 func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 	rules := s.Store.Rules()
-	return views.Composer{
+	comp := views.Composer{
 		ConversationID: cv.ID,
 		Status:         session.StatusAt(cv.State, rules, now),
 		MaxUnanswered:  rules.MaxUnanswered,
 		MaxTextLen:     rules.MaxTextLen,
 	}
+	for _, cr := range s.Store.Settings().CannedReplies {
+		comp.Canned = append(comp.Canned, views.Canned{Title: cr.Title, Text: cr.Text})
+	}
+	return comp
 }
 
 func (s *Server) messageView(m store.Message) views.Message {

@@ -105,6 +105,13 @@ type Composer struct {
 	// OOB marks the form as an out-of-band swap, for answers aimed elsewhere
 	// (a refused "Send again" shows its reason in the composer).
 	OOB bool
+	// Canned are the admins' canned replies, inserted into the draft on a click.
+	Canned []Canned
+}
+
+// Canned is one canned reply.
+type Canned struct {
+	Title, Text string
 }
 
 // ConversationView is the selected conversation: header, thread, panel and composer.

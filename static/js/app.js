@@ -584,6 +584,23 @@
     }
   });
 
+  // A canned reply goes into the draft where the cursor is; the agent still sends it.
+  document.addEventListener('click', function (e) {
+    var chip = e.target.closest && e.target.closest('[data-canned]');
+    var ta = document.getElementById('composer-text');
+    if (!chip || !ta) {
+      return;
+    }
+    var text = chip.getAttribute('data-canned');
+    var start = ta.selectionStart || 0;
+    var end = ta.selectionEnd || 0;
+    ta.value = ta.value.slice(0, start) + text + ta.value.slice(end);
+    ta.selectionStart = ta.selectionEnd = start + text.length;
+    ta.focus();
+    updateCounter(ta);
+    updateUsage();
+  });
+
   // ------------------------------------------------------------------- lightbox
 
   function closeLightbox() {
