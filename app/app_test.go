@@ -636,3 +636,41 @@ func TestAdminSettingsApplyAtOnce(t *testing.T) {
 		t.Errorf("the panel's cost does not use the new text rate: %q", doc.Find(`[data-testid="session-cost"]`).Text())
 	}
 }
+
+// Under a sub-path of the proxy every link, form and socket carries the prefix.
+func TestBasePath(t *testing.T) {
+	ta := startApp(t, func(c *config.Config) { c.BasePath = "/support" })
+	if !strings.HasSuffix(ta.base, "/support") {
+		t.Fatalf("base URL %s does not end in the base path", ta.base)
+	}
+	conv := ta.clientWrites(t, "+375298603938", "Hello")
+	status, body := ta.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", "")
+	if status != 200 {
+		t.Fatalf("page under the base path: %d", status)
+	}
+	for _, want := range []string{`href="/support/c/`, `action="/support/c/`, `ws-connect="/support/ws?`, `src="/support/static/`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("the page has no %s", want)
+		}
+	}
+	root := strings.TrimSuffix(ta.base, "/support")
+	res, err := http.Get(root + "/c/" + strconv.FormatInt(conv, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Errorf("outside the base path: %d, want 404", res.StatusCode)
+	}
+	// The form's redirect stays under the base path.
+	req, _ := http.NewRequest("POST", ta.base+"/c/"+strconv.FormatInt(conv, 10)+"/messages", strings.NewReader("text=hi"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err = http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/support/c/") {
+		t.Errorf("redirect after a send: %d %q", res.StatusCode, loc)
+	}
+}
