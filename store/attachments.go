@@ -20,14 +20,9 @@ const (
 // Attachment is a message's image or file. The bytes live in the media store
 // under Hash; an empty Hash means a client's media not downloaded yet.
 type Attachment struct {
-	ID             int64
-	MessageID      int64
-	Hash           string
-	Size           int64
-	MIME           string
-	Name           string
-	Width, Height  int
-	ThumbHash      string
+	ID        int64
+	MessageID int64
+	NewAttachment
 	Token          string // the public URL's token; "" when it has none
 	TokenExpiresAt time.Time
 	DownloadState  string // "" for what the inbox stored itself
@@ -65,8 +60,9 @@ func (v *attachmentScan) attachment() *Attachment {
 		return nil
 	}
 	return &Attachment{
-		ID: v.id.Int64, MessageID: v.messageID.Int64, Hash: v.hash.String, Size: v.size.Int64, MIME: v.mime.String,
-		Name: v.name.String, Width: int(v.width.Int64), Height: int(v.height.Int64), ThumbHash: v.thumb.String,
+		ID: v.id.Int64, MessageID: v.messageID.Int64,
+		NewAttachment: NewAttachment{Hash: v.hash.String, Size: v.size.Int64, MIME: v.mime.String, Name: v.name.String,
+			Width: int(v.width.Int64), Height: int(v.height.Int64), ThumbHash: v.thumb.String},
 		Token: v.token.String, TokenExpiresAt: fromMS(v.expires.Int64), DownloadState: v.state.String,
 		DownloadError: v.dlErr.String, Attempts: int(v.attempts.Int64), NextAttemptAt: fromMS(v.next.Int64),
 	}

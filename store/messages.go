@@ -131,28 +131,36 @@ func (r *Reader) Messages(ctx context.Context, conversationID int64, limit int) 
 	return out, rows.Err()
 }
 
-// Message returns one message, or ErrNotFound.
-func (r *Reader) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := scanMessage(r.q.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
+// findMessage reads the one message matching where (a condition on m, with
+// one argument); ErrNotFound when none does. what names it in errors.
+func findMessage(ctx context.Context, q queryer, what, where string, arg any) (Message, error) {
+	m, err := scanMessage(q.QueryRowContext(ctx, messageSelect+` WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, fmt.Errorf("message %d: %w", id, ErrNotFound)
+		return Message{}, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	if err != nil {
-		return Message{}, fmt.Errorf("message %d: %w", id, err)
+		return Message{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return m, nil
 }
 
+// messageByID reads one message by id.
+func messageByID(ctx context.Context, q queryer, id int64) (Message, error) {
+	return findMessage(ctx, q, fmt.Sprintf("message %d", id), `m.id = ?`, id)
+}
+
+// Message returns one message, or ErrNotFound.
+func (r *Reader) Message(ctx context.Context, id int64) (Message, error) {
+	return messageByID(ctx, r.q, id)
+}
+
 // MessageByDedupeKey returns the inbound message stored for a delivery key, or ErrNotFound.
 func (r *Reader) MessageByDedupeKey(ctx context.Context, key string) (Message, error) {
-	m, err := scanMessage(r.q.QueryRowContext(ctx, messageSelect+` WHERE m.dedupe_key = ?`, key))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Message{}, fmt.Errorf("delivery %q: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return Message{}, fmt.Errorf("delivery %q: %w", key, err)
-	}
-	return m, nil
+	return messageByDedupeKey(ctx, r.q, key)
+}
+
+func messageByDedupeKey(ctx context.Context, q queryer, key string) (Message, error) {
+	return findMessage(ctx, q, fmt.Sprintf("delivery %q", key), `m.dedupe_key = ?`, key)
 }
 
 // ClientMessage is a message a client sent, as a channel received it.
@@ -199,13 +207,13 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		now := s.opts.Now()
 		if in.DedupeKey != "" {
-			m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.dedupe_key = ?`, in.DedupeKey))
+			m, err := messageByDedupeKey(ctx, tx, in.DedupeKey)
 			if err == nil {
 				out = Received{Message: m, Duplicate: true}
 				return false, nil
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return false, fmt.Errorf("look up delivery %q: %w", in.DedupeKey, err)
+			if !errors.Is(err, ErrNotFound) {
+				return false, err
 			}
 		}
 		contactID, err := upsertContact(ctx, tx, in.Phone, in.Name, in.Country, now)
@@ -254,9 +262,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
 			return false, err
 		}
-		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, msgID))
+		m, err := messageByID(ctx, tx, msgID)
 		if err != nil {
-			return false, fmt.Errorf("read back message %d: %w", msgID, err)
+			return false, err
 		}
 		out = Received{Message: m, SessionOpened: opened}
 		return true, nil
@@ -354,9 +362,9 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	}
 	out := make([]Message, 0, len(ids))
 	for _, id := range ids {
-		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ?`, id))
+		m, err := messageByID(ctx, tx, id)
 		if err != nil {
-			return nil, fmt.Errorf("read back message %d: %w", id, err)
+			return nil, err
 		}
 		out = append(out, m)
 	}
@@ -548,12 +556,12 @@ func Retryable(m Message) bool { return m.Direction == Outbound && retryable[m.S
 func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewSession bool) (Message, error) {
 	var out Message
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		m, err := scanMessage(tx.QueryRowContext(ctx, messageSelect+` WHERE m.id = ? AND m.direction = 'out'`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, fmt.Errorf("business message %d: %w", id, ErrNotFound)
+		m, err := messageByID(ctx, tx, id)
+		if err == nil && m.Direction != Outbound {
+			err = fmt.Errorf("business message %d: %w", id, ErrNotFound)
 		}
 		if err != nil {
-			return false, fmt.Errorf("business message %d: %w", id, err)
+			return false, err
 		}
 		if !Retryable(m) {
 			return false, &InvalidError{Field: "status",
@@ -564,8 +572,8 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 			Parts: []session.Part{{Kind: m.Kind, Text: m.Body}}, ConfirmNewSession: confirmNewSession,
 		}
 		if a := m.Attachment; a != nil {
-			send.Attachments = []*NewAttachment{{Hash: a.Hash, Size: a.Size, MIME: a.MIME, Name: a.Name,
-				Width: a.Width, Height: a.Height, ThumbHash: a.ThumbHash}}
+			bytes := a.NewAttachment // the same stored bytes, under a new public token
+			send.Attachments = []*NewAttachment{&bytes}
 		}
 		msgs, err := s.acceptTx(ctx, tx, send)
 		if err != nil {
