@@ -25,15 +25,18 @@ const listLimit = 200
 // threadLimit is how many messages of a conversation a page shows.
 const threadLimit = 300
 
-// conversationID reads the :id path parameter; a malformed one is a 404, like an
-// unknown one.
-func conversationID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+// pathID reads a positive id from the path parameter name; a malformed one is
+// a 404, like an unknown one.
+func pathID(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, store.ErrNotFound
 	}
 	return id, nil
 }
+
+// conversationID reads the :id path parameter.
+func conversationID(c echo.Context) (int64, error) { return pathID(c, "id") }
 
 // inbox renders the three panes, with the conversation of :id open when given.
 func (s *Server) inbox(c echo.Context) error {
@@ -216,6 +219,17 @@ func outStatus(m store.Message) string {
 	return m.Status
 }
 
+// readComposer reads a conversation's composer state now.
+func (s *Server) readComposer(ctx context.Context, convID int64) (views.Composer, error) {
+	var comp views.Composer
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		cv, err := r.Conversation(ctx, convID)
+		comp = s.composer(cv, r.Now())
+		return err
+	})
+	return comp, err
+}
+
 // sendForm is the composer's post. With htmx it answers with a fresh composer
 // (the sent message itself arrives over the websocket like everyone else's);
 // without JS it redirects back to the conversation.
@@ -258,15 +272,7 @@ func (s *Server) sendForm(c echo.Context) error {
 		}
 		return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 	}
-	var comp views.Composer
-	err = s.Store.Read(ctx, func(r *store.Reader) error {
-		cv, err := r.Conversation(ctx, id)
-		if err != nil {
-			return err
-		}
-		comp = s.composer(cv, r.Now())
-		return nil
-	})
+	comp, err := s.readComposer(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -309,9 +315,8 @@ func messagePath(c echo.Context) (convID, msgID int64, err error) {
 	if convID, err = conversationID(c); err != nil {
 		return 0, 0, err
 	}
-	msgID, err = strconv.ParseInt(c.Param("mid"), 10, 64)
-	if err != nil || msgID <= 0 {
-		return 0, 0, store.ErrNotFound
+	if msgID, err = pathID(c, "mid"); err != nil {
+		return 0, 0, err
 	}
 	return convID, msgID, nil
 }
@@ -338,12 +343,7 @@ func (s *Server) retryForm(c echo.Context) error {
 	if refusal == nil {
 		return c.NoContent(http.StatusNoContent)
 	}
-	var comp views.Composer
-	err = s.Store.Read(ctx, func(r *store.Reader) error {
-		cv, err := r.Conversation(ctx, convID)
-		comp = s.composer(cv, r.Now())
-		return err
-	})
+	comp, err := s.readComposer(ctx, convID)
 	if err != nil {
 		return err
 	}

@@ -250,9 +250,9 @@ func (s *Server) publicMedia(c echo.Context) error {
 
 // attachment serves a message's image or file to agents (and the sandbox phone).
 func (s *Server) attachment(c echo.Context) error {
-	id, err := strconv.ParseInt(c.Param("aid"), 10, 64)
-	if err != nil || id <= 0 {
-		return store.ErrNotFound
+	id, err := pathID(c, "aid")
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	var a store.Attachment
@@ -331,9 +331,9 @@ func humanSize(n int64) string {
 
 // retryDownload asks for another try at a client's media that failed to download.
 func (s *Server) retryDownload(c echo.Context) error {
-	id, err := strconv.ParseInt(c.Param("aid"), 10, 64)
-	if err != nil || id <= 0 {
-		return store.ErrNotFound
+	id, err := pathID(c, "aid")
+	if err != nil {
+		return err
 	}
 	if err := s.Store.RetryDownload(c.Request().Context(), id); err != nil {
 		return err

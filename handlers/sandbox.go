@@ -260,7 +260,7 @@ func (s *Server) sandboxAPIMessage(c echo.Context) error {
 
 // sandboxSeen is posted by the phone page when it has shown a business message.
 func (s *Server) sandboxSeen(c echo.Context) error {
-	id, err := conversationID(c) // the same positive-integer :id rule
+	id, err := pathID(c, "id")
 	if err != nil {
 		return err
 	}
