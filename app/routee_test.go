@@ -397,3 +397,51 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// S8: every business message carries the ttl; one Routee reports expired is
+// shown as such, and still counts (S6: the provider opened the billed session).
+func TestS8_TTLGoesOutAndExpiredIsShown(t *testing.T) {
+	ra := startRouteeApp(t, channel.OutboxOptions{})
+	conv := ra.clientWritesViaRoutee(t, phoneOf(5), "Hello")
+	id := ra.agentSends(t, conv, "Are you there?")
+	waitFor(t, "the send", func() bool { return len(ra.fake.Messages()) == 1 })
+	sent := ra.fake.Messages()[0]
+	if sent.TTL != 86400 {
+		t.Errorf("ttl sent to Routee = %d, want 86400 (the default)", sent.TTL)
+	}
+	payload, err := ra.fake.StatusPayload(sent.TrackingID, "Expired", "TTL Expired")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := ra.post(t, "/status", payload); status != 200 {
+		t.Fatalf("status callback: %d", status)
+	}
+	_, body := ra.do(t, "GET", "/api/v1/conversations/"+strconv.FormatInt(conv, 10)+"/messages", "", "")
+	var msgs struct {
+		Messages []struct {
+			ID           int64  `json:"id"`
+			Status       string `json:"status"`
+			StatusReason string `json:"status_reason"`
+		} `json:"messages"`
+	}
+	_ = json.Unmarshal(body, &msgs)
+	last := msgs.Messages[len(msgs.Messages)-1]
+	if last.ID != id || last.Status != store.StatusExpired || last.StatusReason != "TTL Expired" {
+		t.Errorf("expired message shows as %+v", last)
+	}
+	_, body = ra.do(t, "GET", "/api/v1/conversations/"+strconv.FormatInt(conv, 10), "", "")
+	var cv struct {
+		Session struct {
+			Used int `json:"used"`
+		} `json:"session"`
+	}
+	_ = json.Unmarshal(body, &cv)
+	if cv.Session.Used != 1 {
+		t.Errorf("after expiry the session counts %d, want 1 (S6)", cv.Session.Used)
+	}
+	// The thread says so too.
+	_, page := ra.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", "")
+	if !bytes.Contains(page, []byte(`data-status="expired"`)) || !bytes.Contains(page, []byte("TTL Expired")) {
+		t.Error("the thread does not show the message as expired with its reason")
+	}
+}
