@@ -87,6 +87,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.Store = st
+	if _, stored, err := st.LoadSettings(ctx); err == nil && stored {
+		a.log.Info("settings saved by an admin override the flags' session rules, rates and canned replies")
+	}
 	if a.media, err = media.NewStore(filepath.Join(cfg.DataDir, "media")); err != nil {
 		st.Close()
 		return nil, err

@@ -199,7 +199,7 @@ func (s *Server) health(c echo.Context) error {
 		s.Log.Error("health check failed", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "live_pages": s.Broker.Subscribers()})
 }
 
 // render writes a component into a buffer first, so that a failed render still
@@ -297,5 +297,5 @@ func codeForStatus(status int) string {
 
 func wantsJSON(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return len(p) >= 5 && p[:5] == "/api/" || p == "/sandbox/messages" || p == "/healthz"
+	return strings.HasPrefix(p, "/api/") || p == "/sandbox/messages" || p == "/healthz"
 }

@@ -57,8 +57,6 @@ func NewStore(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Dir returns the store's folder.
-func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) removeStaleTemps(before time.Time) {
 	matches, _ := filepath.Glob(filepath.Join(s.dir, tempPattern))
