@@ -57,7 +57,6 @@ func NewStore(dir string) (*Store, error) {
 	return s, nil
 }
 
-
 func (s *Store) removeStaleTemps(before time.Time) {
 	matches, _ := filepath.Glob(filepath.Join(s.dir, tempPattern))
 	for _, m := range matches {
