@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -468,8 +469,9 @@ func parseSettings(cur store.AdminSettings, f views.SettingsForm) (next store.Ad
 	if !ok {
 		return next, msg
 	}
-	if hours <= 0 || hours > 24*366 {
-		return next, "The session window must be more than 0 and at most a year, in hours."
+	if hours <= 0 || hours > 24 {
+		return next, fmt.Sprintf("The session window must be more than 0 and at most %d hours (Viber's limit).",
+			session.MaxWindow/time.Hour)
 	}
 	next.Rules.Window = time.Duration(math.Round(hours*3600)) * time.Second
 	next.Rules.AfterCap = session.AfterCap(f.AfterCap)

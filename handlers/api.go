@@ -37,6 +37,23 @@ type apiSession struct {
 	CanSend        bool       `json:"can_send"`
 	Code           string     `json:"code,omitempty"`
 	Message        string     `json:"message,omitempty"`
+	// UnansweredEnd: the session is over and the client's last message in it
+	// went unanswered (case 9).
+	UnansweredEnd bool `json:"unanswered_end"`
+}
+
+// apiSessionRecord is one session of a conversation's history.
+type apiSessionRecord struct {
+	Number    int       `json:"number"`
+	StartedAt time.Time `json:"started_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	Ended     bool      `json:"ended"`
+	Used      int       `json:"used"`
+	Media     bool      `json:"media"`
+	// Cost is at the rates frozen when the session was first billed (S7).
+	Cost          float64 `json:"cost"`
+	Currency      string  `json:"currency"`
+	UnansweredEnd bool    `json:"unanswered_end"`
 }
 
 type apiConversation struct {
@@ -45,6 +62,9 @@ type apiConversation struct {
 	Unread      int         `json:"unread"`
 	LastMessage *apiMessage `json:"last_message"`
 	Session     apiSession  `json:"session"`
+	// Sessions is the session history, the latest first; only on
+	// GET /api/v1/conversations/{id}.
+	Sessions []apiSessionRecord `json:"sessions,omitempty"`
 }
 
 type apiMessage struct {
@@ -87,10 +107,11 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 		m := toAPIMessage(*cv.Last)
 		out.LastMessage = &m
 	}
-	if cv.State.Current != nil {
+	if cur := cv.State.Current; cur != nil {
 		start, end := st.StartedAt, st.EndsAt
 		out.Session.StartedAt, out.Session.EndsAt = &start, &end
-		out.Session.Cost = rates.Cost(*cv.State.Current)
+		out.Session.Cost, out.Session.Currency = cur.Cost(), sessionCurrency(*cur, rates)
+		out.Session.UnansweredEnd = cur.Unanswered(now)
 	}
 	if st.Refusal != nil {
 		out.Session.Code, out.Session.Message = string(st.Refusal.Code), st.Refusal.Message
@@ -127,7 +148,19 @@ func (s *Server) apiConversation(c echo.Context) error {
 	var out apiConversation
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
 		cv, err := r.Conversation(ctx, id)
+		if err != nil {
+			return err
+		}
 		out = s.toAPIConversation(cv, r.Now())
+		sessions, err := r.Sessions(ctx, id, historyLimit)
+		out.Sessions = make([]apiSessionRecord, 0, len(sessions))
+		for _, ss := range sessions {
+			out.Sessions = append(out.Sessions, apiSessionRecord{
+				Number: ss.Number, StartedAt: ss.StartedAt, EndsAt: ss.EndsAt, Ended: !r.Now().Before(ss.EndsAt),
+				Used: ss.Used, Media: ss.Media, Cost: ss.Cost(), Currency: sessionCurrency(ss, s.Store.Rates()),
+				UnansweredEnd: ss.Unanswered(r.Now()),
+			})
+		}
 		return err
 	})
 	if err != nil {

@@ -133,12 +133,16 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	if err != nil {
 		return views.ConversationView{}, err
 	}
+	panel, err := s.panel(ctx, r, cv)
+	if err != nil {
+		return views.ConversationView{}, err
+	}
 	v := views.ConversationView{
 		ID:       id,
 		Name:     cv.Contact.Name,
 		Phone:    phone.Display(cv.Contact.Phone),
 		Messages: make([]views.Message, 0, len(msgs)),
-		Panel:    s.panel(cv, r.Now()),
+		Panel:    panel,
 		Composer: s.composer(cv, r.Now()),
 	}
 	for _, m := range msgs {
@@ -147,7 +151,12 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	return v, nil
 }
 
-func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
+// historyLimit is how many past sessions the panel and the API list.
+const historyLimit = 50
+
+// panel reads what the session panel shows: the current session and the ones before it.
+func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversation) (views.Panel, error) {
+	now := r.Now()
 	rules, rates := s.Store.Rules(), s.Store.Rates()
 	st := session.StatusAt(cv.State, rules, now)
 	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
@@ -162,10 +171,31 @@ func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
 		ContactPhone:   phone.Display(cv.Contact.Phone),
 		Country:        cv.Contact.Country,
 	}
-	if cv.State.Current != nil {
-		p.Cost = rates.Cost(*cv.State.Current)
+	if cur := cv.State.Current; cur != nil {
+		p.Cost, p.Currency = cur.Cost(), sessionCurrency(*cur, rates)
+		p.EndedUnanswered = cur.Unanswered(now)
 	}
-	return p
+	sessions, err := r.Sessions(ctx, cv.ID, historyLimit+1)
+	if err != nil {
+		return views.Panel{}, err
+	}
+	for _, ps := range sessions[min(1, len(sessions)):] { // the first is the current one
+		p.History = append(p.History, views.PastSession{
+			Number: ps.Number, StartedAt: ps.StartedAt.In(time.Local), EndsAt: ps.EndsAt.In(time.Local),
+			Used: ps.Used, Media: ps.Media, Cost: ps.Cost(), Currency: sessionCurrency(ps, rates),
+			Unanswered: ps.Unanswered(now),
+		})
+	}
+	return p, nil
+}
+
+// sessionCurrency is the currency a session was billed in, or today's while
+// it was never billed.
+func sessionCurrency(ss session.Session, today session.Rates) string {
+	if ss.Rates.Currency != "" {
+		return ss.Rates.Currency
+	}
+	return today.Currency
 }
 
 func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
@@ -299,8 +329,12 @@ func (s *Server) conversationState(c echo.Context) error {
 			return err
 		}
 		chrome := s.chrome(c, "")
+		panel, err := s.panel(ctx, r, cv)
+		if err != nil {
+			return err
+		}
 		comps = append(comps,
-			views.SessionPanel(chrome, s.panel(cv, r.Now()), true),
+			views.SessionPanel(chrome, panel, true),
 			views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
 		return nil
 	})

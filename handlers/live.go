@@ -240,8 +240,12 @@ func (s *Server) inboxSocket(c echo.Context) error {
 			if err != nil {
 				return nil, nil, err
 			}
+			panel, err := s.panel(ctx, r, cv)
+			if err != nil {
+				return nil, nil, err
+			}
 			comps = append(comps,
-				views.SessionPanel(chrome, s.panel(cv, r.Now()), true),
+				views.SessionPanel(chrome, panel, true),
 				views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
 		}
 		var after func()

@@ -68,8 +68,11 @@ func propConfigs() []propConfig {
 
 // truth is what the test knows from the operations it applied, independently of State.
 type truth struct {
-	windows  map[int][2]time.Time // session number → [start, end)
-	counts   map[int]int          // business messages counted per session
+	windows map[int][2]time.Time // session number → [start, end)
+	// opens is when each session takes replies from: its start, or the receipt
+	// of its first message when the client's clock ran ahead (S1).
+	opens    map[int]time.Time
+	counts   map[int]int // business messages counted per session
 	media    map[int]bool
 	current  int // the latest session number, 0 before the first
 	run      int // business messages since the client last wrote
@@ -111,7 +114,7 @@ func newSim(tb testing.TB, label string, set session.Settings, c chooser) *sim {
 	return &sim{
 		tb: tb, label: label, set: set, c: c, calm: calm,
 		now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
-		tr:  truth{windows: map[int][2]time.Time{}, counts: map[int]int{}, media: map[int]bool{}},
+		tr:  truth{windows: map[int][2]time.Time{}, opens: map[int]time.Time{}, counts: map[int]int{}, media: map[int]bool{}},
 	}
 }
 
@@ -180,7 +183,7 @@ func (s *sim) clientMessage() {
 	if prev.Current != nil {
 		prevCopy = *prev.Current
 	}
-	next, opened := session.ClientWrote(prev, s.set, at)
+	next, opened := session.ClientWrote(prev, s.set, at, s.now)
 	s.logf("client writes, stamped %s → at %s: opened %v", sentAt.Format("01-02 15:04:05"), at.Format("01-02 15:04:05"), opened)
 
 	if next.Unanswered != 0 {
@@ -210,10 +213,19 @@ func (s *sim) clientMessage() {
 			s.fail("opened session %+v, want number %d from %s for one window, empty", next.Current, n, at)
 		}
 		s.tr.windows[n] = [2]time.Time{at, at.Add(s.set.Window)}
+		s.tr.opens[n] = at
+		if s.now.Before(at) {
+			s.tr.opens[n] = s.now
+		}
 		s.tr.current = n
-	} else if prev.Current != nil && *next.Current != prevCopy {
-		// A client message never moves an open session's end, nor changes it at all.
-		s.fail("client message changed the session from %+v to %+v", prevCopy, *next.Current)
+	} else if prev.Current != nil {
+		// A client message never moves an open session's end, nor changes it at
+		// all, but for noting that the client wrote last.
+		got := *next.Current
+		got.ClientLast = prevCopy.ClientLast
+		if got != prevCopy || !next.Current.ClientLast {
+			s.fail("client message changed the session from %+v to %+v", prevCopy, *next.Current)
+		}
 	}
 	s.tr.run = 0
 	s.st = next
@@ -260,7 +272,7 @@ func (s *sim) expect(parts []session.Part, confirm bool) session.Code {
 	}
 	w, used := s.tr.windows[n], s.tr.counts[n]
 	switch {
-	case s.now.Before(w[0]):
+	case s.now.Before(s.tr.opens[n]):
 		return session.NoSession
 	case !s.now.Before(w[1]):
 		return session.WindowClosed
@@ -327,6 +339,7 @@ func (s *sim) agentSend() {
 				s.fail("rolled over from session %d with %d of %d used", s.tr.current, s.tr.counts[s.tr.current], s.set.MaxPerSession)
 			}
 			s.tr.windows[p.Session] = [2]time.Time{s.now, s.now.Add(s.set.Window)}
+			s.tr.opens[p.Session] = s.now
 			s.tr.current = p.Session
 			newSession = true
 		} else if p.Session != s.tr.current {
@@ -345,7 +358,7 @@ func (s *sim) agentSend() {
 		if s.tr.run > s.set.MaxUnanswered {
 			s.fail("%d business messages in a row without a client message, max %d", s.tr.run, s.set.MaxUnanswered)
 		}
-		if w := s.tr.windows[n]; s.now.Before(w[0]) || !s.now.Before(w[1]) {
+		if w := s.tr.windows[n]; s.now.Before(s.tr.opens[n]) || !s.now.Before(w[1]) {
 			s.fail("accepted at %s in session %d, whose window is [%s, %s)", s.now, n, w[0], w[1])
 		}
 	}

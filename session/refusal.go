@@ -16,6 +16,7 @@ const (
 	InvalidType       Code = "invalid_type"       // not text, image or file, or nothing at all (S5)
 	TextTooLong       Code = "text_too_long"      // over the text limit
 	FileRejected      Code = "file_rejected"      // an attachment failed validation
+	AlreadyRetried    Code = "already_retried"    // "send again" was already used on this failed message
 )
 
 // Refusal says why the rules refuse a send, with a sentence an agent understands.

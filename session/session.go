@@ -9,7 +9,9 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -60,19 +62,30 @@ func Defaults() Settings {
 	}
 }
 
-// Validate reports settings that could not be enforced.
+// The largest values Viber allows for the settings (spec "Settings"): a
+// channel may be stricter, never looser, or the provider refuses what the
+// inbox accepted.
+const (
+	MaxWindow        = 24 * time.Hour // a session lasts at most a day
+	MaxPerSessionCap = 60             // business messages counted in one session
+	MaxUnansweredCap = 10             // the loosest contract seen (older tyntec table)
+	MaxTextLenCap    = 1000           // code points in one text message
+)
+
+// Validate reports settings that could not be enforced or that Viber does not
+// allow; each message names the allowed range.
 func (s Settings) Validate() error {
 	switch {
-	case s.Window <= 0:
-		return fmt.Errorf("session window must be positive, got %s", s.Window)
-	case s.MaxPerSession < 1:
-		return fmt.Errorf("max messages per session must be at least 1, got %d", s.MaxPerSession)
-	case s.MaxUnanswered < 1:
-		return fmt.Errorf("max unanswered messages must be at least 1, got %d", s.MaxUnanswered)
+	case s.Window <= 0 || s.Window > MaxWindow:
+		return fmt.Errorf("session window must be more than 0 and at most %dh, got %s", MaxWindow/time.Hour, s.Window)
+	case s.MaxPerSession < 1 || s.MaxPerSession > MaxPerSessionCap:
+		return fmt.Errorf("max messages per session must be 1 to %d, got %d", MaxPerSessionCap, s.MaxPerSession)
+	case s.MaxUnanswered < 1 || s.MaxUnanswered > MaxUnansweredCap:
+		return fmt.Errorf("max unanswered messages must be 1 to %d, got %d", MaxUnansweredCap, s.MaxUnanswered)
 	case s.AfterCap != Rollover && s.AfterCap != Close:
 		return fmt.Errorf("after-cap must be %q or %q, got %q", Rollover, Close, s.AfterCap)
-	case s.MaxTextLen < 1:
-		return fmt.Errorf("max text length must be at least 1, got %d", s.MaxTextLen)
+	case s.MaxTextLen < 1 || s.MaxTextLen > MaxTextLenCap:
+		return fmt.Errorf("max text length must be 1 to %d characters, got %d", MaxTextLenCap, s.MaxTextLen)
 	case s.FutureSkew < 0:
 		return fmt.Errorf("future skew must not be negative, got %s", s.FutureSkew)
 	}
@@ -84,8 +97,28 @@ type Session struct {
 	Number    int       // 1 for the conversation's first session, then increasing
 	StartedAt time.Time // inclusive
 	EndsAt    time.Time // exclusive (S2)
-	Used      int       // business messages counted in it (S6)
-	Media     bool      // an image or file was counted in it (S7)
+	// ReceivedAt is when the inbox received the client message that opened
+	// the session; zero for a rollover. When the client's clock runs ahead it
+	// is before StartedAt, and replies are allowed from it (S1).
+	ReceivedAt time.Time
+	Used       int  // business messages counted in it (S6)
+	Media      bool // an image or file was counted in it (S7)
+	// Rates are what the session is billed at: frozen when its first business
+	// message counted, zero before (S7). Later rate changes do not touch it.
+	Rates Rates
+	// ClientLast reports that the client wrote after the last business message
+	// counted in it, or wrote and nobody answered at all (case 9).
+	ClientLast bool
+}
+
+// OpensAt is the moment business messages may start to count in the session:
+// its start, or the receipt of its first message when the client's clock ran
+// ahead (S1). Its end stays StartedAt + window.
+func (s Session) OpensAt() time.Time {
+	if !s.ReceivedAt.IsZero() && s.ReceivedAt.Before(s.StartedAt) {
+		return s.ReceivedAt
+	}
+	return s.StartedAt
 }
 
 // State is what the rules need to know about one conversation.
@@ -102,7 +135,7 @@ type State struct {
 // inside its window, and, with AfterCap Close, not yet at the cap.
 func (st State) IsOpen(set Settings, now time.Time) bool {
 	c := st.Current
-	if c == nil || !now.Before(c.EndsAt) || now.Before(c.StartedAt) {
+	if c == nil || !now.Before(c.EndsAt) || now.Before(c.OpensAt()) {
 		return false
 	}
 	return set.AfterCap != Close || c.Used < set.MaxPerSession
@@ -117,16 +150,19 @@ func ClientTime(set Settings, sentAt, receivedAt time.Time) time.Time {
 	return sentAt
 }
 
-// ClientWrote applies a client message sent at `at` (see ClientTime). It resets the
-// unanswered count, and opens a new session when none is open at that moment (S1,
-// S2); a message inside an open session never moves its end (case 6). opened
-// reports whether a new session began.
-func ClientWrote(st State, set Settings, at time.Time) (next State, opened bool) {
+// ClientWrote applies a client message sent at `at` (see ClientTime) and
+// received at receivedAt. It resets the unanswered count, and opens a new
+// session when none is open at that moment (S1, S2); a message inside an open
+// session never moves its end (case 6). opened reports whether a new session began.
+func ClientWrote(st State, set Settings, at, receivedAt time.Time) (next State, opened bool) {
 	next = State{Current: st.Current, Unanswered: 0}
 	if st.Current != nil {
 		// A message stamped before the current session began (a late delivery) belongs
 		// to the past: it resets the count but opens nothing.
 		if at.Before(st.Current.StartedAt) || st.IsOpen(set, at) {
+			cur := *st.Current
+			cur.ClientLast = true
+			next.Current = &cur
 			return next, false
 		}
 	}
@@ -134,7 +170,7 @@ func ClientWrote(st State, set Settings, at time.Time) (next State, opened bool)
 	if st.Current != nil {
 		number = st.Current.Number + 1
 	}
-	next.Current = &Session{Number: number, StartedAt: at, EndsAt: at.Add(set.Window)}
+	next.Current = &Session{Number: number, StartedAt: at, EndsAt: at.Add(set.Window), ReceivedAt: receivedAt, ClientLast: true}
 	return next, true
 }
 
@@ -205,6 +241,7 @@ func Decide(st State, set Settings, now time.Time, parts []Part, confirmNewSessi
 			d.Placements = append(d.Placements, Placement{Session: cur.Number})
 		}
 		cur.Used++
+		cur.ClientLast = false
 		if p.Kind != Text {
 			cur.Media = true
 		}
@@ -228,6 +265,8 @@ func checkParts(set Settings, parts []Part) *Refusal {
 		switch n := utf8.RuneCountInString(p.Text); {
 		case n == 0:
 			return refusef(InvalidType, "The text is empty: write something first.")
+		case Blank(p.Text):
+			return refusef(InvalidType, "The text is only spaces or line breaks: write something first.")
 		case n > set.MaxTextLen:
 			return refusef(TextTooLong, "The text has %d characters; Viber allows at most %d. Shorten it by %d.",
 				n, set.MaxTextLen, n-set.MaxTextLen)
@@ -242,7 +281,7 @@ func checkOpen(st State, set Settings, now time.Time) *Refusal {
 	switch {
 	case c == nil:
 		return refusef(NoSession, "No session is open: sessions are opened by the client. You can reply once the client writes.")
-	case now.Before(c.StartedAt):
+	case now.Before(c.OpensAt()):
 		return refusef(NoSession, "Session %d has not started yet; check the server clock.", c.Number)
 	case !now.Before(c.EndsAt):
 		return refusef(WindowClosed, "Session %d closed at %s: the %s window is over. The client must write to open a new session.",
@@ -274,4 +313,27 @@ func awaitingClient(set Settings, unanswered, n int) *Refusal {
 	}
 	return refusef(AwaitingClient, "This send needs %d messages but only %d more may go before the client must reply. Send fewer parts.",
 		n, left)
+}
+
+// Blank reports a text with nothing to read: only white space (Unicode's,
+// such as no-break and ideographic spaces) and invisible zero-width characters.
+// Viber shows such a message as an empty bubble, so it is refused like an
+// empty text (case 21).
+func Blank(s string) bool {
+	return strings.TrimFunc(s, invisible) == ""
+}
+
+// invisible reports white space and the format characters that take no room.
+func invisible(r rune) bool {
+	switch r {
+	case '\u200B', // zero width space
+		'\u200C', // zero width non-joiner
+		'\u200D', // zero width joiner
+		'\u2060', // word joiner
+		'\uFEFF', // zero width no-break space (BOM)
+		'\u180E', // Mongolian vowel separator, once a space
+		'\u00AD': // soft hyphen: shown only at a line break
+		return true
+	}
+	return unicode.IsSpace(r)
 }

@@ -32,7 +32,7 @@ var (
 // clientWrites applies a client message stamped at t and checks whether it opened a session.
 func clientWrites(t *testing.T, st session.State, set session.Settings, ts time.Time, wantOpened bool) session.State {
 	t.Helper()
-	next, opened := session.ClientWrote(st, set, ts)
+	next, opened := session.ClientWrote(st, set, ts, ts)
 	if opened != wantOpened {
 		t.Fatalf("client message at %s: opened = %v, want %v", ts.Format(time.DateTime), opened, wantOpened)
 	}

@@ -57,8 +57,15 @@ func (r Rates) Cost(s Session) float64 {
 	}
 }
 
-// Unanswered reports a session that ended without a single business message: the
-// client wrote and nobody answered in time (case 9). It costs nothing.
+// Cost returns what the session costs at the rates frozen on it when it was
+// first billed (S7), whatever the rates are today.
+func (s Session) Cost() float64 { return s.Rates.Cost(s) }
+
+// Unanswered reports a session that ended with the client's message unanswered
+// (case 9): it is over (now at or after its end) and the client wrote after the
+// last business message counted in it, or wrote and got no business message at
+// all. A session opened by a rollover in which the client never wrote is not
+// unanswered: nobody was waiting.
 func (s Session) Unanswered(now time.Time) bool {
-	return s.Used == 0 && !now.Before(s.EndsAt)
+	return s.ClientLast && !now.Before(s.EndsAt)
 }

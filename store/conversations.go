@@ -28,16 +28,25 @@ type Conversation struct {
 	State  session.State
 }
 
-// stateColumns computes a conversation's session.State in SQL from the facts:
-// the latest session row and the counted business messages. Nothing about the
-// counts is stored twice, so a released reservation (S6) cannot leave a stale
-// counter behind. It expects the conversation as c and its latest session as s.
-const stateColumns = `
-	s.id, s.number, s.started_at, s.ends_at,
+// sessionColumns computes one session.Session in SQL from the facts: the
+// session row and the messages in it. Nothing about the counts is stored
+// twice, so a released reservation (S6) cannot leave a stale counter behind.
+// It expects the session as s.
+const sessionColumns = `
+	s.id, s.number, s.started_at, s.ends_at, s.received_at,
 	(SELECT count(*) FROM messages
 	  WHERE session_id = s.id AND direction = 'out' AND counted = 1),
 	(SELECT count(*) FROM messages
 	  WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text'),
+	s.rate_text, s.rate_media, s.currency,
+	coalesce((SELECT direction = 'in' FROM messages
+	           WHERE session_id = s.id AND (direction = 'in' OR counted = 1)
+	           ORDER BY id DESC LIMIT 1), 0)`
+
+// stateColumns computes a conversation's session.State: its latest session
+// (sessionColumns) and the counted business messages since the client last
+// wrote. It expects the conversation as c and its latest session as s.
+const stateColumns = sessionColumns + `,
 	(SELECT count(*) FROM messages
 	  WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
 	    AND id > (SELECT coalesce(max(id), 0) FROM messages
@@ -47,29 +56,72 @@ const latestSessionJoin = `
 	LEFT JOIN sessions s ON s.id = (SELECT id FROM sessions
 	                                 WHERE conversation_id = c.id ORDER BY number DESC LIMIT 1)`
 
+// sessionScan receives sessionColumns.
+type sessionScan struct {
+	sessionID                             sql.NullInt64
+	number, startedAt, endsAt, receivedAt sql.NullInt64
+	used, media                           int64
+	rateText, rateMedia                   sql.NullFloat64
+	currency                              sql.NullString
+	clientLast                            bool
+}
+
+func (v *sessionScan) dest() []any {
+	return []any{&v.sessionID, &v.number, &v.startedAt, &v.endsAt, &v.receivedAt, &v.used, &v.media,
+		&v.rateText, &v.rateMedia, &v.currency, &v.clientLast}
+}
+
+// session returns the scanned session, nil when there was none.
+func (v *sessionScan) session() *session.Session {
+	if !v.sessionID.Valid {
+		return nil
+	}
+	out := &session.Session{
+		Number:     int(v.number.Int64),
+		StartedAt:  fromMS(v.startedAt.Int64),
+		EndsAt:     fromMS(v.endsAt.Int64),
+		ReceivedAt: fromMS(v.receivedAt.Int64),
+		Used:       int(v.used),
+		Media:      v.media > 0,
+		ClientLast: v.clientLast,
+	}
+	if v.rateText.Valid {
+		out.Rates = session.Rates{Text: v.rateText.Float64, Media: v.rateMedia.Float64, Currency: v.currency.String}
+	}
+	return out
+}
+
 // stateScan receives stateColumns.
 type stateScan struct {
-	sessionID                 sql.NullInt64
-	number, startedAt, endsAt sql.NullInt64
-	used, media, unanswered   int64
+	sessionScan
+	unanswered int64
 }
 
-func (v *stateScan) dest() []any {
-	return []any{&v.sessionID, &v.number, &v.startedAt, &v.endsAt, &v.used, &v.media, &v.unanswered}
-}
+func (v *stateScan) dest() []any { return append(v.sessionScan.dest(), &v.unanswered) }
 
 func (v *stateScan) state() session.State {
-	st := session.State{Unanswered: int(v.unanswered)}
-	if v.sessionID.Valid {
-		st.Current = &session.Session{
-			Number:    int(v.number.Int64),
-			StartedAt: fromMS(v.startedAt.Int64),
-			EndsAt:    fromMS(v.endsAt.Int64),
-			Used:      int(v.used),
-			Media:     v.media > 0,
-		}
+	return session.State{Current: v.session(), Unanswered: int(v.unanswered)}
+}
+
+// Sessions returns up to limit sessions of a conversation, the latest first:
+// its session history, with what each used and cost (S7) and whether it ended
+// unanswered (case 9).
+func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) ([]session.Session, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions s
+		WHERE s.conversation_id = ? ORDER BY s.number DESC LIMIT ?`, conversationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of conversation %d: %w", conversationID, err)
 	}
-	return st
+	defer rows.Close()
+	var out []session.Session
+	for rows.Next() {
+		var v sessionScan
+		if err := rows.Scan(v.dest()...); err != nil {
+			return nil, fmt.Errorf("sessions of conversation %d: %w", conversationID, err)
+		}
+		out = append(out, *v.session())
+	}
+	return out, rows.Err()
 }
 
 const conversationSelect = `

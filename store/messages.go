@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +80,9 @@ type Message struct {
 	MediaURL, FileName string
 	// Attachment is the image or file of such a message; nil for text.
 	Attachment *Attachment
+	// RetriedBy is the message "Send again" sent for this failed one; 0 while
+	// it was not sent again. A failed message is sent again at most once.
+	RetriedBy int64
 }
 
 const messageSelect = `
@@ -86,6 +91,7 @@ SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status,
        coalesce(m.provider_id, ''),
        m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id),
        m.attempts, m.last_error, m.next_attempt_at, m.media_url, m.file_name,
+       coalesce((SELECT id FROM messages r WHERE r.retry_of = m.id), 0),
        ` + attachmentColumns + `
 FROM messages m
 JOIN sessions s ON s.id = m.session_id
@@ -102,7 +108,7 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, er
 	)
 	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
 		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
-		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName}, att.dest()...)
+		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName, &m.RetriedBy}, att.dest()...)
 	dest = append(dest, extra...)
 	err := row.Scan(dest...)
 	m.Kind = session.Kind(kind)
@@ -230,7 +236,7 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		}
 		rules := s.Rules()
 		at := session.ClientTime(rules, in.SentAt, now)
-		next, opened := session.ClientWrote(st, rules, at)
+		next, opened := session.ClientWrote(st, rules, at, now)
 		if opened {
 			if sessionID, err = insertSession(ctx, tx, convID, *next.Current, "client"); err != nil {
 				return false, err
@@ -286,6 +292,8 @@ type BusinessSend struct {
 	// checked bytes in the media store; nil entries (or none) for text.
 	Attachments       []*NewAttachment
 	ConfirmNewSession bool
+	// retryOf is the failed message a "Send again" repeats; 0 for a new send.
+	retryOf int64
 }
 
 // AcceptBusinessMessages checks a send against the rules and, when they allow it,
@@ -322,6 +330,11 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	if send.AgentID != 0 {
 		agent = send.AgentID
 	}
+	var retryOf any
+	if send.retryOf != 0 {
+		retryOf = send.retryOf
+	}
+	rates := s.Rates()
 	ids := make([]int64, 0, len(send.Parts))
 	for i, p := range send.Parts {
 		pl := d.Placements[i]
@@ -333,11 +346,17 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
-			                      counted, agent_id, sent_at, created_at)
-			VALUES (?, ?, 'out', ?, ?, 'queued', ?, 1, ?, ?, ?)`,
-			send.ConversationID, sessionID, string(p.Kind), p.Text, ms(now), agent, ms(now), ms(now))
+			                      counted, agent_id, sent_at, created_at, retry_of)
+			VALUES (?, ?, 'out', ?, ?, 'queued', ?, 1, ?, ?, ?, ?)`,
+			send.ConversationID, sessionID, string(p.Kind), p.Text, ms(now), agent, ms(now), ms(now), retryOf)
 		if err != nil {
 			return nil, fmt.Errorf("save business message: %w", err)
+		}
+		// The session is billed from its first business message on, at the
+		// rates in force now: later rate changes do not reprice it (S7).
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?
+			WHERE id = ? AND rate_text IS NULL`, rates.Text, rates.Media, rates.Currency, sessionID); err != nil {
+			return nil, fmt.Errorf("freeze the rates of session %d: %w", sessionID, err)
 		}
 		id, _ := res.LastInsertId()
 		ids = append(ids, id)
@@ -373,8 +392,8 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 
 func insertSession(ctx context.Context, tx *sql.Tx, conversationID int64, s session.Session, openedBy string) (int64, error) {
 	res, err := tx.ExecContext(ctx, `
-		INSERT INTO sessions (conversation_id, number, started_at, ends_at, opened_by) VALUES (?, ?, ?, ?, ?)`,
-		conversationID, s.Number, ms(s.StartedAt), ms(s.EndsAt), openedBy)
+		INSERT INTO sessions (conversation_id, number, started_at, ends_at, opened_by, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		conversationID, s.Number, ms(s.StartedAt), ms(s.EndsAt), openedBy, ms(s.ReceivedAt))
 	if err != nil {
 		return 0, fmt.Errorf("open session %d of conversation %d: %w", s.Number, conversationID, err)
 	}
@@ -450,8 +469,11 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 }
 
 // RejectMessage records that the provider refused a business message outright (a
-// synchronous rejection): it fails with the reason and stops counting, which
-// releases its slot in the session and in the unanswered run (S6).
+// synchronous rejection), or that the outbox gave up on it: it fails with the
+// reason and stops counting, which releases its slot in the session and in the
+// unanswered run (S6). A session left with no counted business message was
+// never billed; when it was the rollover that message began, it never
+// happened at all (case 18, see releaseSession).
 func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
@@ -459,12 +481,117 @@ func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string
 			return false, err
 		}
 		now := s.opts.Now()
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'failed', status_reason = ?, status_at = ?, counted = 0
-			WHERE id = ?`, reason, ms(now), id); err != nil {
+		var sessionID int64
+		if err := tx.QueryRowContext(ctx, `UPDATE messages SET status = 'failed', status_reason = ?, status_at = ?, counted = 0
+			WHERE id = ? RETURNING session_id`, reason, ms(now), id).Scan(&sessionID); err != nil {
 			return false, fmt.Errorf("reject message %d: %w", id, err)
 		}
-		return true, appendEvent(ctx, tx, EventStatus, convID, id, now)
+		if err := appendEvent(ctx, tx, EventStatus, convID, id, now); err != nil {
+			return false, err
+		}
+		return true, s.releaseSession(ctx, tx, convID, sessionID, now)
 	})
+}
+
+// releaseSession undoes what a session's business messages began once none of
+// them counts any more. The session was never billed: its frozen rates are
+// cleared, so that the next business message bills it at the rates then in
+// force. And when a rollover opened it and it is still the conversation's
+// latest, it never happened (case 18): it is removed and its messages go back
+// to the session before it, so the next send asks for confirmation again and
+// starts its own window. A client message that arrived in it meanwhile is
+// placed as if the rollover had never been: in the session before when that
+// was open at its time, otherwise in a new session it opens (S1). A session
+// with any business message still counted stays as it is, window included:
+// the provider has opened it, billed, with that message.
+func (s *Store) releaseSession(ctx context.Context, tx *sql.Tx, convID, sessionID int64, now time.Time) error {
+	var (
+		number, used int
+		openedBy     string
+		latest       bool
+	)
+	err := tx.QueryRowContext(ctx, `
+		SELECT s.number, s.opened_by,
+		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1),
+		       s.number = (SELECT max(number) FROM sessions WHERE conversation_id = s.conversation_id)
+		FROM sessions s WHERE s.id = ?`, sessionID).Scan(&number, &openedBy, &used, &latest)
+	if err != nil {
+		return fmt.Errorf("session %d of a released message: %w", sessionID, err)
+	}
+	if used > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = NULL, rate_media = NULL, currency = NULL
+		WHERE id = ?`, sessionID); err != nil {
+		return fmt.Errorf("unbill session %d: %w", sessionID, err)
+	}
+	if openedBy != "rollover" || !latest {
+		return nil
+	}
+	var prevID int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM sessions WHERE conversation_id = ? AND number = ?`,
+		convID, number-1).Scan(&prevID); err != nil {
+		return fmt.Errorf("the session before rollover %d: %w", number, err)
+	}
+	// Every message of the void session has a larger id than the session
+	// before's (messages join the latest session), so "from this id on"
+	// below never touches that session's own.
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET session_id = ? WHERE session_id = ?
+		RETURNING id, direction, sent_at, created_at`, prevID, sessionID)
+	if err != nil {
+		return fmt.Errorf("move the messages of void session %d: %w", number, err)
+	}
+	type moved struct {
+		id                 int64
+		inbound            bool
+		sentAt, receivedAt int64
+	}
+	var msgs []moved
+	for rows.Next() {
+		var m moved
+		var dir string
+		if err := rows.Scan(&m.id, &dir, &m.sentAt, &m.receivedAt); err != nil {
+			rows.Close()
+			return fmt.Errorf("move the messages of void session %d: %w", number, err)
+		}
+		m.inbound = dir == Inbound
+		msgs = append(msgs, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("move the messages of void session %d: %w", number, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, sessionID); err != nil {
+		return fmt.Errorf("remove void session %d: %w", number, err)
+	}
+	slices.SortFunc(msgs, func(a, b moved) int { return cmp.Compare(a.id, b.id) })
+	st, _, err := loadState(ctx, tx, convID)
+	if err != nil {
+		return err
+	}
+	rules := s.Rules()
+	for _, m := range msgs {
+		if m.inbound {
+			next, opened := session.ClientWrote(st, rules, fromMS(m.sentAt), fromMS(m.receivedAt))
+			st = next
+			if opened {
+				newID, err := insertSession(ctx, tx, convID, *next.Current, "client")
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE messages SET session_id = ? WHERE session_id = ? AND id >= ?`,
+					newID, prevID, m.id); err != nil {
+					return fmt.Errorf("place message %d in session %d: %w", m.id, next.Current.Number, err)
+				}
+				prevID = newID
+			}
+		}
+		// The thread redraws each moved message: its session and divider changed.
+		if err := appendEvent(ctx, tx, EventStatus, convID, m.id, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // findOutbound finds a business message by our id or the provider's, and
@@ -546,8 +673,9 @@ func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next ti
 // retryable are the statuses from which an agent may send a message again.
 var retryable = map[string]bool{StatusFailed: true, StatusUndelivered: true, StatusExpired: true}
 
-// Retryable reports whether an agent may send m again.
-func Retryable(m Message) bool { return m.Direction == Outbound && retryable[m.Status] }
+// Retryable reports whether an agent may send m again: a business message
+// that failed and was not sent again yet (it is sent again at most once).
+func Retryable(m Message) bool { return m.Direction == Outbound && retryable[m.Status] && m.RetriedBy == 0 }
 
 // RetryMessage sends a failed business message again, as a new message with the
 // same content: checked and counted like any send (S6, S9), so it may be refused
@@ -563,6 +691,10 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		if err != nil {
 			return false, err
 		}
+		if m.RetriedBy != 0 {
+			return false, session.Refuse(session.AlreadyRetried,
+				"This message was already sent again; a failed message is sent again only once.")
+		}
 		if !Retryable(m) {
 			return false, &InvalidError{Field: "status",
 				Message: fmt.Sprintf("Only a failed message can be sent again; this one is %s.", m.Status)}
@@ -570,6 +702,7 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		send := BusinessSend{
 			ConversationID: m.ConversationID, AgentID: agentID,
 			Parts: []session.Part{{Kind: m.Kind, Text: m.Body}}, ConfirmNewSession: confirmNewSession,
+			retryOf: m.ID,
 		}
 		if a := m.Attachment; a != nil {
 			bytes := a.NewAttachment // the same stored bytes, under a new public token
@@ -580,6 +713,10 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 			return false, err
 		}
 		out = msgs[0]
+		// Every open page redraws the failed message, without its button.
+		if err := appendEvent(ctx, tx, EventStatus, m.ConversationID, m.ID, s.opts.Now()); err != nil {
+			return false, err
+		}
 		return true, appendAudit(ctx, tx, s.opts.Now(), agentID, AuditRetry, m.ConversationID, m.ID, retryDetail{
 			OriginalMessageID: m.ID, OriginalStatus: m.Status, NewMessageID: out.ID,
 			Session: out.SessionNumber, NewSession: out.FirstOfSession})

@@ -116,7 +116,27 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	if err := s.freezeLegacyRates(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	return s, nil
+}
+
+// freezeLegacyRates completes migration 00005: sessions billed before rates
+// were frozen per session get the rates in force now (the stored settings or
+// the flags, which SQL cannot see), so their cost stays what it was shown as.
+// Afterwards every billed session has its rates, so this finds nothing.
+func (s *Store) freezeLegacyRates(ctx context.Context) error {
+	r := s.Rates()
+	if _, err := s.write.ExecContext(ctx, `
+		UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?
+		WHERE rate_text IS NULL AND EXISTS (SELECT 1 FROM messages
+		        WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)`,
+		r.Text, r.Media, r.Currency); err != nil {
+		return fmt.Errorf("freeze the rates of sessions billed before 00005: %w", err)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

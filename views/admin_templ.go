@@ -948,7 +948,7 @@ func AdminSettings(p AdminSettingsPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 75, "\" min=\"0.01\" step=\"any\" required data-testid=\"settings-window\"></label> <label class=\"field\"><span class=\"field-label\">Messages per session</span> <input type=\"number\" name=\"max_per_session\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 75, "\" min=\"0.01\" max=\"24\" step=\"any\" required data-testid=\"settings-window\"></label> <label class=\"field\"><span class=\"field-label\">Messages per session</span> <input type=\"number\" name=\"max_per_session\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -961,7 +961,7 @@ func AdminSettings(p AdminSettingsPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 76, "\" min=\"1\" step=\"1\" required data-testid=\"settings-max\"></label> <label class=\"field\"><span class=\"field-label\">Messages before the client must reply</span> <input type=\"number\" name=\"max_unanswered\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 76, "\" min=\"1\" max=\"60\" step=\"1\" required data-testid=\"settings-max\"></label> <label class=\"field\"><span class=\"field-label\">Messages before the client must reply</span> <input type=\"number\" name=\"max_unanswered\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -974,7 +974,7 @@ func AdminSettings(p AdminSettingsPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 77, "\" min=\"1\" step=\"1\" required data-testid=\"settings-max-unanswered\"></label> <label class=\"field\"><span class=\"field-label\">Text length (characters)</span> <input type=\"number\" name=\"text_max\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 77, "\" min=\"1\" max=\"10\" step=\"1\" required data-testid=\"settings-max-unanswered\"></label> <label class=\"field\"><span class=\"field-label\">Text length (characters)</span> <input type=\"number\" name=\"text_max\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -987,7 +987,7 @@ func AdminSettings(p AdminSettingsPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 78, "\" min=\"1\" step=\"1\" required data-testid=\"settings-text-max\"></label></div><div class=\"admin-choice\" role=\"radiogroup\" aria-label=\"After the cap\"><span class=\"field-label\">After the cap</span> <label class=\"admin-radio\"><input type=\"radio\" name=\"after_cap\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 78, "\" min=\"1\" max=\"1000\" step=\"1\" required data-testid=\"settings-text-max\"></label></div><div class=\"admin-choice\" role=\"radiogroup\" aria-label=\"After the cap\"><span class=\"field-label\">After the cap</span> <label class=\"admin-radio\"><input type=\"radio\" name=\"after_cap\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -114,6 +114,14 @@ func costText(cost float64, currency string) string {
 	return strings.TrimSpace(s + " " + currency)
 }
 
+// pastCostText is what an ended session cost: "not billed" when nothing was sent in it.
+func pastCostText(cost float64, currency string) string {
+	if cost <= 0 {
+		return "not billed"
+	}
+	return costText(cost, currency)
+}
+
 // plural returns "1 message" or "N messages".
 func plural(n int, one, many string) string {
 	if n == 1 {

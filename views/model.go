@@ -92,6 +92,22 @@ type Panel struct {
 	ContactName    string
 	ContactPhone   string
 	Country        string
+	// EndedUnanswered: the current session is over and the client's last
+	// message in it went unanswered (case 9).
+	EndedUnanswered bool
+	// History is the sessions before the current one, the latest first.
+	History []PastSession
+}
+
+// PastSession is one line of the panel's session history.
+type PastSession struct {
+	Number            int
+	StartedAt, EndsAt time.Time
+	Used              int
+	Media             bool
+	Cost              float64 // at the rates frozen when it was billed
+	Currency          string
+	Unanswered        bool // the client's last message went unanswered (case 9)
 }
 
 // Composer is the reply form's state; Text and Error survive a refused send.
