@@ -675,7 +675,9 @@ var retryable = map[string]bool{StatusFailed: true, StatusUndelivered: true, Sta
 
 // Retryable reports whether an agent may send m again: a business message
 // that failed and was not sent again yet (it is sent again at most once).
-func Retryable(m Message) bool { return m.Direction == Outbound && retryable[m.Status] && m.RetriedBy == 0 }
+func Retryable(m Message) bool {
+	return m.Direction == Outbound && retryable[m.Status] && m.RetriedBy == 0
+}
 
 // RetryMessage sends a failed business message again, as a new message with the
 // same content: checked and counted like any send (S6, S9), so it may be refused
