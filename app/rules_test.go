@@ -361,4 +361,3 @@ func TestRatesFrozenPerSessionThroughTheAPI(t *testing.T) {
 		t.Fatalf("session 2: cost %v %s, want 0.07 USD", st.Session.Cost, st.Session.Currency)
 	}
 }
-

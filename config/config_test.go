@@ -51,7 +51,7 @@ func TestRefusals(t *testing.T) {
 		{[]string{"--addr", "192.168.1.5:8080"}, nil, "only listens on loopback"},
 		{nil, map[string]string{"SESSIONDESK_ADDR": "10.0.0.1:80"}, "only listens on loopback"},
 		{[]string{"--session-after-cap", "explode"}, nil, "after-cap"},
-		{[]string{"--session-max", "0"}, nil, "at least 1"},
+		{[]string{"--session-max", "0"}, nil, "1 to 60"},
 		{nil, map[string]string{"SESSIONDESK_SESSION_MAX": "sixty"}, "not a whole number"},
 		{[]string{"--public-url", "http://inbox.example.com"}, nil, "only accepted on loopback"},
 		{nil, map[string]string{"ROUTEE_APP_ID": "app"}, "ROUTEE_APP_SECRET, ROUTEE_SENDER_ID, SESSIONDESK_PUBLIC_URL"},
@@ -95,5 +95,43 @@ func TestRouteeComplete(t *testing.T) {
 	}
 	if c, _ := Parse(nil, env(nil), io.Discard); c.Routee != nil {
 		t.Error("the sandbox default has a Routee configuration")
+	}
+}
+
+// The session flags are refused outside what Viber allows, naming the range;
+// the edges are accepted.
+func TestSessionFlagsWithinVibersRanges(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--session-window", "25h"}, nil, "at most 24h"},
+		{nil, map[string]string{"SESSIONDESK_SESSION_WINDOW": "48h"}, "at most 24h"},
+		{[]string{"--session-window", "0s"}, nil, "more than 0"},
+		{[]string{"--text-max", "1001"}, nil, "1 to 1000"},
+		{[]string{"--text-max", "0"}, nil, "1 to 1000"},
+		{[]string{"--session-max-unanswered", "11"}, nil, "1 to 10"},
+		{[]string{"--session-max-unanswered", "0"}, nil, "1 to 10"},
+		{[]string{"--session-max", "61"}, nil, "1 to 60"},
+		{[]string{"--session-max", "0"}, nil, "1 to 60"},
+		{[]string{"--ttl", "29s"}, nil, "30s to 24h"},
+		{[]string{"--ttl", "24h1s"}, nil, "30s to 24h"},
+	} {
+		_, err := Parse(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want an error naming %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	c, err := Parse([]string{"--session-window", "24h", "--text-max", "1000", "--session-max-unanswered", "10",
+		"--session-max", "60", "--ttl", "30s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("the edges of the ranges: %v", err)
+	}
+	if c.Rules.Window != 24*time.Hour || c.Rules.MaxTextLen != 1000 || c.Rules.MaxUnanswered != 10 || c.Rules.MaxPerSession != 60 || c.TTL != 30*time.Second {
+		t.Errorf("config = %+v", c)
+	}
+	if _, err := Parse([]string{"--ttl", "24h"}, env(nil), io.Discard); err != nil {
+		t.Errorf("--ttl 24h: %v", err)
 	}
 }

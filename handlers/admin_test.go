@@ -345,3 +345,33 @@ func TestAdminAuditPageAndCSV(t *testing.T) {
 		t.Errorf("bad date = %d", rec.Code)
 	}
 }
+
+// The settings form refuses values outside what Viber allows, naming the
+// range, and keeps what was in force.
+func TestAdminSettingsWithinVibersRanges(t *testing.T) {
+	h := newAdminHarness(t)
+	for field, tc := range map[string]struct{ value, want string }{
+		"window_hours":    {"25", "at most 24 hours"},
+		"text_max":        {"1001", "1 to 1000"},
+		"max_unanswered":  {"11", "1 to 10"},
+		"max_per_session": {"61", "1 to 60"},
+	} {
+		bad := settingsValues()
+		bad.Set(field, tc.value)
+		rec := h.do("POST", "/admin/settings", "anna", bad)
+		if msg := doc(t, rec).Find(`[data-testid="settings-error"]`).Text(); rec.Code != http.StatusUnprocessableEntity ||
+			!strings.Contains(msg, tc.want) {
+			t.Errorf("%s=%s: %d %q, want 422 naming %q", field, tc.value, rec.Code, msg, tc.want)
+		}
+	}
+	if r := h.s.Store.Rules(); r != session.Defaults() {
+		t.Errorf("a refused save changed the rules: %+v", r)
+	}
+	edges := settingsValues()
+	edges.Set("window_hours", "24")
+	edges.Set("text_max", "1000")
+	edges.Set("max_unanswered", "10")
+	if rec := h.do("POST", "/admin/settings", "anna", edges); rec.Code != http.StatusSeeOther {
+		t.Errorf("the edges of the ranges: %d %.300s", rec.Code, rec.Body.String())
+	}
+}

@@ -652,6 +652,8 @@ func TestSettingsValidate(t *testing.T) {
 		func(s *session.Settings) { s.AfterCap = session.Close },
 		func(s *session.Settings) { s.FutureSkew = 0 },
 		func(s *session.Settings) { s.MaxPerSession = 1 },
+		func(s *session.Settings) { s.Window = 24 * time.Hour },
+		func(s *session.Settings) { s.MaxTextLen = 1 },
 	}
 	for i, f := range ok {
 		s := session.Defaults()
@@ -672,6 +674,11 @@ func TestSettingsValidate(t *testing.T) {
 		{"after-cap", func(s *session.Settings) { s.AfterCap = "wait" }},
 		{"text length", func(s *session.Settings) { s.MaxTextLen = 0 }},
 		{"skew", func(s *session.Settings) { s.FutureSkew = -time.Second }},
+		// What Viber allows, with the range named.
+		{"at most 24h", func(s *session.Settings) { s.Window = 24*time.Hour + time.Second }},
+		{"1 to 60", func(s *session.Settings) { s.MaxPerSession = 61 }},
+		{"1 to 10", func(s *session.Settings) { s.MaxUnanswered = 11 }},
+		{"1 to 1000", func(s *session.Settings) { s.MaxTextLen = 1001 }},
 	}
 	for _, b := range bad {
 		s := session.Defaults()
@@ -701,5 +708,113 @@ func TestStatusUnansweredOverLoweredLimit(t *testing.T) {
 	s := session.StatusAt(st, set, at(11, 0, 0))
 	if s.UnansweredLeft != 0 || s.CanSend || s.Refusal.Code != session.AwaitingClient {
 		t.Fatalf("status %+v", s)
+	}
+}
+
+// Case 20: a client message stamped 2 min ahead of the server's clock, agent
+// replies at once → allowed; the session ends 24 h after the client's stamp.
+func TestCase20_ClientClockAheadAgentRepliesAtOnce(t *testing.T) {
+	set := session.Defaults()
+	received := at(10, 0, 0)
+	stamp := received.Add(2 * time.Minute)
+	at0 := session.ClientTime(set, stamp, received)
+	if !at0.Equal(stamp) {
+		t.Fatalf("ClientTime = %s, want the client's stamp (within the skew)", at0)
+	}
+	st, opened := session.ClientWrote(session.State{}, set, at0, received)
+	if !opened {
+		t.Fatal("the first message opened nothing")
+	}
+	wantSession(t, st.Current, session.Session{Number: 1, StartedAt: stamp, EndsAt: stamp.Add(24 * time.Hour)})
+	if !st.Current.OpensAt().Equal(received) {
+		t.Fatalf("opens at %s, want the receipt %s", st.Current.OpensAt(), received)
+	}
+	// At once, before the stamp: allowed.
+	next, d := send(t, st, set, received, false, hello)
+	if d.Placements[0] != (session.Placement{Session: 1}) {
+		t.Fatalf("placement %+v", d.Placements[0])
+	}
+	wantStatus(t, session.StatusAt(st, set, received), session.Status{
+		Open: true, Number: 1, StartedAt: stamp, EndsAt: stamp.Add(24 * time.Hour),
+		Remaining: 60, UnansweredLeft: 5, CanSend: true,
+	})
+	// The end stays start + window.
+	send(t, next, set, stamp.Add(24*time.Hour-time.Second), false, hello)
+	refused(t, next, set, stamp.Add(24*time.Hour), false, session.WindowClosed, hello)
+	// Before the receipt nothing was open (a clock wrong the other way).
+	refused(t, st, set, received.Add(-time.Second), false, session.NoSession, hello)
+	// A message that used the receipt time (stamp too far ahead) opens at it.
+	far, _ := session.ClientWrote(session.State{}, set, session.ClientTime(set, received.Add(time.Hour), received), received)
+	wantSession(t, far.Current, session.Session{Number: 1, StartedAt: received, EndsAt: received.Add(24 * time.Hour)})
+}
+
+// Case 21: a text of only spaces and line breaks is refused like an empty text.
+func TestCase21_BlankTextRefused(t *testing.T) {
+	set := session.Defaults()
+	st := openedAt10(t, set)
+	for _, blank := range []string{
+		" ", "   ", "\n", " \n\n ", "\t", "\r\n", // ASCII white space
+		"\u00a0", "\u2003", "\u3000", "\u2028\u2029", "\u0085", "\u1680", // Unicode spaces
+		"\u200b", "\u200c\u200d", "\u2060", "\ufeff", "\u00ad", " \u200b\n", // invisible ones
+	} {
+		r := refused(t, st, set, at(10, 5, 0), false, session.InvalidType, text(blank))
+		if !strings.Contains(r.Message, "write something") {
+			t.Errorf("text %q: message %q does not say what to do", blank, r.Message)
+		}
+		if !session.Blank(blank) {
+			t.Errorf("Blank(%q) = false", blank)
+		}
+		// A blank part refuses the whole send.
+		refused(t, st, set, at(10, 5, 0), false, session.InvalidType, img, text(blank))
+	}
+	// Anything visible goes, surrounded by blanks or not.
+	for _, ok := range []string{".", " ok ", "\u00a0hi\u3000", "😀", "\u200d😀", "ـ"} {
+		if session.Blank(ok) {
+			t.Errorf("Blank(%q) = true", ok)
+		}
+		send(t, st, set, at(10, 5, 0), false, text(ok))
+	}
+}
+
+// Case 9: "unanswered" means the session is over and the client wrote after
+// the last business message in it, or wrote and got none at all.
+func TestCase09_UnansweredMeansTheClientWroteLast(t *testing.T) {
+	set := session.Defaults()
+	st := openedAt10(t, set)
+	end := at(34, 0, 0)
+	if !st.Current.Unanswered(end) {
+		t.Fatal("a session with only the client's message is not unanswered at its end")
+	}
+	st, _ = send(t, st, set, at(10, 5, 0), false, hello)
+	if st.Current.Unanswered(end) {
+		t.Fatal("an answered session is unanswered")
+	}
+	st = clientWrites(t, st, set, at(11, 0, 0), false)
+	if st.Current.Unanswered(at(33, 59, 59)) || !st.Current.Unanswered(end) {
+		t.Fatal("the client wrote last: want unanswered at the end, not before")
+	}
+	// A rollover session in which the client never wrote: nobody was waiting.
+	set.MaxPerSession = 1
+	st = openedAt10(t, set)
+	st, _ = send(t, st, set, at(10, 5, 0), false, hello)
+	st, _ = send(t, st, set, at(10, 6, 0), true, hello)
+	if st.Current.Number != 2 || st.Current.Unanswered(at(40, 0, 0)) {
+		t.Fatalf("rollover session %d reported unanswered", st.Current.Number)
+	}
+}
+
+// S7: a session costs the rates frozen on it, not anyone else's.
+func TestSessionCostUsesItsOwnRates(t *testing.T) {
+	s := session.Session{Number: 1, Used: 2, Rates: session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}}
+	if s.Cost() != 0.05 {
+		t.Fatalf("text session costs %v, want 0.05", s.Cost())
+	}
+	s.Media = true
+	if s.Cost() != 0.1 {
+		t.Fatalf("media session costs %v, want 0.1", s.Cost())
+	}
+	s.Used = 0
+	if s.Cost() != 0 {
+		t.Fatalf("a session with nothing counted costs %v", s.Cost())
 	}
 }
