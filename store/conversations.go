@@ -28,20 +28,12 @@ type Conversation struct {
 	State  session.State
 }
 
-// stateColumns computes a conversation's session.State in SQL from the facts:
-// the latest session row and the counted business messages. Nothing about the
-// counts is stored twice, so a released reservation (S6) cannot leave a stale
-// counter behind. It expects the conversation as c and its latest session as s.
+// stateColumns reads a conversation's session.State: the latest session row
+// and the counts the triggers of migration 00010 keep beside it, in the same
+// transaction as every message change (nothing is counted on read). It expects
+// the conversation as c and its latest session as s.
 const stateColumns = `
-	s.id, s.number, s.started_at, s.ends_at,
-	(SELECT count(*) FROM messages
-	  WHERE session_id = s.id AND direction = 'out' AND counted = 1),
-	(SELECT count(*) FROM messages
-	  WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text'),
-	(SELECT count(*) FROM messages
-	  WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
-	    AND id > (SELECT coalesce(max(id), 0) FROM messages
-	               WHERE conversation_id = c.id AND direction = 'in'))`
+	s.id, s.number, s.started_at, s.ends_at, coalesce(s.used, 0), coalesce(s.media_used, 0), c.unanswered`
 
 const latestSessionJoin = `
 	LEFT JOIN sessions s ON s.id = (SELECT id FROM sessions
@@ -75,8 +67,7 @@ func (v *stateScan) state() session.State {
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.name, ct.country,
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
-       (SELECT count(*) FROM messages
-         WHERE conversation_id = c.id AND direction = 'in' AND id > c.last_read_message_id),
+       c.unread,
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
