@@ -28,29 +28,22 @@ type Conversation struct {
 	State  session.State
 }
 
-// sessionColumns computes one session.Session in SQL from the facts: the
-// session row and the messages in it. Nothing about the counts is stored
-// twice, so a released reservation (S6) cannot leave a stale counter behind.
-// It expects the session as s.
+// sessionColumns reads one session.Session: the session row, with the counts
+// that the triggers of migration 00010 keep beside it in the same transaction
+// as every message change (so nothing is counted on read, and no code path can
+// leave a stale counter behind). It expects the session as s.
 const sessionColumns = `
-	s.id, s.number, s.started_at, s.ends_at, s.received_at,
-	(SELECT count(*) FROM messages
-	  WHERE session_id = s.id AND direction = 'out' AND counted = 1),
-	(SELECT count(*) FROM messages
-	  WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text'),
+	s.id, s.number, s.started_at, s.ends_at, s.received_at, coalesce(s.used, 0), coalesce(s.media_used, 0),
 	s.rate_text, s.rate_media, s.currency,
 	coalesce((SELECT direction = 'in' FROM messages
 	           WHERE session_id = s.id AND (direction = 'in' OR counted = 1)
 	           ORDER BY id DESC LIMIT 1), 0)`
 
-// stateColumns computes a conversation's session.State: its latest session
+// stateColumns reads a conversation's session.State: its latest session
 // (sessionColumns) and the counted business messages since the client last
-// wrote. It expects the conversation as c and its latest session as s.
-const stateColumns = sessionColumns + `,
-	(SELECT count(*) FROM messages
-	  WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
-	    AND id > (SELECT coalesce(max(id), 0) FROM messages
-	               WHERE conversation_id = c.id AND direction = 'in'))`
+// wrote (kept as c.unanswered). It expects the conversation as c and its
+// latest session as s.
+const stateColumns = sessionColumns + `, c.unanswered`
 
 const latestSessionJoin = `
 	LEFT JOIN sessions s ON s.id = (SELECT id FROM sessions
@@ -127,8 +120,7 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.name, ct.country,
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
-       (SELECT count(*) FROM messages
-         WHERE conversation_id = c.id AND direction = 'in' AND id > c.last_read_message_id),
+       c.unread,
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id

@@ -54,7 +54,10 @@ type Options struct {
 type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB
-	opts  Options
+	// writer runs every write transaction on write, sharing commits between
+	// the transactions that wait for it (see groupWriter).
+	writer *groupWriter
+	opts   Options
 	// settings are the rules, rates and canned replies in force: swapped whole
 	// when an admin saves, shared by the copies WithClock makes.
 	settings *atomic.Pointer[AdminSettings]
@@ -112,6 +115,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings])}
+	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
 	if err := s.applyStoredSettings(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -154,9 +158,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes both pools. Writes in flight finish first (database/sql waits for
-// connections in use to be returned).
+// Close closes both pools. The batch of writes in flight commits first; a write
+// asked for afterwards fails.
 func (s *Store) Close() error {
+	s.writer.close()
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
@@ -171,25 +176,13 @@ func (s *Store) WithClock(now func() time.Time) *Store {
 // Now returns the store's clock reading.
 func (s *Store) Now() time.Time { return s.opts.Now() }
 
-// writeTx runs fn in one write transaction (BEGIN IMMEDIATE, through the DSN's
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE, through the DSN's
 // _txlock), commits, and then tells Options.Committed when fn appended events.
+// Concurrent calls may share one commit (group commit), each undone alone when
+// its fn fails; fn must touch nothing but tx, since a failure of the shared
+// transaction runs it again on its own.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin write: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	changed, err := fn(tx)
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if changed {
-		s.opts.Committed()
-	}
-	return nil
+	return s.writer.do(ctx, fn)
 }
 
 // Read runs fn in one read transaction: everything fn reads comes from one

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiondesk/clock"
+	"sessiondesk/session"
+)
+
+// recount compares the counters the triggers keep with a count of the
+// messages themselves, for every session and conversation.
+func recount(ctx context.Context, s *Store) error {
+	var bad []string
+	rows, err := s.read.QueryContext(ctx, `
+		SELECT s.id, s.used, s.media_used,
+		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1),
+		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text')
+		FROM sessions s`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id, used, media, wantUsed, wantMedia int
+		if err := rows.Scan(&id, &used, &media, &wantUsed, &wantMedia); err != nil {
+			rows.Close()
+			return err
+		}
+		if used != wantUsed || media != wantMedia {
+			bad = append(bad, fmt.Sprintf("session %d: used %d/%d media %d/%d (kept/counted)", id, used, wantUsed, media, wantMedia))
+		}
+	}
+	rows.Close()
+	rows, err = s.read.QueryContext(ctx, `
+		SELECT c.id, c.last_in_id, c.unanswered, c.unread,
+		       coalesce((SELECT max(id) FROM messages WHERE conversation_id = c.id AND direction = 'in'), 0),
+		       (SELECT count(*) FROM messages WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
+		          AND id > (SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = c.id AND direction = 'in')),
+		       (SELECT count(*) FROM messages WHERE conversation_id = c.id AND direction = 'in' AND id > c.last_read_message_id)
+		FROM conversations c`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, lastIn, unanswered, unread, wantLastIn, wantUnanswered, wantUnread int
+		if err := rows.Scan(&id, &lastIn, &unanswered, &unread, &wantLastIn, &wantUnanswered, &wantUnread); err != nil {
+			return err
+		}
+		if lastIn != wantLastIn || unanswered != wantUnanswered || unread != wantUnread {
+			bad = append(bad, fmt.Sprintf("conversation %d: last_in %d/%d unanswered %d/%d unread %d/%d (kept/counted)",
+				id, lastIn, wantLastIn, unanswered, wantUnanswered, unread, wantUnread))
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return rows.Err()
+}
+
+// TestCountersMatchTheMessages plays random traffic (clients writing, agents
+// sending text and images, rejections, failures, retries, reads, time passing
+// over windows and rollovers) with tight rules so that every limit is hit, and
+// checks after every step that the counters equal a recount of the messages.
+func TestCountersMatchTheMessages(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			rules := session.Defaults()
+			rules.Window = 2 * time.Hour
+			rules.MaxPerSession = 4
+			rules.MaxUnanswered = 3
+			if seed%2 == 0 {
+				rules.AfterCap = session.Close
+			}
+			clk := clock.NewManual(t0)
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"), Options{Rules: rules, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(seed, 99))
+			phones := []string{"+375298600001", "+375298600002", "+375298600003"}
+			convs := map[string]int64{}
+			var sent []int64 // business messages, to reject, fail or retry
+			img := NewAttachment{Hash: strings.Repeat("ab", 32), Size: 10, MIME: "image/png", Name: "a.png", Width: 1, Height: 1}
+			for step := 0; step < 400; step++ {
+				phone := phones[rng.IntN(len(phones))]
+				var op string
+				switch k := rng.IntN(100); {
+				case k < 25:
+					op = "receive"
+					r, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: phone, Kind: session.Text, Text: "hi"})
+					if err != nil {
+						t.Fatalf("step %d receive: %v", step, err)
+					}
+					convs[phone] = r.Message.ConversationID
+				case k < 60:
+					op = "send"
+					conv, ok := convs[phone]
+					if !ok {
+						continue
+					}
+					send := BusinessSend{ConversationID: conv, ConfirmNewSession: rng.IntN(2) == 0,
+						Parts: []session.Part{{Kind: session.Text, Text: "reply"}}}
+					if rng.IntN(3) == 0 {
+						a := img
+						send.Parts = append(send.Parts, session.Part{Kind: session.Image})
+						send.Attachments = []*NewAttachment{nil, &a}
+					}
+					msgs, err := s.AcceptBusinessMessages(ctx, send)
+					var refusal *session.Refusal
+					if err != nil && !errors.As(err, &refusal) {
+						t.Fatalf("step %d send: %v", step, err)
+					}
+					for _, m := range msgs {
+						sent = append(sent, m.ID)
+					}
+				case k < 70 && len(sent) > 0:
+					op = "reject"
+					if err := s.RejectMessage(ctx, MessageRef{ID: sent[rng.IntN(len(sent))]}, "not a Viber user"); err != nil {
+						t.Fatalf("step %d reject: %v", step, err)
+					}
+				case k < 78 && len(sent) > 0:
+					op = "status"
+					status := []string{StatusSent, StatusDelivered, StatusUndelivered, StatusExpired, StatusSeen}[rng.IntN(5)]
+					if _, err := s.ApplyStatus(ctx, StatusUpdate{Ref: MessageRef{ID: sent[rng.IntN(len(sent))]}, Status: status}); err != nil {
+						t.Fatalf("step %d status: %v", step, err)
+					}
+				case k < 86 && len(sent) > 0:
+					op = "retry"
+					m, err := s.RetryMessage(ctx, sent[rng.IntN(len(sent))], 0, true)
+					var refusal *session.Refusal
+					var invalid *InvalidError
+					if err != nil && !errors.As(err, &refusal) && !errors.As(err, &invalid) {
+						t.Fatalf("step %d retry: %v", step, err)
+					}
+					if err == nil {
+						sent = append(sent, m.ID)
+					}
+				case k < 92:
+					op = "read"
+					if conv, ok := convs[phone]; ok {
+						if err := s.MarkRead(ctx, conv); err != nil {
+							t.Fatalf("step %d read: %v", step, err)
+						}
+					}
+				default:
+					op = "time"
+					clk.Add(time.Duration(rng.IntN(90)) * time.Minute)
+				}
+				if err := recount(ctx, s); err != nil {
+					t.Fatalf("step %d (%s): %v", step, op, err)
+				}
+			}
+		})
+	}
+}
+
+// The migration that introduced the counters fills them in for data stored
+// before it: a database taken back to the schema before it, with messages
+// stored meanwhile, gets the right counts when it migrates up again.
+func TestCountersBackfilledByTheMigration(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	r := receive(t, s, "+375298603938", "hello")
+	conv := r.Message.ConversationID
+	for range 3 {
+		if _, err := sendText(s, conv, "reply", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, s, "+375298603938", "again")
+	if _, err := sendText(s, conv, "one more", false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	// Forget the counters, as a database from before the migration has none.
+	if _, err := s.write.ExecContext(ctx, `UPDATE sessions SET used = 0, media_used = 0;
+		UPDATE conversations SET last_in_id = 0, unanswered = 0, unread = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := recount(ctx, s); err == nil {
+		t.Fatal("zeroed counters still match: the check cannot fail")
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM goose_db_version WHERE version_id = 10;
+		DROP TRIGGER conversations_count_unread; DROP TRIGGER messages_count_delete;
+		DROP TRIGGER messages_count_update; DROP TRIGGER messages_count_insert;
+		ALTER TABLE conversations DROP COLUMN unread; ALTER TABLE conversations DROP COLUMN unanswered;
+		ALTER TABLE conversations DROP COLUMN last_in_id; ALTER TABLE sessions DROP COLUMN media_used;
+		ALTER TABLE sessions DROP COLUMN used`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, s.write); err != nil {
+		t.Fatal(err)
+	}
+	if err := recount(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st := state(t, s, conv)
+	if st.Current == nil || st.Current.Used != 4 || st.Unanswered != 1 {
+		t.Errorf("after the migration: %+v, want 4 used and 1 unanswered", st)
+	}
+}

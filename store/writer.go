@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxBatch bounds how many write transactions share one commit, so that one
+// batch never holds the write lock for long.
+const maxBatch = 64
+
+// errStoreClosed answers a write that arrives after Close.
+var errStoreClosed = errors.New("store is closed")
+
+// groupWriter runs every write transaction of the store on its one write
+// connection, and lets the transactions that are waiting for it share a commit
+// (group commit). Each caller's work runs inside its own SAVEPOINT, so a
+// refusal or an error undoes exactly that caller's writes and nobody else's,
+// and each caller is answered only after the commit that holds its writes, so
+// an answered write is as durable as before. Under no contention a batch holds
+// one transaction and costs what a plain transaction costs.
+//
+// Batching changes no outcome: the transactions of a batch still run one after
+// the other, each seeing the writes of those before it, exactly as if each had
+// committed on its own.
+type groupWriter struct {
+	db        *sql.DB
+	reqs      chan *writeReq // unbuffered: a send succeeds only when the writer takes it
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	committed func() // called after a commit that holds at least one change
+	maxBatch  int
+}
+
+type writeReq struct {
+	ctx    context.Context
+	fn     func(tx *sql.Tx) (bool, error)
+	result chan error // buffered: the writer never waits for a caller
+	// changed is what fn reported, kept until the batch commits.
+	changed bool
+	err     error
+}
+
+func newGroupWriter(db *sql.DB, committed func(), batch int) *groupWriter {
+	w := &groupWriter{
+		db:        db,
+		reqs:      make(chan *writeReq),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		committed: committed,
+		maxBatch:  max(batch, 1),
+	}
+	go w.run()
+	return w
+}
+
+// do runs fn in a write transaction and returns once it committed (or failed).
+func (w *groupWriter) do(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) error {
+	r := &writeReq{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.quit:
+		return errStoreClosed
+	}
+	// Once taken, the request is always answered, even if ctx ends meanwhile:
+	// the caller must know whether its writes committed.
+	return <-r.result
+}
+
+// close stops the writer after the batch in progress.
+func (w *groupWriter) close() {
+	w.closeOnce.Do(func() { close(w.quit) })
+	<-w.done
+}
+
+func (w *groupWriter) run() {
+	defer close(w.done)
+	batch := make([]*writeReq, 0, w.maxBatch)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.quit:
+			return
+		}
+		// Take every caller already waiting, up to the bound: they queued while
+		// the previous batch committed, which is what makes sharing pay.
+	gather:
+		for len(batch) < w.maxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		w.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch commits the batch as one transaction. Should the shared transaction
+// itself fail (the commit, a savepoint, a statement interrupted by a caller's
+// cancelled context that took the transaction with it), nothing of it was
+// kept, so each caller's work runs again in a transaction of its own: one
+// caller's trouble never becomes another's error. A batch of one is simply
+// that transaction, without savepoints.
+func (w *groupWriter) runBatch(batch []*writeReq) {
+	if len(batch) > 1 {
+		changed, err := w.shared(batch)
+		if err == nil {
+			for _, r := range batch {
+				r.result <- r.err
+			}
+			if changed {
+				w.committed()
+			}
+			return
+		}
+	}
+	for _, r := range batch {
+		r.changed = false
+		err := w.single(r)
+		r.result <- err
+		if err == nil && r.changed {
+			w.committed()
+		}
+	}
+}
+
+// shared runs the batch in one transaction, each request in its own savepoint.
+func (w *groupWriter) shared(batch []*writeReq) (changed bool, err error) {
+	// The batch's own context: a caller that goes away must not end the
+	// transaction the others' writes are in.
+	ctx := context.Background()
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin write: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
+			return false, fmt.Errorf("savepoint: %w", err)
+		}
+		r.changed, r.err = r.fn(tx)
+		if r.err != nil {
+			r.changed = false
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO request`); err != nil {
+				return false, fmt.Errorf("roll back a refused write: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE request`); err != nil {
+			return false, fmt.Errorf("release savepoint: %w", err)
+		}
+		changed = changed || r.changed
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return changed, nil
+}
+
+// single runs one request in a transaction of its own; r.changed holds what fn
+// reported.
+func (w *groupWriter) single(r *writeReq) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := w.db.BeginTx(r.ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	changed, err := r.fn(tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	r.changed = changed
+	return nil
+}

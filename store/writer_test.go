@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"sessiondesk/session"
+)
+
+// newWriterDB opens a bare database for the group writer: one connection, a
+// table of rows the requests insert.
+func newWriterDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "w.db")+"?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE rows (v TEXT NOT NULL UNIQUE)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func insertReq(ctx context.Context, v string) *writeReq {
+	return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES (?)`, v)
+		return err == nil, err
+	}}
+}
+
+func storedRows(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT v FROM rows ORDER BY rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// A batch commits once; a request that fails is undone alone, and every
+// request learns its own outcome.
+func TestGroupCommitUndoesOnlyTheFailedRequest(t *testing.T) {
+	db := newWriterDB(t)
+	var commits atomic.Int32
+	w := newGroupWriter(db, func() { commits.Add(1) }, maxBatch)
+	defer w.close()
+	ctx := context.Background()
+	refused := errors.New("refused by the rules")
+	half := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+		// Writes, then refuses: its row must not survive.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('half')`); err != nil {
+			return false, err
+		}
+		return false, refused
+	}}
+	dup := insertReq(ctx, "one") // violates UNIQUE after the first
+	batch := []*writeReq{insertReq(ctx, "one"), half, dup, insertReq(ctx, "two")}
+	w.runBatch(batch)
+
+	if err := <-batch[0].result; err != nil {
+		t.Errorf("first: %v", err)
+	}
+	if err := <-half.result; !errors.Is(err, refused) {
+		t.Errorf("refused request got %v", err)
+	}
+	if err := <-dup.result; err == nil {
+		t.Error("a duplicate row was accepted")
+	}
+	if err := <-batch[3].result; err != nil {
+		t.Errorf("last: %v", err)
+	}
+	if got := fmt.Sprint(storedRows(t, db)); got != "[one two]" {
+		t.Errorf("stored %s, want [one two]", got)
+	}
+	if commits.Load() != 1 {
+		t.Errorf("Committed called %d times for one batch, want 1", commits.Load())
+	}
+}
+
+// A caller whose context ended before its turn is answered with that error
+// and its work never runs; the others commit.
+func TestGroupCommitSkipsCancelledRequests(t *testing.T) {
+	db := newWriterDB(t)
+	w := newGroupWriter(db, func() {}, maxBatch)
+	defer w.close()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := insertReq(cancelled, "gone")
+	kept := insertReq(context.Background(), "kept")
+	w.runBatch([]*writeReq{gone, kept})
+	if err := <-gone.result; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request got %v", err)
+	}
+	if err := <-kept.result; err != nil {
+		t.Errorf("kept: %v", err)
+	}
+	if got := fmt.Sprint(storedRows(t, db)); got != "[kept]" {
+		t.Errorf("stored %s, want [kept]", got)
+	}
+}
+
+// A request that breaks the shared transaction itself (here it ends it)
+// costs the others nothing: they run again alone and commit.
+func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
+	db := newWriterDB(t)
+	var commits atomic.Int32
+	w := newGroupWriter(db, func() { commits.Add(1) }, maxBatch)
+	defer w.close()
+	ctx := context.Background()
+	var breakerRuns int
+	breaker := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+		breakerRuns++
+		if breakerRuns == 1 {
+			// Ends the shared transaction under everyone's feet.
+			if _, err := tx.ExecContext(ctx, `ROLLBACK`); err != nil {
+				return false, err
+			}
+			return false, errors.New("broke it")
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('breaker')`)
+		return err == nil, err
+	}}
+	batch := []*writeReq{insertReq(ctx, "a"), breaker, insertReq(ctx, "b")}
+	w.runBatch(batch)
+	for i, r := range batch {
+		if err := <-r.result; err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if got := fmt.Sprint(storedRows(t, db)); got != "[a breaker b]" {
+		t.Errorf("stored %s, want [a breaker b]: every request once", got)
+	}
+	if commits.Load() != 3 {
+		t.Errorf("Committed called %d times, want 3 (one per lone transaction)", commits.Load())
+	}
+}
+
+// Many callers at once through the real loop: every accepted write is there
+// exactly once, every refused one left nothing, and writes after close fail.
+func TestGroupCommitUnderConcurrency(t *testing.T) {
+	db := newWriterDB(t)
+	w := newGroupWriter(db, func() {}, maxBatch)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := fmt.Sprintf("r%03d", i)
+			if i%5 == 0 {
+				v = "same" // only the first of these may commit
+			}
+			r := insertReq(context.Background(), v)
+			errs[i] = w.do(r.ctx, r.fn)
+		}()
+	}
+	wg.Wait()
+	w.close()
+	accepted := 0
+	for _, err := range errs {
+		if err == nil {
+			accepted++
+		}
+	}
+	rows := storedRows(t, db)
+	if want := n - n/5 + 1; accepted != want || len(rows) != want {
+		t.Errorf("accepted %d, stored %d, want %d each", accepted, len(rows), want)
+	}
+	if err := w.do(context.Background(), func(*sql.Tx) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
+		t.Errorf("write after close: %v", err)
+	}
+}
+
+// BenchmarkConcurrentReceive measures client messages arriving from many
+// webhook requests at once, with commits shared (group) and one commit per
+// message (single), on the same disk in the same run.
+func BenchmarkConcurrentReceive(b *testing.B) {
+	for _, mode := range []struct {
+		name  string
+		batch int
+	}{{"single", 1}, {"group", maxBatch}} {
+		for _, senders := range []int{1, 8, 32, 64} {
+			b.Run(fmt.Sprintf("%s/senders=%d", mode.name, senders), func(b *testing.B) {
+				s, _ := newStore(b, session.Defaults())
+				s.writer.close()
+				s.writer = newGroupWriter(s.write, func() {}, mode.batch)
+				var seq atomic.Int64
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				per := b.N/senders + 1
+				for range senders {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range per {
+							i := seq.Add(1)
+							_, err := s.ReceiveClientMessage(context.Background(), ClientMessage{
+								Phone: fmt.Sprintf("+37529%07d", 1000000+i%500), Kind: session.Text, Text: "hello"})
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
