@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,10 @@ type Options struct {
 	// Listener, when set, is served instead of listening on the configured
 	// address (tests that must know the public URL before starting).
 	Listener net.Listener
+	// MediaAllow are URL prefixes the client media downloader may fetch from
+	// although they are plain http or on a private address (a test's fake
+	// provider). The sandbox's own media path is always allowed.
+	MediaAllow []string
 }
 
 // App is one running Sessiondesk.
@@ -68,6 +73,7 @@ type App struct {
 	media      *media.Store
 	limits     media.Limits
 	downloader *channel.Downloader
+	fetcher    *media.Fetcher
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -174,9 +180,15 @@ func (a *App) setUpChannel(opts Options) error {
 	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
 	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
-	fetcher := &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax),
-		Client: &http.Client{Transport: a.outbound, Timeout: media.FetchTimeout}}
-	a.downloader = channel.NewDownloader(a.Store, a.media, fetcher, a.limits, a.log.With("component", "downloader"), now)
+	// Client media URLs come from the webhook: the fetcher refuses private
+	// addresses and plain http, except under the sandbox's own media path
+	// (the fake serves the phone's files there) and what the caller allows.
+	allow := slices.Clip(opts.MediaAllow)
+	if a.phone != nil {
+		allow = append(allow, a.publicURL.String()+"/media/")
+	}
+	a.fetcher = &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax), Allow: allow}
+	a.downloader = channel.NewDownloader(a.Store, a.media, a.fetcher, a.limits, a.log.With("component", "downloader"), now)
 	return nil
 }
 
@@ -262,6 +274,7 @@ func (a *App) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	a.outbound.CloseIdleConnections()
+	a.fetcher.CloseIdleConnections()
 	if serr := a.server.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
 	}
