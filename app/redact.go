@@ -26,7 +26,9 @@ func redactLogs(log *slog.Logger, secret string) *slog.Logger {
 
 const redacted = "[redacted]"
 
-func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
 
 func (h *redactHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, h.scrub(r.Message), r.PC)
