@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,13 @@ type Options struct {
 	// Listener, when set, is served instead of listening on the configured
 	// address (tests that must know the public URL before starting).
 	Listener net.Listener
+	// MediaAllow are URL prefixes the client media downloader may fetch from
+	// although they are plain http or on a private address (a test's fake
+	// provider). The sandbox's own media path is always allowed.
+	MediaAllow []string
+	// Live tunes the websockets (replay cap, re-check interval); the socket
+	// cap per agent comes from the configuration.
+	Live handlers.LiveOptions
 }
 
 // App is one running Sessiondesk.
@@ -68,6 +77,8 @@ type App struct {
 	media      *media.Store
 	limits     media.Limits
 	downloader *channel.Downloader
+	fetcher    *media.Fetcher
+	live       handlers.LiveOptions
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -79,7 +90,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker()}
+	a := &App{cfg: cfg, Broker: live.NewBroker(), live: opts.Live}
+	a.webhookSecret = cfg.WebhookSecret
+	if a.webhookSecret == "" {
+		secret, err := sandbox.RandomSecret(16)
+		if err != nil {
+			return nil, err
+		}
+		a.webhookSecret = secret
+	}
+	// The secret is a path segment: no log line may carry it.
+	a.log = redactLogs(opts.Log, a.webhookSecret)
 	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Rates: cfg.Rates, Now: opts.Now, Committed: a.Broker.Publish,
 		// The provider fetches an attachment within the message's ttl; an hour's margin.
 		MediaTokenTTL: cfg.TTL + time.Hour})
@@ -141,14 +162,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 func (a *App) setUpChannel(opts Options) error {
 	now := opts.Now
 	a.outbound = http.DefaultTransport.(*http.Transport).Clone()
-	a.webhookSecret = a.cfg.WebhookSecret
-	if a.webhookSecret == "" {
-		secret, err := sandbox.RandomSecret(16)
-		if err != nil {
-			return err
-		}
-		a.webhookSecret = secret
-	}
 	hooks := a.publicURL.String() + "/webhooks/routee/" + a.webhookSecret
 	var rc routee.Config
 	if r := a.cfg.Routee; r != nil {
@@ -174,9 +187,15 @@ func (a *App) setUpChannel(opts Options) error {
 	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
 	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
-	fetcher := &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax),
-		Client: &http.Client{Transport: a.outbound, Timeout: media.FetchTimeout}}
-	a.downloader = channel.NewDownloader(a.Store, a.media, fetcher, a.limits, a.log.With("component", "downloader"), now)
+	// Client media URLs come from the webhook: the fetcher refuses private
+	// addresses and plain http, except under the sandbox's own media path
+	// (the fake serves the phone's files there) and what the caller allows.
+	allow := slices.Clip(opts.MediaAllow)
+	if a.phone != nil {
+		allow = append(allow, a.publicURL.String()+"/media/")
+	}
+	a.fetcher = &media.Fetcher{MaxBytes: max(a.limits.ImageMax, a.limits.FileMax), Allow: allow}
+	a.downloader = channel.NewDownloader(a.Store, a.media, a.fetcher, a.limits, a.log.With("component", "downloader"), now)
 	return nil
 }
 
@@ -210,9 +229,11 @@ func (a *App) routes() http.Handler {
 		BasePath:      a.cfg.BasePath,
 		LogoutURL:     a.cfg.LogoutURL,
 		WebhookSecret: a.webhookSecret,
-		Static:        http.FileServerFS(staticFS),
+		Static:        handlers.StaticFiles(staticFS),
 		Media:         a.media,
 		Limits:        a.limits,
+		LocalHosts:    a.localHosts(),
+		Live:          a.liveOptions(),
 	})
 	a.handlers.Register(e)
 	// Every state-changing request from another site is refused (the browser
@@ -224,6 +245,34 @@ func (a *App) routes() http.Handler {
 		h = http.StripPrefix(a.cfg.BasePath, h)
 	}
 	return h
+}
+
+// localHosts are the Host headers the local dev login answers: this
+// machine's names on the port listened on, and the public URL's host when it
+// is on loopback too.
+func (a *App) localHosts() []string {
+	_, port, err := net.SplitHostPort(a.ln.Addr().String())
+	if err != nil {
+		return nil
+	}
+	hosts := []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("localhost", port), net.JoinHostPort("::1", port)}
+	if port == "80" { // browsers leave the default port out
+		hosts = append(hosts, "127.0.0.1", "localhost", "[::1]")
+	}
+	if config.IsLoopbackHost(a.publicURL.Hostname()) {
+		hosts = append(hosts, a.publicURL.Host)
+	}
+	return hosts
+}
+
+// liveOptions are the websockets' settings: the cap from the configuration,
+// and in header mode a re-check through the proxy every interval, since an
+// open socket never passes the proxy again.
+func (a *App) liveOptions() handlers.LiveOptions {
+	o := a.live
+	o.MaxPerAgent = a.cfg.WSMaxPerAgent
+	o.Reauth = a.cfg.Auth.EffectiveMode() == auth.ModeHeader
+	return o
 }
 
 // Run serves and sends until ctx ends, then stops gracefully: no new
@@ -262,6 +311,7 @@ func (a *App) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	a.outbound.CloseIdleConnections()
+	a.fetcher.CloseIdleConnections()
 	if serr := a.server.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
 	}
@@ -287,10 +337,23 @@ func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req := c.Request()
 		a.log.LogAttrs(req.Context(), slog.LevelDebug, "request",
-			slog.String("method", req.Method), slog.String("path", req.URL.Path),
+			slog.String("method", req.Method), slog.String("path", logPath(req.URL.Path)),
 			slog.Int("status", c.Response().Status), slog.Duration("took", time.Since(start)))
 		return nil
 	}
+}
+
+// logPath is a request's path as the request log shows it: a webhook's
+// third segment is its secret (right or wrong, it is someone's guess at it).
+func logPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/webhooks/"); ok {
+		parts := strings.SplitN(rest, "/", 3)
+		if len(parts) >= 2 {
+			parts[1] = redacted
+		}
+		return "/webhooks/" + strings.Join(parts, "/")
+	}
+	return p
 }
 
 // securityHeaders: no inline script or style anywhere (the pages need none), no

@@ -263,7 +263,6 @@ func TestAttachmentsReachRouteeByURL(t *testing.T) {
 // A client's photo and file are downloaded at once, kept, and served; a failed
 // download is retried.
 func TestClientMediaIsDownloadedAndKept(t *testing.T) {
-	ra := startRouteeApp(t, channel.OutboxOptions{})
 	img := pngBytes(t, 800, 600)
 	var failures atomic.Int32
 	failures.Store(1)
@@ -282,6 +281,7 @@ func TestClientMediaIsDownloadedAndKept(t *testing.T) {
 		}
 	}))
 	defer provider.Close()
+	ra := startRouteeApp(t, channel.OutboxOptions{}, provider.URL+"/")
 	for _, in := range []fakeroutee.Inbound{
 		{From: phoneOf(4), Text: "this is broken", MediaURL: provider.URL + "/photo"},
 		{From: phoneOf(4), Text: "and the invoice", MediaURL: provider.URL + "/invoice", FileName: "invoice.pdf"},

@@ -32,7 +32,10 @@ type routeeApp struct {
 	hooks string // the webhook base URL, secret included
 }
 
-func startRouteeApp(t *testing.T, outbox channel.OutboxOptions) *routeeApp {
+// startRouteeApp starts the app on a fake Routee; mediaAllow are the URL
+// prefixes of the test's media servers, which the downloader would otherwise
+// refuse as plain http on loopback.
+func startRouteeApp(t *testing.T, outbox channel.OutboxOptions, mediaAllow ...string) *routeeApp {
 	t.Helper()
 	fake := fakeroutee.New(fakeroutee.Options{AppID: "app-id", AppSecret: "app-secret"})
 	provider := httptest.NewServer(fake.Handler())
@@ -59,7 +62,7 @@ func startRouteeApp(t *testing.T, outbox channel.OutboxOptions) *routeeApp {
 		t.Fatal(err)
 	}
 	// The real clock: the fake Routee's tokens and the outbox's retries run on it.
-	ta := runApp(t, cfg, nil, Options{Listener: ln, Outbox: outbox})
+	ta := runApp(t, cfg, nil, Options{Listener: ln, Outbox: outbox, MediaAllow: mediaAllow})
 	return &routeeApp{testApp: ta, fake: fake, hooks: public + "/webhooks/routee/" + testWebhookSecret}
 }
 

@@ -80,10 +80,12 @@ func (d *Downloader) download(ctx context.Context, p store.PendingDownload) {
 	if ctx.Err() != nil {
 		return
 	}
-	// A link that is gone stays gone: no point trying again.
+	// A link that is gone stays gone, and one the fetcher refuses (not https, a
+	// private address) stays refused: no point trying again.
 	var status *media.StatusError
 	gone := errors.As(err, &status) && (status.StatusCode == http.StatusNotFound || status.StatusCode == http.StatusGone)
-	final := gone || p.Attempts+1 >= d.Tries
+	_, refused := errors.AsType[*media.RefusedError](err)
+	final := gone || refused || p.Attempts+1 >= d.Tries
 	next := d.now().Add(d.Backoff << min(p.Attempts, 16))
 	log.Warn("client media download failed", "attempt", p.Attempts+1, "final", final, "err", err)
 	if err := d.store.DownloadFailed(ctx, p.ID, err.Error(), next, final); err != nil {

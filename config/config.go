@@ -48,6 +48,9 @@ type Config struct {
 	// be reached for before it fails visibly.
 	SendGiveUp time.Duration
 
+	// WSMaxPerAgent caps the open websockets (live pages) of one agent.
+	WSMaxPerAgent int
+
 	LogLevel  string
 	LogFormat string // text or json
 }
@@ -168,6 +171,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.TTL, "ttl", "SESSIONDESK_TTL", 24*time.Hour, "how long the provider tries to deliver a message (30s to 24h)")
 	dur(&c.SendGiveUp, "send-give-up", "SESSIONDESK_SEND_GIVE_UP", time.Hour,
 		"how long to retry a message the provider cannot be reached for")
+	num(&c.WSMaxPerAgent, "ws-max-per-agent", "SESSIONDESK_WS_MAX_PER_AGENT", 20,
+		"open live pages (websockets) one agent may have at once")
 	str(&c.LogLevel, "log-level", "SESSIONDESK_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "SESSIONDESK_LOG_FORMAT", "text", "text or json")
 
@@ -203,6 +208,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if c.SendGiveUp <= 0 {
 		return Config{}, fmt.Errorf("--send-give-up must be positive, got %s", c.SendGiveUp)
+	}
+	if c.WSMaxPerAgent < 1 {
+		return Config{}, fmt.Errorf("--ws-max-per-agent must be at least 1, got %d", c.WSMaxPerAgent)
 	}
 	if err := c.checkRoutee(r); err != nil {
 		return Config{}, err

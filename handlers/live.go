@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,8 +31,44 @@ const (
 // 1006, 1011, 1012 and 1013 only).
 const (
 	closeRestart  = 1012 // the server is shutting down
-	closeTryAgain = 1013 // the sign-in expired: come back through the proxy
+	closeTryAgain = 1013 // the sign-in expired or must be checked again: come back through the proxy
 )
+
+// ReloadFrame is the whole frame sent to a page too far behind to catch up
+// event by event; the page's script reloads on it. It is a fixed string that
+// no rendered frame can equal (those always end with the live cursor).
+const ReloadFrame = `<div id="live-reload" data-live-reload="reload"></div>`
+
+// LiveOptions tune the websockets; a zero value means the default.
+type LiveOptions struct {
+	// MaxPerAgent caps the open websockets of one agent (default 20); one
+	// more is answered 429 before the upgrade.
+	MaxPerAgent int
+	// ReplayCap is how many events a page may be behind and still be
+	// brought up to date frame by frame (default 1,000); further behind, it
+	// gets ReloadFrame and reloads.
+	ReplayCap int64
+	// Recheck is how often an open websocket checks that its agent may still
+	// use the inbox (default a minute).
+	Recheck time.Duration
+	// Reauth closes every websocket at each Recheck with 1013, so that the
+	// page comes back through the proxy and is signed in afresh: header mode,
+	// where the proxy is the only one who knows a user was revoked.
+	Reauth bool
+}
+
+func (o LiveOptions) withDefaults() LiveOptions {
+	if o.MaxPerAgent <= 0 {
+		o.MaxPerAgent = 20
+	}
+	if o.ReplayCap <= 0 {
+		o.ReplayCap = 1000
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = time.Minute
+	}
+	return o
+}
 
 // frameFunc renders the events (already after the cursor) into one frame of
 // out-of-band fragments; after is called once the frame was written.
@@ -62,13 +99,22 @@ func isLoopbackName(h string) bool {
 }
 
 // stream upgrades the request and sends frames from the event after `after`
-// on, replaying first and then following the broker, until the browser goes
-// away or the server shuts down.
+// on (or from now on when after is negative), replaying first and then
+// following the broker, until the browser goes away, the server shuts down or
+// the agent may no longer use the inbox.
 func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 	up := websocket.Upgrader{CheckOrigin: s.checkOrigin}
 	if !s.checkOrigin(c.Request()) {
 		return echo.NewHTTPError(http.StatusForbidden, "This websocket only accepts pages of this inbox (Origin mismatch).")
 	}
+	opts := s.Live.withDefaults()
+	agent := currentAgent(c)
+	release, ok := s.takeSocket(agent.ID, opts.MaxPerAgent)
+	if !ok {
+		return echo.NewHTTPError(http.StatusTooManyRequests,
+			fmt.Sprintf("You have %d live pages open already, the most one agent may have: close some tabs.", opts.MaxPerAgent))
+	}
+	defer release()
 	// Count the stream before upgrading, so Close waits for it.
 	s.streams.Add(1)
 	defer s.streams.Done()
@@ -77,6 +123,9 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 		return nil // the upgrader has answered already
 	}
 	defer conn.Close()
+	closeWith := func(code int, reason string) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	}
 
 	// Subscribe before the first read of the events table, so that nothing
 	// committed in between can be missed.
@@ -87,8 +136,25 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 	defer cancel()
 	go readPump(conn, cancel)
 
+	cursor, reload, err := s.startCursor(ctx, after, opts.ReplayCap)
+	if err != nil {
+		s.Log.Error("websocket start", "err", err)
+		closeWith(websocket.CloseInternalServerErr, "try again")
+		return nil
+	}
+	if reload {
+		// Re-rendering thousands of events would cost more than the page
+		// itself: it reloads, and follows from now on.
+		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(ReloadFrame)); err != nil {
+			return nil
+		}
+	}
+
 	ping := time.NewTicker(wsPingPeriod)
 	defer ping.Stop()
+	recheck := time.NewTicker(opts.Recheck)
+	defer recheck.Stop()
 	// When the proxy's signed assertion expires, the page must come back through
 	// the proxy to be identified again: close with 1013 (try again later), which
 	// the htmx ws extension answers by reconnecting.
@@ -98,7 +164,6 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 		defer t.Stop()
 		expired = t.C
 	}
-	cursor := after
 	for {
 		if cursor, err = s.catchUp(ctx, conn, cursor, frame); err != nil {
 			if ctx.Err() == nil {
@@ -112,13 +177,23 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 		case <-s.stopping:
 			// Hijacked connections outlive http.Server.Shutdown: close them here and
 			// ask the page to come back once the server is up again.
-			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(closeRestart, "server restarting"), time.Now().Add(time.Second))
+			closeWith(closeRestart, "server restarting")
 			return nil
 		case <-expired:
-			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(closeTryAgain, "sign-in expired"), time.Now().Add(time.Second))
+			closeWith(closeTryAgain, "sign-in expired")
 			return nil
+		case <-recheck.C:
+			if opts.Reauth {
+				closeWith(closeTryAgain, "sign-in check")
+				return nil
+			}
+			if ok, err := s.stillAllowed(ctx, agent); err != nil || !ok {
+				if err != nil && ctx.Err() == nil {
+					s.Log.Warn("websocket: agent re-check", "agent", agent.ID, "err", err)
+				}
+				closeWith(closeTryAgain, "access changed")
+				return nil
+			}
 		case <-sub.C:
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
@@ -126,6 +201,67 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 			}
 		}
 	}
+}
+
+// startCursor is the event a socket starts after: the page's, or the last one
+// when the page names none (integrations follow from now on). reload says the
+// page is further behind than replayCap events: it should reload instead.
+func (s *Server) startCursor(ctx context.Context, after, replayCap int64) (cursor int64, reload bool, err error) {
+	var last int64
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		last, err = r.LastEventID(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("last event: %w", err)
+	}
+	switch {
+	case after < 0:
+		return last, false, nil
+	case last-after > replayCap:
+		return last, true, nil
+	default:
+		return after, false, nil
+	}
+}
+
+// takeSocket counts one more open socket of the agent, unless it has max
+// already; release uncounts it.
+func (s *Server) takeSocket(agentID int64, max int) (release func(), ok bool) {
+	s.socketsMu.Lock()
+	defer s.socketsMu.Unlock()
+	if s.sockets == nil {
+		s.sockets = map[int64]int{}
+	}
+	if s.sockets[agentID] >= max {
+		return nil, false
+	}
+	s.sockets[agentID]++
+	return func() {
+		s.socketsMu.Lock()
+		defer s.socketsMu.Unlock()
+		if s.sockets[agentID]--; s.sockets[agentID] <= 0 {
+			delete(s.sockets, agentID)
+		}
+	}, true
+}
+
+// stillAllowed says whether the agent a socket was opened for is still in the
+// store with the same role. The role follows the login source on every
+// request (authenticate), so a user whose groups changed since is shown the
+// door here, and the page's reconnect is signed in afresh.
+func (s *Server) stillAllowed(ctx context.Context, a store.Agent) (bool, error) {
+	var ok bool
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		agents, err := r.Agents(ctx)
+		for _, b := range agents {
+			if b.ID == a.ID {
+				ok = b.Role == a.Role
+			}
+		}
+		return err
+	})
+	return ok, err
 }
 
 // catchUp sends every event after cursor, a batch per frame, and returns the new cursor.
@@ -185,11 +321,12 @@ func readPump(conn *websocket.Conn, cancel context.CancelFunc) {
 	}
 }
 
-// afterParam reads the event id a page resumes after.
+// afterParam reads the event id a page resumes after; -1 when it names none,
+// which means "from now on".
 func afterParam(c echo.Context) (int64, error) {
 	v := c.QueryParam("after")
 	if v == "" {
-		return 0, echo.NewHTTPError(http.StatusBadRequest, "after: the last event id the page saw is required")
+		return -1, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -48,6 +49,13 @@ type Deps struct {
 	// Media keeps attachment bytes; Limits are what an attachment may be.
 	Media  *media.Store
 	Limits media.Limits
+	// LocalHosts are the only Host headers the local dev login answers
+	// ("127.0.0.1:8080", "localhost:8080", "[::1]:8080"), so that a page of
+	// another site that rebinds its name to 127.0.0.1 gets nothing. Unused
+	// outside LocalMode.
+	LocalHosts []string
+	// Live tunes the websockets; zero values are the defaults.
+	Live LiveOptions
 }
 
 // Server holds the handlers' dependencies.
@@ -58,6 +66,9 @@ type Server struct {
 	stopping chan struct{} // closed by Close: websockets end
 	stopOnce sync.Once
 	streams  sync.WaitGroup // open websockets
+
+	socketsMu sync.Mutex
+	sockets   map[int64]int // agent id -> open websockets
 }
 
 // New returns the handlers for d.
@@ -74,6 +85,9 @@ func (s *Server) Close() {
 // Register adds every route to e.
 func (s *Server) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = s.errorHandler
+	if s.LocalMode {
+		e.Pre(s.checkLocalHost)
+	}
 	e.GET("/healthz", s.health)
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", s.Static)))
 	e.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
@@ -118,10 +132,37 @@ func (s *Server) Register(e *echo.Echo) {
 	}
 }
 
+// checkLocalHost answers 421 to a request for another host name than this
+// machine's while the local dev login is in use. The dev login trusts every
+// loopback connection, and a browser also connects over loopback to a site
+// whose DNS name was rebound to 127.0.0.1, with that site's pages being
+// same-origin to it: only the Host header tells them apart. The provider's
+// paths are exempt: they carry their own credential (the webhook secret, an
+// unguessable media token), never use the dev login, and Routee reaches them
+// through a tunnel's host name when a developer points it at a laptop.
+func (s *Server) checkLocalHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if strings.HasPrefix(r.URL.Path, "/webhooks/") || strings.HasPrefix(r.URL.Path, "/media/") {
+			return next(c)
+		}
+		for _, h := range s.LocalHosts {
+			if strings.EqualFold(r.Host, h) {
+				return next(c)
+			}
+		}
+		return echo.NewHTTPError(http.StatusMisdirectedRequest,
+			"This local inbox only answers to its own address (such as "+s.PublicURL.Host+"), not to "+
+				strconv.Quote(r.Host)+": open it at that address.")
+	}
+}
+
 // authenticate resolves the agent on every request, so that revoking access at
 // the login source takes effect at once.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Pages and answers hold clients' personal data: no cache keeps them.
+		c.Response().Header().Set("Cache-Control", "no-store")
 		// Integrations present an API token instead of going through the proxy,
 		// on the JSON API only.
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {

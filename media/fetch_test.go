@@ -27,7 +27,7 @@ func TestFetchStoresBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	s, _ := newStore(t)
-	f := &media.Fetcher{MaxBytes: 5 * media.MB}
+	f := &media.Fetcher{MaxBytes: 5 * media.MB, Allow: []string{srv.URL + "/"}}
 	b, ctype, err := f.Fetch(context.Background(), srv.URL+"/media/abc?sig=s3cret", s)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestFetchNon2xxRefused(t *testing.T) {
 			http.Error(w, "nothing here", code)
 		}))
 		s, dir := newStore(t)
-		_, _, err := (&media.Fetcher{}).Fetch(context.Background(), srv.URL+"/media/x?token=hush", s)
+		_, _, err := (&media.Fetcher{Allow: []string{srv.URL + "/"}}).Fetch(context.Background(), srv.URL+"/media/x?token=hush", s)
 		srv.Close()
 		var se *media.StatusError
 		if !errors.As(err, &se) || se.StatusCode != code {
@@ -102,7 +102,7 @@ func TestFetchOverCap(t *testing.T) {
 			}
 		}))
 		s, dir := newStore(t)
-		_, _, err := (&media.Fetcher{MaxBytes: max}).Fetch(context.Background(), srv.URL, s)
+		_, _, err := (&media.Fetcher{MaxBytes: max, Allow: []string{srv.URL + "/"}}).Fetch(context.Background(), srv.URL, s)
 		srv.Close()
 		if !errors.Is(err, media.ErrTooLarge) {
 			t.Fatalf("announced=%v: err %v, want ErrTooLarge", announced, err)
@@ -120,7 +120,7 @@ func TestFetchExactlyCap(t *testing.T) {
 	}))
 	defer srv.Close()
 	s, _ := newStore(t)
-	b, _, err := (&media.Fetcher{MaxBytes: int64(len(body))}).Fetch(context.Background(), srv.URL, s)
+	b, _, err := (&media.Fetcher{MaxBytes: int64(len(body)), Allow: []string{srv.URL + "/"}}).Fetch(context.Background(), srv.URL, s)
 	if err != nil || b.Size != int64(len(body)) {
 		t.Fatalf("%+v, %v", b.Size, err)
 	}
@@ -147,7 +147,7 @@ func TestFetchHonoursContext(t *testing.T) {
 		s, dir := newStore(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		start := time.Now()
-		_, _, err := (&media.Fetcher{}).Fetch(ctx, srv.URL+path, s)
+		_, _, err := (&media.Fetcher{Allow: []string{srv.URL + "/"}}).Fetch(ctx, srv.URL+path, s)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("%s: err %v, want the context's deadline", path, err)
@@ -163,7 +163,7 @@ func TestFetchHonoursContext(t *testing.T) {
 	s, _ := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	if _, _, err := (&media.Fetcher{}).Fetch(ctx, srv.URL+"/silent", s); !errors.Is(err, context.Canceled) {
+	if _, _, err := (&media.Fetcher{Allow: []string{srv.URL + "/"}}).Fetch(ctx, srv.URL+"/silent", s); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
@@ -179,7 +179,7 @@ func TestFetchClientTimeout(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	s, _ := newStore(t)
-	f := &media.Fetcher{Client: &http.Client{Timeout: 150 * time.Millisecond}}
+	f := &media.Fetcher{Timeout: 150 * time.Millisecond, Allow: []string{srv.URL + "/"}}
 	start := time.Now()
 	_, _, err := f.Fetch(context.Background(), srv.URL, s)
 	var ne interface{ Timeout() bool }

@@ -47,6 +47,19 @@
     };
   }
 
+  // A page too far behind to catch up event by event gets this exact frame
+  // (handlers.ReloadFrame) and reloads; nothing else is swapped in.
+  var RELOAD_FRAME = '<div id="live-reload" data-live-reload="reload"></div>';
+
+  function reloadWhenTooFarBehind(evt) {
+    if (evt.detail && evt.detail.message === RELOAD_FRAME) {
+      evt.preventDefault();
+      window.location.reload();
+    }
+  }
+
+  document.addEventListener('htmx:wsBeforeMessage', reloadWhenTooFarBehind);
+
   // ----------------------------------------------------------------- countdowns
 
   // offset = server clock - browser clock, from the freshest data-server-now seen.
