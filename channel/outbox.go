@@ -18,8 +18,9 @@ type OutboxOptions struct {
 	// Backoff is the wait after the first failed try; it doubles with every
 	// further failure (with jitter) up to MaxBackoff.
 	Backoff, MaxBackoff time.Duration
-	// GiveUpAfter is how long after acceptance a message that could not be
-	// handed to the provider fails visibly instead of being retried again.
+	// GiveUpAfter is how long after acceptance (or an agent's "Send again") a
+	// message that could not be handed to the provider fails visibly instead
+	// of being retried again.
 	GiveUpAfter time.Duration
 	// Workers is how many clients' messages are sent at once. One client's
 	// messages always go one at a time, in order.
@@ -190,7 +191,13 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		o.settle(ctx, log, msg, now)
 		return
 	}
-	if now.Sub(msg.CreatedAt) >= o.opts.GiveUpAfter {
+	// The give-up time runs from when the message was queued: its acceptance,
+	// or an agent's "Send again" of an unconfirmed one (status_at).
+	queuedAt := msg.CreatedAt
+	if msg.StatusAt.After(queuedAt) {
+		queuedAt = msg.StatusAt
+	}
+	if now.Sub(queuedAt) >= o.opts.GiveUpAfter {
 		reason := fmt.Sprintf("Not sent: the provider could not be reached for %s", o.opts.GiveUpAfter)
 		if msg.LastError != "" {
 			reason += " (last error: " + msg.LastError + ")"
