@@ -20,12 +20,10 @@ const (
 // Statuses of a message. Inbound messages are StatusReceived; business messages
 // move forward through the others and never back (see statusRank).
 const (
-	StatusReceived = "received"
-	StatusQueued   = "queued"
-	StatusSent     = "sent"
-	// StatusUnconfirmed: a try to hand the message over ended so that the
-	// provider may or may not have it (see unconfirmed.go). It still counts.
-	StatusUnconfirmed = "unconfirmed"
+	StatusReceived    = "received"
+	StatusQueued      = "queued"
+	StatusSent        = "sent"
+	StatusUnconfirmed = "unconfirmed" // the provider may or may not have it (unconfirmed.go); it counts
 	StatusDelivered   = "delivered"
 	StatusSeen        = "seen"
 	StatusFailed      = "failed"
