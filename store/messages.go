@@ -177,8 +177,10 @@ type ClientMessage struct {
 	// SentAt is the provider's timestamp; zero when it was missing or unparsable.
 	SentAt time.Time
 	// DedupeKey identifies this delivery: the same key twice is stored once.
-	// "" disables the check.
-	DedupeKey string
+	// "" disables the check. DedupeAlso are more keys under which the same
+	// delivery may have been stored before; it is stored under DedupeKey.
+	DedupeKey  string
+	DedupeAlso []string
 }
 
 // Received is the outcome of ReceiveClientMessage.
@@ -208,15 +210,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 	var out Received
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		now := s.opts.Now()
-		if in.DedupeKey != "" {
-			m, err := messageByDedupeKey(ctx, tx, in.DedupeKey)
-			if err == nil {
-				out = Received{Message: m, Duplicate: true}
-				return false, nil
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return false, err
-			}
+		if m, found, err := findDelivery(ctx, tx, in); err != nil || found {
+			out = Received{Message: m, Duplicate: found}
+			return false, err
 		}
 		contactID, err := upsertContact(ctx, tx, in.Phone, in.Name, in.Country, now)
 		if err != nil {
