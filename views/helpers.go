@@ -134,7 +134,7 @@ func failedStatus(status string) bool {
 // statusTicks is the delivery marker of a business message.
 func statusTicks(status string) string {
 	switch status {
-	case "queued":
+	case "queued", "unconfirmed":
 		return "◷"
 	case "sent":
 		return "✓"
@@ -149,6 +149,8 @@ func statusLabel(status string) string {
 	switch status {
 	case "queued":
 		return "Queued"
+	case "unconfirmed":
+		return "Unconfirmed: Routee may or may not have it"
 	case "sent":
 		return "Sent"
 	case "delivered":
