@@ -10,6 +10,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"time"
 
 	"sessiondesk/store"
 )
@@ -17,8 +18,9 @@ import (
 // Sender sends one business message through a provider.
 type Sender interface {
 	// Send hands the message to the provider and returns the provider's id for
-	// it. A *RejectedError means the provider refused it for good; any other
-	// error is worth a retry.
+	// it. A *RejectedError means the provider refused it for good; an
+	// *UncertainError that it may have taken it; any other error that it
+	// certainly did not, so it is worth a retry.
 	Send(ctx context.Context, msg store.Outgoing) (providerID string, err error)
 }
 
@@ -36,4 +38,51 @@ func IsRejected(err error) (*RejectedError, bool) {
 	var r *RejectedError
 	ok := errors.As(err, &r)
 	return r, ok
+}
+
+// UncertainError is a failed try after which the provider may have the message
+// anyway: the request was written and then the answer did not come (a timeout,
+// a connection reset) or was a server error. Sending again could deliver it
+// twice, so the outbox looks it up first (Checker) and otherwise leaves it
+// unconfirmed for an agent.
+type UncertainError struct {
+	Err error
+}
+
+func (e *UncertainError) Error() string {
+	return "the provider may have the message: " + e.Err.Error()
+}
+
+// Unwrap returns the failure itself.
+func (e *UncertainError) Unwrap() error { return e.Err }
+
+// IsUncertain reports whether err leaves open whether the provider took the message.
+func IsUncertain(err error) bool {
+	var u *UncertainError
+	return errors.As(err, &u)
+}
+
+// Lookup is what a provider knows of a message that an uncertain try may have
+// handed over.
+type Lookup int
+
+// The answers of a Checker.
+const (
+	// Unknown: the lookup could not tell (it failed, or is not possible).
+	Unknown Lookup = iota
+	// Found: the provider has it; Checker returns the ids it may have.
+	Found
+	// Absent: the provider answered and does not have it.
+	Absent
+)
+
+// Checker looks a message up at the provider after an uncertain try. A Sender
+// that implements it lets the outbox settle most uncertain tries by itself.
+type Checker interface {
+	// Check reports whether the provider has msg, handed over by a try that
+	// began at triedAt, and if so the provider's ids of the messages that may
+	// be it, best first (the outbox takes the first one not recorded for
+	// another message). providerID, when known (the send answered but
+	// recording it failed), is the id to check first. An error means Unknown.
+	Check(ctx context.Context, msg store.Outgoing, triedAt time.Time, providerID string) (Lookup, []string, error)
 }

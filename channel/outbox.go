@@ -2,9 +2,11 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,8 +18,9 @@ type OutboxOptions struct {
 	// Backoff is the wait after the first failed try; it doubles with every
 	// further failure (with jitter) up to MaxBackoff.
 	Backoff, MaxBackoff time.Duration
-	// GiveUpAfter is how long after acceptance a message that could not be
-	// handed to the provider fails visibly instead of being retried again.
+	// GiveUpAfter is how long after acceptance (or an agent's "Send again") a
+	// message that could not be handed to the provider fails visibly instead
+	// of being retried again.
 	GiveUpAfter time.Duration
 	// Workers is how many clients' messages are sent at once. One client's
 	// messages always go one at a time, in order.
@@ -29,7 +32,24 @@ type OutboxOptions struct {
 	// MediaURL gives the public URL the provider fetches an attachment from,
 	// by its token.
 	MediaURL func(token string) string
+	// CheckAfter is the wait between an uncertain try and the first lookup at
+	// the provider; it doubles with every further lookup, up to 5 minutes.
+	CheckAfter time.Duration
+	// MaxChecks bounds the lookups of an unconfirmed message; after the last
+	// one that could not tell, it waits for an agent.
+	MaxChecks int
+	// Settle is how long after an uncertain try the provider's "I do not have
+	// it" is believed (a message it took may take a moment to be listed). Only
+	// then is the message sent again.
+	Settle time.Duration
 }
+
+// maxCheckInterval caps the wait between two lookups of one message.
+const maxCheckInterval = 5 * time.Minute
+
+// recordTries is how often the outbox tries to record a successful send
+// before it leaves the try open (to be settled by the next pass or a lookup).
+const recordTries = 3
 
 func (o *OutboxOptions) defaults() {
 	if o.Backoff <= 0 {
@@ -50,20 +70,45 @@ func (o *OutboxOptions) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CheckAfter <= 0 {
+		o.CheckAfter = 15 * time.Second
+	}
+	if o.MaxChecks <= 0 {
+		o.MaxChecks = 6
+	}
+	if o.Settle <= 0 {
+		o.Settle = time.Minute
+	}
 }
 
 // Outbox sends queued business messages through a Sender.
+//
+// A message goes out again only when its previous try is known to have failed
+// (an error before the request was written, a refusal that says "not now") or
+// a lookup at the provider shows it does not have it. After an uncertain try
+// (see UncertainError), or one whose outcome was not recorded, it is
+// unconfirmed: looked up with the sender's Checker, and left to an agent when
+// the lookups cannot tell.
 type Outbox struct {
-	store  *store.Store
-	sender Sender
-	log    *slog.Logger
-	opts   OutboxOptions
+	store   *store.Store
+	sender  Sender
+	checker Checker // nil: the sender cannot look messages up
+	log     *slog.Logger
+	opts    OutboxOptions
+
+	// unrecorded holds the provider's ids of sends that succeeded but could
+	// not be recorded, by message id, so the next pass records them instead
+	// of looking them up. Lost on restart: the open try then leads to a lookup.
+	mu         sync.Mutex
+	unrecorded map[int64]string
 }
 
-// NewOutbox returns an outbox that sends the store's queue through sender.
+// NewOutbox returns an outbox that sends the store's queue through sender. When
+// sender also implements Checker, uncertain tries are looked up with it.
 func NewOutbox(st *store.Store, sender Sender, log *slog.Logger, opts OutboxOptions) *Outbox {
 	opts.defaults()
-	return &Outbox{store: st, sender: sender, log: log, opts: opts}
+	checker, _ := sender.(Checker)
+	return &Outbox{store: st, sender: sender, checker: checker, log: log, opts: opts, unrecorded: make(map[int64]string)}
 }
 
 // Run sends what is queued, then again whenever wake fires (the live broker's
@@ -135,23 +180,40 @@ func (o *Outbox) Pass(ctx context.Context) (next time.Time, err error) {
 	return now, nil
 }
 
-// sendOne hands one message to the provider and records the outcome.
+// sendOne hands one message to the provider and records the outcome, or
+// settles an earlier try whose outcome is unknown.
 func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time) {
 	log := o.log.With("message", msg.ID, "conversation", msg.ConversationID)
-	if now.Sub(msg.CreatedAt) >= o.opts.GiveUpAfter {
+	if a := msg.Attachment; a != nil && o.opts.MediaURL != nil {
+		msg.MediaURL, msg.FileName = o.opts.MediaURL(a.Token), a.Name
+	}
+	if msg.Status == store.StatusUnconfirmed || !msg.TriedAt.IsZero() {
+		o.settle(ctx, log, msg, now)
+		return
+	}
+	// The give-up time runs from when the message was queued: its acceptance,
+	// or an agent's "Send again" of an unconfirmed one (status_at).
+	queuedAt := msg.CreatedAt
+	if msg.StatusAt.After(queuedAt) {
+		queuedAt = msg.StatusAt
+	}
+	if now.Sub(queuedAt) >= o.opts.GiveUpAfter {
 		reason := fmt.Sprintf("Not sent: the provider could not be reached for %s", o.opts.GiveUpAfter)
 		if msg.LastError != "" {
 			reason += " (last error: " + msg.LastError + ")"
 		}
 		log.Warn("giving up on message", "attempts", msg.Attempts, "reason", reason)
-		// It never reached the provider, so no session was billed for it: release it (S6).
+		// Every try is known to have failed, so no session was billed for it: release it (S6).
 		if err := o.store.RejectMessage(ctx, store.MessageRef{ID: msg.ID}, reason); err != nil {
 			log.Error("record give-up", "err", err)
 		}
 		return
 	}
-	if a := msg.Attachment; a != nil && o.opts.MediaURL != nil {
-		msg.MediaURL, msg.FileName = o.opts.MediaURL(a.Token), a.Name
+	// The open try is recorded before the request goes out: should the outcome
+	// be lost, the next pass looks the message up instead of sending it again.
+	if err := o.store.BeginTry(ctx, msg.ID); err != nil {
+		log.Error("begin try; not sent", "err", err)
+		return
 	}
 	providerID, err := o.sender.Send(ctx, msg)
 	if rej, ok := IsRejected(err); ok {
@@ -159,6 +221,10 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		if err := o.store.RejectMessage(ctx, store.MessageRef{ID: msg.ID}, rej.Reason); err != nil {
 			log.Error("record rejection", "err", err)
 		}
+		return
+	}
+	if IsUncertain(err) {
+		o.uncertain(ctx, log, msg, "Sent, but Routee's answer was lost: "+err.Error(), now)
 		return
 	}
 	if err != nil {
@@ -169,11 +235,115 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		}
 		return
 	}
-	_, err = o.store.ApplyStatus(ctx, store.StatusUpdate{
-		Ref: store.MessageRef{ID: msg.ID}, Status: store.StatusSent, ProviderID: providerID,
-	})
+	o.recordSent(ctx, log, msg.ID, providerID)
+}
+
+// recordSent records a send the provider accepted. When that fails even after
+// a few tries, the id is kept in memory and the try stays open: the next pass
+// records it, or, after a restart, finds it by a lookup. It is never resent.
+func (o *Outbox) recordSent(ctx context.Context, log *slog.Logger, id int64, providerID string) bool {
+	var err error
+	for try := range recordTries {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond) // a busy database may be free again
+		}
+		_, err = o.store.ApplyStatus(ctx, store.StatusUpdate{
+			Ref: store.MessageRef{ID: id}, Status: store.StatusSent, ProviderID: providerID,
+		})
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Error("record message as sent; it will not be sent again", "tracking_id", providerID, "err", err)
+		o.unrecorded[id] = providerID
+		return false
+	}
 	if err != nil {
-		log.Error("record message as sent", "err", err)
+		log.Warn("record message as sent", "tracking_id", providerID, "err", err)
+	}
+	delete(o.unrecorded, id)
+	return true
+}
+
+// uncertain records a try that may have reached the provider: unconfirmed,
+// to be looked up after CheckAfter, or left to an agent when the sender
+// cannot look messages up.
+func (o *Outbox) uncertain(ctx context.Context, log *slog.Logger, msg store.Outgoing, reason string, now time.Time) {
+	var checkAt time.Time
+	if o.checker != nil {
+		checkAt = now.Add(o.opts.CheckAfter)
+	}
+	log.Warn("message unconfirmed: the provider may have it", "reason", reason, "check_at", checkAt)
+	if err := o.store.MarkUnconfirmed(ctx, msg.ID, reason, checkAt); err != nil {
+		// The try stays open: the next pass settles it.
+		log.Error("record unconfirmed message", "err", err)
+	}
+}
+
+// settle finds out what became of an earlier try: one the provider accepted
+// but we could not record, one whose outcome was lost (queued with an open
+// try), or an unconfirmed one.
+func (o *Outbox) settle(ctx context.Context, log *slog.Logger, msg store.Outgoing, now time.Time) {
+	o.mu.Lock()
+	known, ok := o.unrecorded[msg.ID]
+	o.mu.Unlock()
+	if ok && o.recordSent(ctx, log, msg.ID, known) {
+		return
+	}
+	if o.checker == nil {
+		if msg.Status == store.StatusQueued {
+			o.uncertain(ctx, log, msg, "A try to send it was interrupted; whether Routee has it is unknown", now)
+		}
+		return
+	}
+	triedAt := msg.TriedAt
+	if triedAt.IsZero() {
+		triedAt = msg.CreatedAt
+	}
+	found, candidates, err := o.checker.Check(ctx, msg, triedAt, known)
+	if found == Found {
+		// A message matched by its content may be another of ours, already recorded.
+		if taken, kerr := o.store.KnownProviderIDs(ctx, candidates); kerr != nil {
+			found, err = Unknown, kerr
+		} else if candidates = slices.DeleteFunc(candidates, func(id string) bool { return taken[id] }); len(candidates) == 0 {
+			found = Absent
+		}
+	}
+	switch {
+	case found == Found:
+		log.Info("lookup: the provider has the message", "tracking_id", candidates[0])
+		o.recordSent(ctx, log, msg.ID, candidates[0])
+		return
+	case found == Absent && now.Sub(triedAt) >= o.opts.Settle:
+		log.Info("lookup: the provider does not have the message; sending it again")
+		if err := o.store.NotAtProvider(ctx, msg.ID, "Routee did not take the earlier try"); err != nil {
+			log.Error("requeue message", "err", err)
+		}
+		return
+	}
+	reason := "Routee's answer to the send was lost and it does not list the message yet"
+	if found == Unknown {
+		reason = "Routee's answer to the send was lost, and looking it up failed"
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+	}
+	if msg.Status == store.StatusQueued {
+		o.uncertain(ctx, log, msg, reason, now)
+		return
+	}
+	var next time.Time
+	if msg.Checks+1 < o.opts.MaxChecks {
+		next = now.Add(min(o.opts.CheckAfter<<min(msg.Checks+1, 20), maxCheckInterval))
+	} else {
+		reason = "Could not confirm with Routee whether it arrived: " + reason
+	}
+	log.Warn("lookup could not tell whether the provider has the message", "check", msg.Checks+1, "next", next, "err", err)
+	if err := o.store.CheckUnknown(ctx, msg.ID, reason, next); err != nil {
+		log.Error("record lookup", "err", err)
 	}
 }
 

@@ -238,6 +238,7 @@ func (s *Server) messageView(m store.Message) views.Message {
 	if store.Retryable(m) {
 		v.RetryURL = s.path(fmt.Sprintf("/c/%d/messages/%d/retry", m.ConversationID, m.ID))
 	}
+	v.ArrivedURL, v.ResendURL = s.unconfirmedURLs(m)
 	return v
 }
 

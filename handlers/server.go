@@ -105,6 +105,8 @@ func (s *Server) Register(e *echo.Echo) {
 	app.POST("/c/:id/messages", s.sendForm)
 	app.GET("/c/:id/state", s.conversationState)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
+	app.POST("/c/:id/messages/:mid/confirm-arrived", s.confirmArrivedForm)
+	app.POST("/c/:id/messages/:mid/resend", s.resendForm)
 	app.GET("/attachments/:aid", s.attachment)
 	app.GET("/attachments/:aid/:thumb", s.attachment)
 	app.POST("/attachments/:aid/retry", s.retryDownload)
@@ -116,6 +118,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/conversations/:id/messages", s.apiMessages)
 	api.POST("/conversations/:id/messages", s.apiSend)
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
+	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
+	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
 	s.registerAdmin(app)
 
 	if s.Phone != nil {

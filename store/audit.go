@@ -21,7 +21,7 @@ const (
 
 // AuditActions returns every audit action, for filters.
 func AuditActions() []string {
-	return []string{AuditSend, AuditRetry, AuditSettings, AuditTokenCreate, AuditTokenRevoke}
+	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke}
 }
 
 // AuditEntry is one row of the append-only audit log.
@@ -206,6 +206,8 @@ func (e AuditEntry) Summary() string {
 			parts = append(parts, settingLabel(c.Field)+": "+changeValue(c.Field, c.Old)+" → "+changeValue(c.Field, c.New))
 		}
 		return "Changed settings: " + strings.Join(parts, "; ") + "."
+	case AuditConfirmArrived, AuditResend:
+		return resolveSummary(e)
 	case AuditTokenCreate, AuditTokenRevoke:
 		var d tokenDetail
 		if json.Unmarshal([]byte(e.Detail), &d) != nil {

@@ -25,6 +25,7 @@ const (
 	StatusReceived    = "received"
 	StatusQueued      = "queued"
 	StatusSent        = "sent"
+	StatusUnconfirmed = "unconfirmed" // the provider may or may not have it (unconfirmed.go); it counts
 	StatusDelivered   = "delivered"
 	StatusSeen        = "seen"
 	StatusFailed      = "failed"
@@ -38,6 +39,7 @@ const (
 // delivered whatever a late failure report says.
 var statusRank = map[string]int{
 	StatusQueued:      0,
+	StatusUnconfirmed: 0,
 	StatusSent:        1,
 	StatusFailed:      2,
 	StatusUndelivered: 2,
@@ -181,8 +183,10 @@ type ClientMessage struct {
 	// SentAt is the provider's timestamp; zero when it was missing or unparsable.
 	SentAt time.Time
 	// DedupeKey identifies this delivery: the same key twice is stored once.
-	// "" disables the check.
-	DedupeKey string
+	// "" disables the check. DedupeAlso are more keys under which the same
+	// delivery may have been stored before; it is stored under DedupeKey.
+	DedupeKey  string
+	DedupeAlso []string
 }
 
 // Received is the outcome of ReceiveClientMessage.
@@ -212,15 +216,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 	var out Received
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		now := s.opts.Now()
-		if in.DedupeKey != "" {
-			m, err := messageByDedupeKey(ctx, tx, in.DedupeKey)
-			if err == nil {
-				out = Received{Message: m, Duplicate: true}
-				return false, nil
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return false, err
-			}
+		if m, found, err := findDelivery(ctx, tx, in); err != nil || found {
+			out = Received{Message: m, Duplicate: found}
+			return false, err
 		}
 		contactID, err := upsertContact(ctx, tx, in.Phone, in.Name, in.Country, now)
 		if err != nil {
@@ -616,15 +614,24 @@ func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversa
 type Outgoing struct {
 	Message
 	Phone string // the client's E.164 number
+	// TriedAt is when an earlier try to hand it over began whose outcome was
+	// never recorded, or, for an unconfirmed message, the uncertain try; zero
+	// when no try is open.
+	TriedAt time.Time
+	// Checks is how many lookups at the provider an unconfirmed message had.
+	Checks int
 }
 
-// Queued returns up to limit business messages waiting to be sent, in the order
-// they were accepted, which keeps each client's messages in order. It includes
-// messages whose next attempt is not due yet: they hold back their client's
-// later messages.
+// Queued returns up to limit business messages waiting to be sent, or, when
+// unconfirmed, to be looked up at the provider, in the order they were
+// accepted, which keeps each client's messages in order. It includes messages
+// whose next attempt is not due yet: they hold back their client's later
+// messages. An unconfirmed message that waits for an agent is not included.
 func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT q.*, ct.phone FROM (`+messageSelect+`
-		WHERE m.status = 'queued' AND m.provider_id IS NULL ORDER BY m.id LIMIT ?) q
+	rows, err := s.read.QueryContext(ctx, `SELECT q.*, ct.phone, mm.tried_at, mm.checks FROM (`+messageSelect+`
+		WHERE (m.status = 'queued' AND m.provider_id IS NULL) OR (m.status = 'unconfirmed' AND m.checking = 1)
+		ORDER BY m.id LIMIT ?) q
+		JOIN messages mm ON mm.id = q.id
 		JOIN conversations c ON c.id = q.conversation_id JOIN contacts ct ON ct.id = c.contact_id
 		ORDER BY q.id`, limit)
 	if err != nil {
@@ -635,9 +642,11 @@ func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 	for rows.Next() {
 		var o Outgoing
 		var err error
-		if o.Message, err = scanMessage(rows, &o.Phone); err != nil {
+		var triedAt int64
+		if o.Message, err = scanMessage(rows, &o.Phone, &triedAt, &o.Checks); err != nil {
 			return nil, fmt.Errorf("list queued messages: %w", err)
 		}
+		o.TriedAt = fromMS(triedAt)
 		out = append(out, o)
 	}
 	return out, rows.Err()
@@ -652,13 +661,14 @@ func (s *Store) SaveContact(ctx context.Context, phone, name, country string) er
 	})
 }
 
-// SendFailed records a failed try to hand a business message to the provider: it
+// SendFailed records a try to hand a business message to the provider that is
+// known to have failed (nothing reached the provider), which closes it: it
 // stays queued, to be tried again at next. The event lets the agent see why.
 func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next time.Time) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		var convID int64
-		err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
-			WHERE id = ? AND direction = 'out' AND status = 'queued' RETURNING conversation_id`,
+		err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
+			tried_at = 0 WHERE id = ? AND direction = 'out' AND status = 'queued' RETURNING conversation_id`,
 			ms(next), reason, id).Scan(&convID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, fmt.Errorf("queued message %d: %w", id, ErrNotFound)

@@ -142,7 +142,7 @@ func failedStatus(status string) bool {
 // statusTicks is the delivery marker of a business message.
 func statusTicks(status string) string {
 	switch status {
-	case "queued":
+	case "queued", "unconfirmed":
 		return "◷"
 	case "sent":
 		return "✓"
@@ -157,6 +157,8 @@ func statusLabel(status string) string {
 	switch status {
 	case "queued":
 		return "Queued"
+	case "unconfirmed":
+		return "Unconfirmed: Routee may or may not have it"
 	case "sent":
 		return "Sent"
 	case "delivered":

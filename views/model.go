@@ -60,6 +60,9 @@ type Message struct {
 	Retrying string
 	// RetryURL is where "Send again" posts for a failed message; "" hides it.
 	RetryURL string
+	// ArrivedURL and ResendURL are where "It arrived" and "Send again" post
+	// for an unconfirmed message (Routee may or may not have it); "" hides them.
+	ArrivedURL, ResendURL string
 	// Attachment is the message's image or file; nil for text.
 	Attachment *Attachment
 }

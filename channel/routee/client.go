@@ -17,12 +17,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -180,39 +182,62 @@ func New(cfg Config) (*Client, error) {
 // A message that cannot be valid (unknown kind, empty text, attachment without
 // a usable URL) and a 4xx answer other than 401, 403, 408, 425 and 429 are a
 // *channel.RejectedError. A 401 or 403 drops the cached token and retries once
-// with a fresh one. Everything else that fails (network, timeouts, 5xx, 429,
-// credentials still refused) is a plain error, worth a retry.
+// with a fresh one. A failure after which Routee may have the message anyway is
+// a *channel.UncertainError: the request was written and then no answer came
+// (a timeout, a reset), or the answer was a server error other than 503, or a
+// success without a trackingId. Everything else (no connection, no token, the
+// request not written, 408, 425, 429, 503, credentials still refused) is a
+// plain error: Routee certainly does not have the message, so it is worth a retry.
 func (c *Client) Send(ctx context.Context, msg store.Outgoing) (string, error) {
 	payload, err := c.payload(msg)
 	if err != nil {
 		return "", err
 	}
+	status, body, wrote, err := c.call(ctx, http.MethodPost, c.viberURL, payload)
+	if err != nil {
+		err = fmt.Errorf("routee: send message %d: %w", msg.ID, err)
+		if wrote {
+			return "", &channel.UncertainError{Err: err}
+		}
+		return "", err
+	}
+	id, err := answer(status, body)
+	var rej *channel.RejectedError
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.As(err, &rej):
+		return "", err
+	case uncertainStatus(status):
+		return "", &channel.UncertainError{Err: fmt.Errorf("routee: send message %d: %w", msg.ID, err)}
+	}
+	return "", fmt.Errorf("routee: send message %d: %w", msg.ID, err)
+}
+
+// call makes one authenticated API request with a cached or fresh token; a 401
+// or 403 drops the token and tries once more with a new one. err is set only
+// when no answer came; wrote tells whether a request was written in full
+// before that, so that Routee may have acted on it.
+func (c *Client) call(ctx context.Context, method, url string, payload []byte) (status int, body []byte, wrote bool, err error) {
 	for attempt := 0; ; attempt++ {
 		token, err := c.accessToken(ctx)
 		if err != nil {
-			return "", fmt.Errorf("routee: send message %d: %w", msg.ID, err)
+			return 0, nil, false, err
 		}
-		status, body, err := c.post(ctx, token, payload)
+		// Only the last request counts: an earlier one was answered 401/403.
+		status, body, wrote, err = c.request(ctx, method, url, token, payload)
 		if err != nil {
-			return "", fmt.Errorf("routee: send message %d: %w", msg.ID, err)
+			return 0, nil, wrote, err
 		}
 		if status == http.StatusUnauthorized || status == http.StatusForbidden {
 			c.dropToken(token)
 			if attempt == 0 {
 				continue
 			}
-			return "", fmt.Errorf("routee: send message %d: Routee refused the credentials (%s) even with a fresh access token: %s",
-				msg.ID, statusText(status), excerpt(body))
+			return 0, nil, false, fmt.Errorf("routee refused the credentials (%s) even with a fresh access token: %s",
+				statusText(status), excerpt(body))
 		}
-		id, err := answer(status, body)
-		if err != nil {
-			var rej *channel.RejectedError
-			if errors.As(err, &rej) {
-				return "", err
-			}
-			return "", fmt.Errorf("routee: send message %d: %w", msg.ID, err)
-		}
-		return id, nil
+		return status, body, wrote, nil
 	}
 }
 
@@ -330,27 +355,43 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// post sends the message with a token; err is set only when no answer came.
-func (c *Client) post(ctx context.Context, token string, payload []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.viberURL, bytes.NewReader(payload))
+// request makes one request with a token; err is set only when no answer
+// came, and wrote tells whether the request had been written in full by then.
+func (c *Client) request(ctx context.Context, method, url, token string, payload []byte) (int, []byte, bool, error) {
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
-		return 0, nil, fmt.Errorf("build request: %w", err)
+		return 0, nil, false, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
-	return c.do(req)
+	status, answer, err := c.do(req)
+	return status, answer, wrote.Load(), err
 }
 
 func (c *Client) do(req *http.Request) (int, []byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("POST %s: %w", req.URL.Redacted(), unwrapURLError(err))
+		return 0, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
 	if err != nil {
-		return 0, nil, fmt.Errorf("POST %s: read the answer (%s): %w", req.URL.Redacted(), statusText(resp.StatusCode), err)
+		return 0, nil, fmt.Errorf("%s %s: read the answer (%s): %w", req.Method, req.URL.Redacted(), statusText(resp.StatusCode), err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyRead))
 	return resp.StatusCode, body, nil
@@ -399,6 +440,20 @@ func retryable(status int) bool {
 		return true
 	}
 	return status >= 500
+}
+
+// uncertainStatus reports the answers after which Routee may have taken the
+// message: a server error (the message may have been stored before it), other
+// than 503, which says the request was not handled, and anything that is
+// neither a success nor an error (a success without a trackingId included).
+func uncertainStatus(status int) bool {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return false
+	case status >= 500, status < 400:
+		return true
+	}
+	return false
 }
 
 // rejectReason turns Routee's error JSON, {"code":"400001",

@@ -12,8 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"sessiondesk/session"
 	"sessiondesk/store"
 )
+
+// DedupeWindow is the width of the receipt-time buckets that tell a client's
+// repeated message from a redelivery when Routee gives no usable sentDate (see
+// Inbound.DedupeKey).
+const DedupeWindow = 30 * time.Second
 
 // Inbound is a client's message as Routee posts it to the inboundUrl.
 type Inbound struct {
@@ -23,19 +29,38 @@ type Inbound struct {
 	FileName string // "filename" or "fileName" (both are seen)
 	// SentAt is "sentDate", parsed; zero when missing or unparsable.
 	SentAt time.Time
-	// DedupeKey identifies the delivery, so a retried post is stored once.
+	// DedupeKey identifies the delivery, so a retried post is stored once, and
+	// DedupeAlso lists other keys the same delivery may have been stored under.
 	//
 	// Routee documents no unique id for an inbound message. When the payload
 	// has a "messageId" or a "trackingId" anyway, the key is "routee:" + that
-	// id. Otherwise it is "routee:" + hex(sha256(from, to, sentDate, message,
-	// media, filename)), the fields joined with NUL bytes and sentDate taken as
-	// the raw string. A retried delivery carries the same fields, so it maps to
-	// the same key; two genuinely identical messages sent within the same
-	// millisecond collapse into one, which is acceptable.
-	DedupeKey string
+	// id. Otherwise it is "routee:" + hex(sha256(...)) of from, to, message,
+	// media, filename, referenceTrackingId, campaignTrackingId, label and a
+	// time, joined with NUL bytes. The time is sentDate as written when it
+	// parses: a redelivery carries the same one, and two messages differ in it.
+	// Without a usable sentDate it is the receipt time's bucket of
+	// DedupeWindow (30 s), and DedupeAlso holds the key of the bucket before:
+	// a redelivery that arrives within 30 s of the first delivery is always
+	// found, even across a bucket edge; two identical messages at least 60 s
+	// apart are always both kept; closer ones may be taken for one.
+	DedupeKey  string
+	DedupeAlso []string
 }
 
-// ParseInbound reads the JSON Routee posts to the inboundUrl:
+// Kind is what the message carries: a file when it names one, an image when
+// it has media only, text otherwise.
+func (in Inbound) Kind() session.Kind {
+	switch {
+	case in.MediaURL != "" && in.FileName != "":
+		return session.File
+	case in.MediaURL != "":
+		return session.Image
+	}
+	return session.Text
+}
+
+// ParseInbound reads the JSON Routee posts to the inboundUrl, received at
+// receivedAt (which keys a delivery without a usable sentDate):
 //
 //	{"from": "+375298603938", "to": "...", "message": "Hello",
 //	 "sentDate": "2021-12-30T14:20:00.000Z", "direction": "Inbound",
@@ -43,7 +68,7 @@ type Inbound struct {
 //
 // It fails for a body that is not a JSON object, a missing "from", and a
 // message with neither text nor media.
-func ParseInbound(body []byte) (Inbound, error) {
+func ParseInbound(body []byte, receivedAt time.Time) (Inbound, error) {
 	f, err := decodeObject(body)
 	if err != nil {
 		return Inbound{}, fmt.Errorf("routee inbound message: %w", err)
@@ -66,17 +91,27 @@ func ParseInbound(body []byte) (Inbound, error) {
 	in.SentAt = parseTime(sentDate)
 	if id := strings.TrimSpace(firstNonEmpty(f.str("messageId"), f.str("trackingId"))); id != "" {
 		in.DedupeKey = "routee:" + id
-	} else {
+		return in, nil
+	}
+	key := func(when string) string {
 		h := sha256.New()
-		for i, part := range []string{f.str("from"), f.str("to"), sentDate, f.str("message"), f.str("media"),
-			firstNonEmpty(f.str("filename"), f.str("fileName"))} {
+		for i, part := range []string{f.str("from"), f.str("to"), f.str("message"), f.str("media"),
+			firstNonEmpty(f.str("filename"), f.str("fileName")), f.str("referenceTrackingId"),
+			f.str("campaignTrackingId"), f.str("label"), when} {
 			if i > 0 {
 				h.Write([]byte{0})
 			}
 			h.Write([]byte(part))
 		}
-		in.DedupeKey = "routee:" + hex.EncodeToString(h.Sum(nil))
+		return "routee:" + hex.EncodeToString(h.Sum(nil))
 	}
+	if !in.SentAt.IsZero() {
+		in.DedupeKey = key("sent " + sentDate)
+		return in, nil
+	}
+	bucket := receivedAt.UnixMilli() / DedupeWindow.Milliseconds()
+	in.DedupeKey = key("received " + strconv.FormatInt(bucket, 10))
+	in.DedupeAlso = []string{key("received " + strconv.FormatInt(bucket-1, 10))}
 	return in, nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 func TestParseInbound(t *testing.T) {
 	in, err := routee.ParseInbound([]byte(`{"from":"+375298603938","to":"sender-1","message":"Hello",
-		"sentDate":"2021-12-30T14:20:00.000Z","campaignName":"c","direction":"Inbound","label":"x"}`))
+		"sentDate":"2021-12-30T14:20:00.000Z","campaignName":"c","direction":"Inbound","label":"x"}`), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestParseInbound(t *testing.T) {
 		`{"from":"+375298603938","message":"","media":"https://m.example/1","filename":"invoice.pdf"}`,
 		`{"from":"+375298603938","media":"https://m.example/1","fileName":"invoice.pdf"}`,
 	} {
-		in, err := routee.ParseInbound([]byte(body))
+		in, err := routee.ParseInbound([]byte(body), time.Time{})
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
@@ -54,7 +54,7 @@ func TestParseInboundSentDate(t *testing.T) {
 		`"2021-13-45T99:00:00Z"`:         {},
 		`"30/12/2021 14:20"`:             {},
 	} {
-		in, err := routee.ParseInbound([]byte(`{"from":"+375298603938","message":"hi","sentDate":` + date + `}`))
+		in, err := routee.ParseInbound([]byte(`{"from":"+375298603938","message":"hi","sentDate":`+date+`}`), time.Time{})
 		if err != nil {
 			t.Fatalf("%s: %v", date, err)
 		}
@@ -62,7 +62,7 @@ func TestParseInboundSentDate(t *testing.T) {
 			t.Errorf("sentDate %s: %v, want %v", date, in.SentAt, want)
 		}
 	}
-	in, err := routee.ParseInbound([]byte(`{"from":"+375298603938","message":"hi"}`))
+	in, err := routee.ParseInbound([]byte(`{"from":"+375298603938","message":"hi"}`), time.Time{})
 	if err != nil || !in.SentAt.IsZero() {
 		t.Errorf("no sentDate: %v, %v", in.SentAt, err)
 	}
@@ -82,7 +82,7 @@ func TestParseInboundErrors(t *testing.T) {
 		`{"from":"+375298603938","message":"   "}`,
 		`{"from":"+375298603938","message":"","media":""}`,
 	} {
-		if in, err := routee.ParseInbound([]byte(body)); err == nil {
+		if in, err := routee.ParseInbound([]byte(body), time.Time{}); err == nil {
 			t.Errorf("%s: no error, %+v", body, in)
 		}
 	}
@@ -91,7 +91,7 @@ func TestParseInboundErrors(t *testing.T) {
 func TestInboundDedupeKey(t *testing.T) {
 	key := func(body string) string {
 		t.Helper()
-		in, err := routee.ParseInbound([]byte(body))
+		in, err := routee.ParseInbound([]byte(body), time.Time{})
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}

@@ -108,7 +108,7 @@ func (p *Provider) ClientWrites(ctx context.Context, w Write) (store.Message, er
 	in := fakeroutee.Inbound{From: w.Phone, To: SenderID, Text: w.Text, MediaURL: w.MediaURL, FileName: w.FileName,
 		SentAt: p.store.Now()}
 	payload := p.fake.InboundPayload(in)
-	parsed, err := routee.ParseInbound(payload)
+	parsed, err := routee.ParseInbound(payload, p.store.Now()) // sentDate is set: the key does not depend on the time
 	if err != nil {
 		return store.Message{}, fmt.Errorf("sandbox inbound: %w", err)
 	}

@@ -8,8 +8,11 @@
 // strictly against the documented shape and records what is wrong in
 // Violations, so a test can assert that the client never sent anything
 // malformed. Knobs simulate misbehaviour: an outage (SetDown), failures
-// (FailNext), slowness (SetDelay), revoked tokens (RevokeTokens) and numbers
-// that are refused (RejectTo).
+// (FailNext), slowness (SetDelay), revoked tokens (RevokeTokens), numbers
+// that are refused (RejectTo), a message taken but its answer lost
+// (AcceptThen), a request read and dropped (DropNext) and failing lookups
+// (FailLookups). It also answers Routee's two lookups, the session list of a
+// number and the tracking record of a message.
 //
 // A Server is safe for concurrent use: the knobs may be turned while it serves.
 package fakeroutee
@@ -79,6 +82,20 @@ const (
 	Hangup
 )
 
+// AfterAccept is what the server does after it recorded a message, for AcceptThen.
+type AfterAccept int
+
+const (
+	// Answer answers normally (the default).
+	Answer AfterAccept = iota
+	// Hang gives no answer until the client gives up (its timeout).
+	Hang
+	// ServerError answers with the status given to AcceptThen (a 5xx).
+	ServerError
+	// Drop closes the connection without an answer.
+	Drop
+)
+
 // ErrUnknownTrackingID is returned for a tracking id the fake never issued.
 var ErrUnknownTrackingID = errors.New("fakeroutee: unknown tracking id")
 
@@ -114,6 +131,13 @@ type Server struct {
 	downMode     DownMode
 	failN        int
 	failStatus   int
+	afterN       int
+	after        AfterAccept
+	afterStatus  int
+	dropN        int
+	lookupFailN  int
+	lookupStatus int
+	listLabels   bool
 	delay        time.Duration
 	rejects      map[string]rejection // by phone number
 	messages     []Message
@@ -147,11 +171,14 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", s.serveToken)
 	mux.HandleFunc("POST /viber", s.serveViber)
+	mux.HandleFunc("POST /viber/session", s.serveSessions)
+	mux.HandleFunc("GET /viber/tracking/{trackingId}", s.serveTracking)
 	s.handler = s.outage(mux)
 	return s
 }
 
-// Handler serves POST /oauth/token and POST /viber. Mounted at the root, both
+// Handler serves POST /oauth/token, POST /viber, POST /viber/session and
+// GET /viber/tracking/{trackingId}. Mounted at the root, both
 // the auth and the API base URL are the server's URL; to mount it under a
 // prefix, strip it: mux.Handle("/fake/", http.StripPrefix("/fake", s.Handler()))
 // and use base URL .../fake.
@@ -177,6 +204,42 @@ func (s *Server) FailNext(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failN, s.failStatus = max(n, 0), status
+}
+
+// AcceptThen makes the next n POST /viber requests that would be accepted be
+// recorded as accepted and then answered as mode says: no answer until the
+// client gives up (Hang), status (ServerError), or a closed connection (Drop).
+// It is how a test makes "Routee took it, but the sender never learnt".
+func (s *Server) AcceptThen(n int, mode AfterAccept, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterN, s.after, s.afterStatus = max(n, 0), mode, status
+}
+
+// DropNext makes the next n POST /viber requests be read in full and then
+// answered by closing the connection, without recording anything: a try
+// Routee did not take, which the sender cannot tell from one it took.
+func (s *Server) DropNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropN = max(n, 0)
+}
+
+// FailLookups makes the next n lookups (POST /viber/session, GET
+// /viber/tracking/...) answer status with an error JSON.
+func (s *Server) FailLookups(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookupFailN, s.lookupStatus = max(n, 0), status
+}
+
+// ListLabels makes the session lookup include each message's label. Routee's
+// documentation lists no label there, so by default the fake leaves it out
+// and a client must match by content and time.
+func (s *Server) ListLabels(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listLabels = on
 }
 
 // SetDelay makes POST /viber wait d before answering; a request whose client
@@ -257,16 +320,163 @@ func (s *Server) outage(next http.Handler) http.Handler {
 			return
 		}
 		if mode == Hangup {
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					conn.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler) // HTTP/2: abort the stream
+			hangUp(w)
+			return
 		}
 		writeError(w, http.StatusServiceUnavailable, "503000", "Service unavailable")
 	})
+}
+
+// hangUp closes the connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: abort the stream
+}
+
+// authorized checks the Bearer token of an API request and answers 401 when
+// it is missing, unknown or expired.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, what string) bool {
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		s.violation("%s: Authorization %q is not a Bearer token", what, redactAuth(auth))
+		writeError(w, http.StatusUnauthorized, "401000", "Full authentication is required")
+		return false
+	}
+	s.mu.Lock()
+	exp, known := s.tokens[token]
+	s.mu.Unlock()
+	if !known || !s.now().Before(exp) {
+		writeError(w, http.StatusUnauthorized, "401001", "Invalid or expired access token")
+		return false
+	}
+	return true
+}
+
+// lookupFails answers a lookup with the status FailLookups asked for.
+func (s *Server) lookupFails(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	status := 0
+	if s.lookupFailN > 0 {
+		s.lookupFailN--
+		status = s.lookupStatus
+	}
+	s.mu.Unlock()
+	if status == 0 {
+		return false
+	}
+	writeError(w, status, strconv.Itoa(status*1000), "Simulated lookup failure")
+	return true
+}
+
+// serveSessions is POST /viber/session: the sessions of the number in the
+// body's "phone", newest first, paged by the page and size query parameters
+// (Routee's Spring-style page: content, last, first, totalPages, ...). The
+// fake keeps one session per number, holding every message it accepted for
+// it, in time order. Routee's page does not name the request field: the fake
+// takes "phone" and records anything else as a violation.
+func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if s.lookupFails(w) || !s.authorized(w, r, "POST /viber/session") {
+		return
+	}
+	top, perr := object(raw)
+	phone, ok := str(top, "phone")
+	if err != nil || perr != nil || !ok || !e164.MatchString(phone) {
+		s.violation("POST /viber/session: the body must be {\"phone\": \"+E.164\"}, got %.100q", raw)
+		writeError(w, http.StatusBadRequest, "400001", "phone must be an E.164 number")
+		return
+	}
+	page, err1 := strconv.Atoi(r.URL.Query().Get("page"))
+	size, err2 := strconv.Atoi(r.URL.Query().Get("size"))
+	if r.URL.Query().Get("page") == "" {
+		page, err1 = 0, nil
+	}
+	if r.URL.Query().Get("size") == "" {
+		size, err2 = 20, nil
+	}
+	if err1 != nil || err2 != nil || page < 0 || size < 1 || size > 1000 {
+		s.violation("POST /viber/session: bad page %q or size %q", r.URL.Query().Get("page"), r.URL.Query().Get("size"))
+		writeError(w, http.StatusBadRequest, "400001", "bad page or size")
+		return
+	}
+	s.mu.Lock()
+	labels := s.listLabels
+	var msgs []map[string]any
+	for _, m := range s.messages {
+		if m.To == phone {
+			msgs = append(msgs, s.record(m, labels))
+		}
+	}
+	s.mu.Unlock()
+	var sessions []map[string]any
+	if len(msgs) > 0 {
+		sessions = append(sessions, map[string]any{"sessionId": sessionID(phone), "sessionMessages": msgs})
+	}
+	total := len(sessions)
+	from, to := min(page*size, total), min(page*size+size, total)
+	content := append([]map[string]any{}, sessions[from:to]...)
+	pages := (total + size - 1) / size
+	writeJSON(w, http.StatusOK, map[string]any{
+		"content": content, "last": page >= pages-1, "first": page == 0, "totalPages": pages,
+		"totalElements": total, "numberOfElements": len(content), "size": size, "number": page,
+	})
+}
+
+// serveTracking is GET /viber/tracking/{trackingId}: one message, or 404 with
+// Routee's code 404019006.
+func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
+	if s.lookupFails(w) || !s.authorized(w, r, "GET /viber/tracking") {
+		return
+	}
+	m, ok := s.message(r.PathValue("trackingId"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "404019006", "viberTracking was not found.")
+		return
+	}
+	s.mu.Lock()
+	labels := s.listLabels
+	s.mu.Unlock()
+	rec := s.record(m, labels)
+	rec["price"], rec["sessionMessage"], rec["expireOnDelivery"] = 0.0, true, false
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// record is a message as the lookups list it (Routee's Viber message object).
+func (s *Server) record(m Message, label bool) map[string]any {
+	rec := map[string]any{
+		"trackingId":         m.TrackingID,
+		"to":                 m.To,
+		"from":               m.From,
+		"country":            country(m.To),
+		"status":             map[string]any{"status": "Queued", "date": formatTime(m.At)},
+		"applicationName":    "fakeroutee",
+		"originatingService": "Viber",
+		"direction":          "Outbound",
+		"ttl":                strconv.Itoa(m.TTL),
+	}
+	switch {
+	case m.ImageURL != "":
+		rec["imageUrl"] = m.ImageURL
+	case m.FileURL != "":
+		rec["file"] = map[string]string{"fileName": m.FileName, "fileType": m.FileType, "fileUrl": m.FileURL}
+	default:
+		rec["message"] = m.Text
+	}
+	if label {
+		rec["label"] = m.Label
+	}
+	return rec
+}
+
+// sessionID is the fake's stable session id for a number.
+func sessionID(phone string) string {
+	return "session-" + strings.TrimPrefix(phone, "+")
 }
 
 // writeError answers in Routee's error format.
@@ -351,18 +561,7 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
-		s.violation("POST /viber: Authorization %q is not a Bearer token", redactAuth(auth))
-		writeError(w, http.StatusUnauthorized, "401000", "Full authentication is required")
-		return
-	}
-	s.mu.Lock()
-	exp, known := s.tokens[token]
-	s.mu.Unlock()
-	if !known || !s.now().Before(exp) {
-		writeError(w, http.StatusUnauthorized, "401001", "Invalid or expired access token")
+	if !s.authorized(w, r, "POST /viber") {
 		return
 	}
 
@@ -388,13 +587,40 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.mu.Lock()
+	drop := s.dropN > 0
+	if drop {
+		s.dropN--
+	}
+	s.mu.Unlock()
+	if drop {
+		hangUp(w)
+		return
+	}
+
 	m.TrackingID = newUUID()
 	m.At = s.now().UTC()
 	s.mu.Lock()
 	s.byTracking[m.TrackingID] = len(s.messages)
 	s.messages = append(s.messages, m)
 	s.counts[m.Label]++
+	after, afterStatus := Answer, 0
+	if s.afterN > 0 {
+		s.afterN--
+		after, afterStatus = s.after, s.afterStatus
+	}
 	s.mu.Unlock()
+	switch after {
+	case Hang:
+		<-r.Context().Done() // the client gave up, or the server closes
+		return
+	case ServerError:
+		writeError(w, afterStatus, strconv.Itoa(afterStatus*1000), "Simulated failure after the message was accepted")
+		return
+	case Drop:
+		hangUp(w)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"trackingId":     m.TrackingID,
 		"to":             m.To,

@@ -1,0 +1,91 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"sessiondesk/channel"
+	"sessiondesk/channel/routee/fakeroutee"
+	"sessiondesk/store"
+)
+
+// An unconfirmed message over the JSON API: it is listed as unconfirmed, and an
+// agent settles it with "It arrived" or "Send again" (the same message row);
+// two clicks at once do one thing, and a settled message answers 409.
+func TestUnconfirmedResolutionsOverTheAPI(t *testing.T) {
+	// No lookup during the test: the message stays unconfirmed until the agent acts.
+	ra := startRouteeApp(t, channel.OutboxOptions{Backoff: 100 * time.Millisecond, CheckAfter: time.Hour})
+	conv := ra.clientWritesViaRoutee(t, phoneOf(7), "Hello")
+	ra.fake.AcceptThen(2, fakeroutee.ServerError, http.StatusInternalServerError)
+	status := func(id int64) string {
+		var s string
+		_ = ra.Store.Read(context.Background(), func(r *store.Reader) error {
+			m, err := r.Message(context.Background(), id)
+			s = m.Status
+			return err
+		})
+		return s
+	}
+	path := func(id int64, action string) string {
+		return "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages/" + strconv.FormatInt(id, 10) + "/" + action
+	}
+
+	first := ra.agentSends(t, conv, "first")
+	waitFor(t, "the first message to be unconfirmed", func() bool { return status(first) == store.StatusUnconfirmed })
+	_, body := ra.do(t, "GET", "/api/v1/conversations/"+strconv.FormatInt(conv, 10)+"/messages", "", "")
+	var list struct {
+		Messages []struct {
+			ID     int64  `json:"id"`
+			Status string `json:"status"`
+		} `json:"messages"`
+	}
+	_ = json.Unmarshal(body, &list)
+	if last := list.Messages[len(list.Messages)-1]; last.ID != first || last.Status != "unconfirmed" {
+		t.Errorf("the API lists %+v, want message %d unconfirmed", last, first)
+	}
+
+	if _, page := ra.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", ""); !bytes.Contains(page, []byte(`data-testid="message-arrived"`)) ||
+		!bytes.Contains(page, []byte(`data-testid="message-resend"`)) {
+		t.Errorf("the conversation page lacks the two buttons of an unconfirmed message")
+	}
+
+	// Two clicks at once on "It arrived": one acts, the other is told.
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() { codes[i], _ = ra.do(t, "POST", path(first, "confirm-arrived"), "", "") })
+	}
+	wg.Wait()
+	if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
+		t.Errorf("two clicks on It arrived: %v, want one 200 and one 409", codes)
+	}
+	if s := status(first); s != store.StatusSent || ra.fake.Count(strconv.FormatInt(first, 10)) != 1 {
+		t.Errorf("after It arrived: %s, Routee got it %d times", s, ra.fake.Count(strconv.FormatInt(first, 10)))
+	}
+	if code, body := ra.do(t, "POST", path(first, "resend"), "", ""); code != http.StatusConflict || !json.Valid(body) {
+		t.Errorf("Send again on a settled message: %d %s, want 409", code, body)
+	}
+
+	second := ra.agentSends(t, conv, "second")
+	waitFor(t, "the second message to be unconfirmed", func() bool { return status(second) == store.StatusUnconfirmed })
+	code, body := ra.do(t, "POST", path(second, "resend"), "", "")
+	if code != http.StatusOK {
+		t.Fatalf("Send again: %d %s", code, body)
+	}
+	waitFor(t, "the same message to go out again", func() bool {
+		return status(second) == store.StatusSent && ra.fake.Count(strconv.FormatInt(second, 10)) == 2
+	})
+	if code, _ := ra.do(t, "POST", path(second, "confirm-arrived"), "", ""); code != http.StatusConflict {
+		t.Errorf("It arrived on a sent message: %d, want 409", code)
+	}
+	other := "/api/v1/conversations/" + strconv.FormatInt(conv+1000, 10) + "/messages/" + strconv.FormatInt(second, 10) + "/resend"
+	if code, _ := ra.do(t, "POST", other, "", ""); code != http.StatusNotFound {
+		t.Errorf("another conversation's path: %d, want 404", code)
+	}
+}
