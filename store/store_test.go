@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -533,4 +535,46 @@ func TestClientMediaIsPendingUntilDownloaded(t *testing.T) {
 	if used, _ := s.HashInUse(ctx, hash); !used {
 		t.Error("the downloaded blob is not in use")
 	}
+}
+
+// An unusable data folder is named, with the system's reason, instead of
+// SQLite's "unable to open database file".
+func TestOpenNamesUnwritableDataFolder(t *testing.T) {
+	type variant struct {
+		name, dir, want string
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	variants := []variant{
+		// Fails for root too: a folder inside a regular file.
+		{"parent is a file", filepath.Join(file, "data"), "data folder " + filepath.Join(file, "data") + " cannot be created: not a directory"},
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(t.TempDir(), "read-only")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		variants = append(variants, variant{"read-only folder", ro, "data folder " + ro + " is not writable: permission denied"})
+	} else if f, err := os.CreateTemp("/sys/fs", "x"); err != nil && errors.Is(err, fs.ErrPermission) {
+		// Root may write anywhere a mode forbids, but sysfs takes no new files.
+		variants = append(variants, variant{"existing folder refusing files", "/sys/fs", "data folder /sys/fs is not writable: permission denied"})
+	} else if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			s, err := Open(context.Background(), filepath.Join(v.dir, "sessiondesk.db"), Options{Rules: session.Defaults()})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a store in an unusable folder")
+			}
+			if !strings.Contains(err.Error(), v.want) {
+				t.Fatalf("error %q does not say %q", err, v.want)
+			}
+		})
+	}
+	t.Logf("%d variants (running as uid %d)", len(variants), os.Geteuid())
 }
