@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -64,14 +66,37 @@ func LimitBodies(lim BodyLimits) echo.MiddlewareFunc {
 				return next(c)
 			}
 			limit := lim.MaxBody
-			if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt == "multipart/form-data" && uploadRoutes[c.Path()] {
+			mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+			if mt == "multipart/form-data" && uploadRoutes[c.Path()] {
 				limit = lim.MaxUpload
 			}
 			paced := &pacedBody{r: req.Body, rc: http.NewResponseController(c.Response()), lim: lim, start: time.Now()}
 			req.Body = http.MaxBytesReader(c.Response(), paced, limit)
+			if mt == "application/x-www-form-urlencoded" {
+				// Read the form now: echo's FormValue drops a reading error, so a
+				// form over the limit would look like an empty one.
+				if err := req.ParseForm(); err != nil {
+					return bodyError(err, limit)
+				}
+			}
 			return next(c)
 		}
 	}
+}
+
+// bodyError answers a body that could not be read: 413 over the limit, 408
+// too slow, 400 otherwise.
+func bodyError(err error, limit int64) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &upload.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("The request body is over %d bytes.", limit)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &upload.Error{Status: http.StatusRequestTimeout, Code: "timeout",
+			Message: "The request arrived too slowly and was stopped; try again."}
+	}
+	return &upload.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "The form could not be read: " + err.Error()}
 }
 
 // pacedBody moves the connection's read deadline along as a body arrives: to
