@@ -578,3 +578,30 @@ func TestOpenNamesUnwritableDataFolder(t *testing.T) {
 	}
 	t.Logf("%d variants (running as uid %d)", len(variants), os.Geteuid())
 }
+
+// CheckBusinessSend gives the rules' answer without storing anything.
+func TestCheckBusinessSendStoresNothing(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	conv := receive(t, s, "+375298603938", "Hello").Message.ConversationID
+	send := BusinessSend{ConversationID: conv, Parts: []session.Part{{Kind: session.Text, Text: "hi"}}}
+	if err := s.CheckBusinessSend(ctx, send); err != nil {
+		t.Fatalf("allowed send: %v", err)
+	}
+	for range 5 {
+		if _, err := sendText(s, conv, "hi", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := state(t, s, conv)
+	var refusal *session.Refusal
+	if err := s.CheckBusinessSend(ctx, send); !errors.As(err, &refusal) || refusal.Code != session.AwaitingClient {
+		t.Fatalf("after five unanswered: %v, want awaiting_client", err)
+	}
+	if after := state(t, s, conv); after.Unanswered != before.Unanswered || after.Current.Used != before.Current.Used {
+		t.Errorf("a check changed the state: %+v, then %+v", before, after)
+	}
+	if err := s.CheckBusinessSend(ctx, BusinessSend{ConversationID: 9999, Parts: send.Parts}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown conversation: %v", err)
+	}
+}
