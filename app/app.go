@@ -52,7 +52,18 @@ type Options struct {
 	// Live tunes the websockets (replay cap, re-check interval); the socket
 	// cap per agent comes from the configuration.
 	Live handlers.LiveOptions
+	// Bodies bound request bodies in size and time; zero fields take
+	// handlers.DefaultBodyLimits.
+	Bodies handlers.BodyLimits
 }
+
+// Unused attachment bytes (an upload refused, a download abandoned) are swept
+// this often, once they are older than mediaGrace: far longer than any upload
+// takes from its last byte to its acceptance.
+const (
+	sweepEvery = time.Hour
+	mediaGrace = time.Hour
+)
 
 // App is one running Sessiondesk.
 type App struct {
@@ -76,6 +87,7 @@ type App struct {
 	outbound   *http.Transport
 	media      *media.Store
 	limits     media.Limits
+	bodies     handlers.BodyLimits
 	downloader *channel.Downloader
 	fetcher    *media.Fetcher
 	live       handlers.LiveOptions
@@ -116,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.limits = media.DefaultLimits()
+	a.bodies = withDefaults(opts.Bodies, handlers.DefaultBodyLimits(a.limits))
 	if !cfg.NoDemo {
 		added, err := seedDemo(ctx, st)
 		if err != nil {
@@ -217,6 +230,7 @@ func (a *App) routes() http.Handler {
 	e.Use(middleware.Recover())
 	e.Use(a.requestLog)
 	e.Use(securityHeaders)
+	e.Use(handlers.LimitBodies(a.bodies))
 	a.handlers = handlers.New(handlers.Deps{
 		Store:         a.Store,
 		Broker:        a.Broker,
@@ -298,6 +312,9 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("downloader stopped", "err", err)
 		}
 	})
+	wg.Go(func() {
+		a.media.SweepEvery(runCtx, sweepEvery, mediaGrace, a.Store.HashInUse, a.log.With("component", "media"))
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.ln) }()
 
@@ -326,6 +343,26 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return err
+}
+
+// withDefaults fills the zero fields of b from def.
+func withDefaults(b, def handlers.BodyLimits) handlers.BodyLimits {
+	if b.MaxBody <= 0 {
+		b.MaxBody = def.MaxBody
+	}
+	if b.MaxUpload <= 0 {
+		b.MaxUpload = def.MaxUpload
+	}
+	if b.Grace <= 0 {
+		b.Grace = def.Grace
+	}
+	if b.MinRate <= 0 {
+		b.MinRate = def.MinRate
+	}
+	if b.Idle <= 0 {
+		b.Idle = def.Idle
+	}
+	return b
 }
 
 func (a *App) requestLog(next echo.HandlerFunc) echo.HandlerFunc {

@@ -3,7 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"hash/crc32"
 	"image"
@@ -15,10 +17,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"sessiondesk/channel"
 	"sessiondesk/channel/routee/fakeroutee"
@@ -122,6 +126,42 @@ func (ta *testApp) blobs(t *testing.T) int {
 	return n
 }
 
+// blobNames lists the blob hashes in the media folder.
+func (ta *testApp) blobNames(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(filepath.Join(ta.data, "media"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, d.Name())
+		}
+		return nil
+	})
+	return out
+}
+
+// sweepNow runs the media sweep with no grace period: every blob no
+// attachment refers to goes.
+func (ta *testApp) sweepNow(t *testing.T) int {
+	t.Helper()
+	n, err := ta.media.Sweep(context.Background(), time.Now().Add(time.Minute), ta.Store.HashInUse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 // zeros yields n zero bytes without holding them.
 type zeros struct{ n int64 }
 
@@ -175,6 +215,8 @@ func TestAttachmentRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Nothing refers to the refused bytes: the sweep takes them.
+	ta.sweepNow(t)
 	if ta.messageCount(t) != msgsBefore || ta.blobs(t) != blobsBefore {
 		t.Errorf("refused uploads left %d messages and %d blobs behind", ta.messageCount(t)-msgsBefore, ta.blobs(t)-blobsBefore)
 	}
@@ -186,7 +228,8 @@ func TestAttachmentRefusals(t *testing.T) {
 }
 
 // Case 16: a text and two images with two unanswered left are refused before
-// anything is stored.
+// any message is stored, and before any thumbnail is made: the media folder
+// holds the two uploads and nothing else, until the sweep takes them.
 func TestCase16_TextAndTwoImagesNeedThree(t *testing.T) {
 	ta := startApp(t)
 	conv := ta.clientWrites(t, "+375298603938", "Hello")
@@ -196,15 +239,26 @@ func TestCase16_TextAndTwoImagesNeedThree(t *testing.T) {
 			t.Fatalf("%d %s", status, body)
 		}
 	}
-	msgs, blobs := ta.messageCount(t), ta.blobs(t)
-	img := pngBytes(t, 40, 30)
+	msgs := ta.messageCount(t)
+	if n := ta.blobs(t); n != 0 {
+		t.Fatalf("%d blobs before any upload", n)
+	}
+	img, img2 := pngBytes(t, 40, 30), pngBytes(t, 30, 40)
 	status, e, _ := ta.upload(t, path, part{"text", "", strings.NewReader("Here are the photos")},
-		part{"file", "a.png", bytes.NewReader(img)}, part{"file", "b.png", bytes.NewReader(pngBytes(t, 30, 40))})
+		part{"file", "a.png", bytes.NewReader(img)}, part{"file", "b.png", bytes.NewReader(img2)})
 	if status != http.StatusConflict || e.Code != "awaiting_client" || !strings.Contains(e.Message, "3") {
 		t.Fatalf("%d %+v, want 409 awaiting_client naming 3", status, e)
 	}
-	if ta.messageCount(t) != msgs || ta.blobs(t) != blobs {
-		t.Errorf("the refused send stored %d messages and %d blobs", ta.messageCount(t)-msgs, ta.blobs(t)-blobs)
+	if ta.messageCount(t) != msgs {
+		t.Errorf("the refused send stored %d messages", ta.messageCount(t)-msgs)
+	}
+	got := ta.blobNames(t)
+	if want := []string{sha256Hex(img), sha256Hex(img2)}; !sameSet(got, want) {
+		t.Errorf("media folder holds %v, want only the two uploads %v (no thumbnails)", got, want)
+	}
+	ta.sweepNow(t)
+	if n := ta.blobs(t); n != 0 {
+		t.Errorf("the sweep left %d blobs of a refused send", n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/media/upload"
 	"sessiondesk/phone"
 	"sessiondesk/session"
 	"sessiondesk/store"
@@ -275,9 +276,7 @@ func (s *Server) sendForm(c echo.Context) error {
 		sendErr error
 	)
 	if isMultipart(c) { // the composer with attachments
-		var up upload
-		_, _, up, sendErr = s.sendUpload(c, id)
-		text = up.text
+		_, _, text, sendErr = s.sendUpload(c, id)
 	} else {
 		// Browsers submit line breaks as CRLF; the limit counts what the client sees.
 		text = strings.ReplaceAll(c.FormValue("text"), "\r\n", "\n")
@@ -289,9 +288,9 @@ func (s *Server) sendForm(c echo.Context) error {
 		})
 	}
 	// A file over the cap is a refusal the agent can act on, like the rules'.
-	var tooLarge *tooLargeError
-	if errors.As(sendErr, &tooLarge) {
-		sendErr = session.Refuse(session.FileRejected, tooLarge.message)
+	var upErr *upload.Error
+	if errors.As(sendErr, &upErr) && upErr.Code == string(session.FileRejected) {
+		sendErr = session.Refuse(session.FileRejected, upErr.Message)
 	}
 	var refusal *session.Refusal
 	if sendErr != nil && !errors.As(sendErr, &refusal) {

@@ -17,6 +17,7 @@ import (
 
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/media"
+	"sessiondesk/media/upload"
 	"sessiondesk/phone"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -179,7 +180,7 @@ type clientWrite struct {
 // receiveSandbox checks what the phone wrote and has the fake Routee deliver
 // it. A photo or file is first served at a public media URL, which the inbox's
 // downloader then fetches like Routee's.
-func (s *Server) receiveSandbox(ctx context.Context, w clientWrite, file *uploadedFile) (store.Message, error) {
+func (s *Server) receiveSandbox(ctx context.Context, w clientWrite, file *upload.File) (store.Message, error) {
 	num, err := phone.Parse(w.From)
 	if err != nil {
 		return store.Message{}, &store.InvalidError{Field: "from", Message: err.Error()}
@@ -194,42 +195,50 @@ func (s *Server) receiveSandbox(ctx context.Context, w clientWrite, file *upload
 	}
 	write := sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text}
 	if file != nil {
-		name := media.SanitizeName(file.name)
-		a := store.NewAttachment{Hash: file.blob.Hash, Size: file.blob.Size, MIME: mimetype.Detect(file.blob.Head).String(), Name: name}
+		name := media.SanitizeName(file.Name)
+		a := store.NewAttachment{Hash: file.Blob.Hash, Size: file.Blob.Size, MIME: mimetype.Detect(file.Blob.Head).String(), Name: name}
 		token, err := s.Store.AddLooseAttachment(ctx, a, time.Hour)
 		if err != nil {
 			return store.Message{}, err
 		}
 		write.MediaURL = s.PublicURL.String() + "/media/" + token
-		if _, refusal := media.CheckImage(file.blob.Head, file.blob.Size, s.Limits); refusal != nil {
+		if _, refusal := media.CheckImage(file.Blob.Head, file.Blob.Size, s.Limits); refusal != nil {
 			write.FileName = name // a photo comes without a name, like Routee's
 		}
 	}
 	return s.Phone.ClientWrites(ctx, write)
 }
 
+// sandboxForm is what the phone's send form holds: the client's phone and
+// name, a text and one photo or file.
+func (s *Server) sandboxForm() upload.Spec {
+	return upload.Spec{
+		Fields:      map[string]int64{"phone": 64, "name": 1 << 10, "text": maxClientText*4 + 4<<10},
+		Files:       []string{"file"},
+		MaxFiles:    1,
+		MaxFileSize: max(s.Limits.ImageMax, s.Limits.FileMax),
+	}
+}
+
 // sandboxSendForm is the phone's send button: text, a photo or file, or both.
 func (s *Server) sandboxSendForm(c echo.Context) error {
 	var (
 		w    clientWrite
-		file *uploadedFile
+		file *upload.File
 	)
 	if isMultipart(c) {
-		up, err := s.readUpload(c)
+		form, err := upload.Read(c.Request().Header.Get("Content-Type"), c.Request().Body, s.sandboxForm(), s.Media)
 		if err != nil {
 			return err
 		}
-		w = clientWrite{From: up.fields["phone"], Name: up.fields["name"], Text: up.text}
-		if len(up.files) > 0 {
-			file = &up.files[0]
+		w = clientWrite{From: form.Fields["phone"], Name: form.Fields["name"], Text: form.Fields["text"]}
+		if len(form.Files) > 0 {
+			file = &form.Files[0]
 		}
 	} else {
 		w = clientWrite{From: c.FormValue("phone"), Name: c.FormValue("name"), Text: c.FormValue("text")}
 	}
 	_, err := s.receiveSandbox(c.Request().Context(), w, file)
-	if err != nil && file != nil {
-		s.discard(context.WithoutCancel(c.Request().Context()), []uploadedFile{*file})
-	}
 	var invalid *store.InvalidError
 	if errors.As(err, &invalid) {
 		return s.sandboxFormError(c, invalid.Message, w.Name, w.From)

@@ -22,6 +22,7 @@ import (
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/live"
 	"sessiondesk/media"
+	"sessiondesk/media/upload"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -274,14 +275,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	status, body := http.StatusInternalServerError, apiError{Code: "internal", Message: "Something went wrong on our side; it has been logged."}
 	var (
-		refusal  *session.Refusal
-		invalid  *store.InvalidError
-		he       *echo.HTTPError
-		tooLarge *tooLargeError
+		refusal *session.Refusal
+		invalid *store.InvalidError
+		he      *echo.HTTPError
+		upErr   *upload.Error
 	)
 	switch {
-	case errors.As(err, &tooLarge):
-		status, body = http.StatusRequestEntityTooLarge, apiError{Code: string(session.FileRejected), Message: tooLarge.message}
+	case errors.As(err, &upErr):
+		status, body = upErr.Status, apiError{Code: upErr.Code, Message: upErr.Message}
 	case errors.As(err, &refusal):
 		status, body = refusalStatus(refusal.Code), apiError{Code: string(refusal.Code), Message: refusal.Message}
 	case errors.Is(err, store.ErrNotFound):

@@ -1,16 +1,19 @@
 package media
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,10 +30,18 @@ var ErrBadHash = errors.New("media: not a blob hash (64 lower-case hex digits)")
 // two pairs of digits. Identical content is stored once. A Store is safe for
 // concurrent use, also by several processes sharing the folder.
 //
-// The store does not count references: Delete removes the blob whatever else
-// refers to it, so callers delete only a hash that no record uses (see Delete).
+// The store does not count references. Nothing deletes a blob inline when an
+// upload is refused: the same bytes may be on their way into an accepted
+// message at that very moment. Sweep removes, from time to time, the blobs
+// that no record refers to and that are older than a grace period; Put
+// refreshes the age of a blob it finds already stored, so bytes an upload is
+// about to use are never swept.
 type Store struct {
 	dir string
+	// mu makes Put's "already stored? then refresh its age, else rename it into
+	// place" one step against Sweep's "old and unused? then remove it", in this
+	// process.
+	mu sync.Mutex
 }
 
 // Temporary files are written in the store's own folder, so that the final
@@ -50,11 +61,30 @@ func NewStore(dir string) (*Store, error) {
 		return nil, errors.New("media: no folder for the store")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("media: store folder: %w", err)
+		return nil, fmt.Errorf("media folder %s cannot be created: %w", dir, pathCause(err))
+	}
+	// Every Put writes a temporary file here: find out now, by name, when it cannot.
+	f, err := os.CreateTemp(dir, tempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("media folder %s is not writable: %w", dir, pathCause(err))
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return nil, fmt.Errorf("media folder %s is not writable: %w", dir, pathCause(err))
 	}
 	s := &Store{dir: dir}
 	s.removeStaleTemps(time.Now().Add(-staleTemp))
 	return s, nil
+}
+
+// pathCause is the system's reason in a path error ("permission denied"),
+// without the path of the file tried, which callers name themselves.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (s *Store) removeStaleTemps(before time.Time) {
@@ -128,8 +158,16 @@ func (s *Store) Put(r io.Reader, max int64) (Blob, error) {
 
 	b := Blob{Hash: hex.EncodeToString(h.Sum(nil)), Size: n, Head: head.buf}
 	final := s.path(b.Hash)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == n {
-		return b, nil // already stored: keep the existing copy (the deferred cleanup drops ours)
+		// Already stored: keep the existing copy (the deferred cleanup drops
+		// ours), made young again so that Sweep leaves it to the caller.
+		now := time.Now()
+		if err := os.Chtimes(final, now, now); err != nil {
+			return Blob{}, fmt.Errorf("media: store: %w", err)
+		}
+		return b, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
 		return Blob{}, fmt.Errorf("media: store: %w", err)
@@ -205,11 +243,10 @@ func (s *Store) Open(hash string) (*os.File, error) {
 	return os.Open(s.path(hash))
 }
 
-// Delete removes a stored blob; a blob that is not there is not an error. It is
-// meant for a blob refused right after Put (a failed CheckImage or CheckFile).
-// Because identical content is stored once, the same hash may belong to an
-// earlier, accepted attachment: callers delete a hash only when no stored
-// record refers to it.
+// Delete removes a stored blob at once; a blob that is not there is not an
+// error. Because identical content is stored once and a concurrent upload may
+// be about to use it, the inbox never deletes inline: Sweep removes unused
+// blobs after a grace period. Delete is for tools and tests.
 func (s *Store) Delete(hash string) error {
 	if !ValidHash(hash) {
 		return badHash(hash)
@@ -218,4 +255,83 @@ func (s *Store) Delete(hash string) error {
 		return err
 	}
 	return nil
+}
+
+// InUse reports whether a stored record refers to a blob (as its bytes or its
+// thumbnail).
+type InUse func(ctx context.Context, hash string) (bool, error)
+
+// Sweep removes the blobs that inUse says nothing refers to and whose files
+// were last written (or last found by Put) before olderThan, and returns how
+// many it removed. A blob younger than that may belong to an upload still in
+// progress (stored, not yet accepted), so callers pass now minus a grace
+// period longer than any upload takes to be accepted. Temporary files left by
+// a crash (older than an hour) go too. Files whose names are not blob hashes
+// are left alone.
+func (s *Store) Sweep(ctx context.Context, olderThan time.Time, inUse InUse) (removed int, err error) {
+	s.removeStaleTemps(time.Now().Add(-staleTemp))
+	err = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !ValidHash(d.Name()) || p != s.path(d.Name()) {
+			return nil
+		}
+		gone, err := s.sweepOne(ctx, d.Name(), olderThan, inUse)
+		if gone {
+			removed++
+		}
+		return err
+	})
+	if err != nil {
+		return removed, fmt.Errorf("media: sweep: %w", err)
+	}
+	return removed, nil
+}
+
+// sweepOne removes one blob if it is old and unused, under mu so that a Put of
+// the same bytes either finds it young again or finds it gone and stores it anew.
+func (s *Store) sweepOne(ctx context.Context, hash string, olderThan time.Time, inUse InUse) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.path(hash)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(olderThan) {
+		return false, nil
+	}
+	used, err := inUse(ctx, hash)
+	if err != nil || used {
+		return false, err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// SweepEvery runs Sweep now and then every interval until ctx ends, with the
+// given grace period, logging what it removed and any failure.
+func (s *Store) SweepEvery(ctx context.Context, interval, grace time.Duration, inUse InUse, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.Sweep(ctx, time.Now().Add(-grace), inUse)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("media sweep failed", "removed", n, "err", err)
+		case n > 0:
+			log.Info("media sweep removed unused blobs", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -396,5 +397,72 @@ func TestNewStoreRemovesStaleTemps(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Error("a temporary file in use was removed")
+	}
+}
+
+// age sets a blob file's modification time to d ago.
+func age(t *testing.T, s *media.Store, hash string, d time.Duration) {
+	t.Helper()
+	p, err := s.Path(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-d)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Sweep removes only blobs that are both unused and older than the grace
+// period; a blob Put again is young again.
+func TestSweepRemovesOldOrphansOnly(t *testing.T) {
+	s, _ := newStore(t)
+	put := func(content string) string {
+		b, err := s.Put(strings.NewReader(content), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Hash
+	}
+	orphan, used, young, reput := put("orphan"), put("used"), put("young"), put("put again")
+	for _, h := range []string{orphan, used, reput} {
+		age(t, s, h, 2*time.Hour)
+	}
+	put("put again") // an upload of the same bytes in flight: the old copy is its copy now
+	inUse := func(_ context.Context, h string) (bool, error) { return h == used, nil }
+	n, err := s.Sweep(context.Background(), time.Now().Add(-time.Hour), inUse)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := s.Path(orphan); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old orphan is still there: %v", err)
+	}
+	for _, h := range []string{used, young, reput} {
+		if _, err := s.Path(h); err != nil {
+			t.Errorf("blob %s was swept: %v", h[:8], err)
+		}
+	}
+	// A failing lookup removes nothing.
+	age(t, s, young, 2*time.Hour)
+	boom := errors.New("database is closed")
+	n, err = s.Sweep(context.Background(), time.Now().Add(-time.Hour), func(context.Context, string) (bool, error) { return false, boom })
+	if n != 0 || !errors.Is(err, boom) {
+		t.Fatalf("Sweep with a failing lookup = %d, %v", n, err)
+	}
+	if _, err := s.Path(young); err != nil {
+		t.Errorf("a failing lookup removed a blob: %v", err)
+	}
+}
+
+// A folder that cannot hold blobs is named with the system's reason.
+func TestNewStoreNamesUnusableFolder(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(file, "media")
+	_, err := media.NewStore(dir)
+	if want := "media folder " + dir + " cannot be created: not a directory"; err == nil || err.Error() != want {
+		t.Fatalf("NewStore: %v, want %q", err, want)
 	}
 }

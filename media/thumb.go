@@ -18,11 +18,11 @@ import (
 // ThumbQuality is the JPEG quality of thumbnails.
 const ThumbQuality = 82
 
-// thumbMaxPixels is a backstop for Thumbnail, whose callers have already
-// checked the image with CheckImage: an image with more pixels than this is
-// never decoded, whatever the channel's limit (a decoded RGBA image takes 4
-// bytes a pixel).
-const thumbMaxPixels = 100_000_000
+// thumbMaxDecoded is a backstop for Thumbnail, whose callers have already
+// checked the image with CheckImage: an image whose decoded form would take
+// more memory than this (see DecodedSize) is never decoded, whatever the
+// channel's limit.
+const thumbMaxDecoded = DefaultMaxDecoded
 
 // decodeSlots bounds how many images are decoded at once, across all stores: a
 // 50-megapixel photo takes 75 MB (JPEG) to 200 MB (PNG) decoded and about a
@@ -36,8 +36,8 @@ var decodeSlots = make(chan struct{}, 2)
 // quality ThumbQuality. It returns the thumbnail's blob and dimensions.
 //
 // Call it only after CheckImage accepted the image: decoding takes memory in
-// proportion to its pixel count, which CheckImage bounds (Thumbnail refuses
-// more than 100 megapixels as a backstop), and at most two images are decoded
+// proportion to its pixel count and depth, which CheckImage bounds (Thumbnail
+// refuses more than DefaultMaxDecoded bytes decoded as a backstop), and at most two images are decoded
 // at once in the process: further calls wait. Other formats are refused.
 func (s *Store) Thumbnail(hash string, max int) (thumb Blob, width, height int, err error) {
 	if max < 1 {
@@ -49,7 +49,8 @@ func (s *Store) Thumbnail(hash string, max int) (thumb Blob, width, height int, 
 	}
 	defer f.Close()
 
-	br := bufio.NewReaderSize(f, 64<<10)
+	// The buffer holds a whole head, so that the frame header is in view.
+	br := bufio.NewReaderSize(f, HeadSize)
 	magic, _ := br.Peek(8)
 	var (
 		decodeConfig func(io.Reader) (image.Config, error)
@@ -66,12 +67,18 @@ func (s *Store) Thumbnail(hash string, max int) (thumb Blob, width, height int, 
 		return Blob{}, 0, 0, errors.New("media: thumbnail: not a JPEG or PNG image")
 	}
 
+	head, _ := br.Peek(br.Size()) // valid until the next read
+	need, err := DecodedSize(head)
+	if err != nil {
+		return Blob{}, 0, 0, fmt.Errorf("media: thumbnail: %w", err)
+	}
 	cfg, err := decodeConfig(br)
 	if err != nil {
 		return Blob{}, 0, 0, fmt.Errorf("media: thumbnail: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > thumbMaxPixels {
-		return Blob{}, 0, 0, fmt.Errorf("media: thumbnail: refusing to decode a %d × %d image", cfg.Width, cfg.Height)
+	if cfg.Width <= 0 || cfg.Height <= 0 || need.Bytes > thumbMaxDecoded {
+		return Blob{}, 0, 0, fmt.Errorf("media: thumbnail: refusing to decode a %d × %d image (%d bytes decoded)",
+			cfg.Width, cfg.Height, need.Bytes)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return Blob{}, 0, 0, err

@@ -298,10 +298,15 @@ func TestThumbnailRefusals(t *testing.T) {
 // caller skipped CheckImage.
 func TestThumbnailRefusesBombWithoutDecoding(t *testing.T) {
 	s, _ := newStore(t)
-	bomb := putBytes(t, s, pngHeader(50_000, 50_000))
-	_, _, _, err := s.Thumbnail(bomb.Hash, 320)
-	if err == nil || !strings.Contains(err.Error(), "refusing") {
-		t.Fatalf("err %v, want a refusal to decode", err)
+	for _, head := range [][]byte{
+		pngHeader(50_000, 50_000),
+		pngHeaderOf(8160, 6120, 16, 2, 0), // 50 megapixels, but 400 MB decoded
+	} {
+		bomb := putBytes(t, s, head)
+		_, _, _, err := s.Thumbnail(bomb.Hash, 320)
+		if err == nil || !strings.Contains(err.Error(), "refusing") {
+			t.Fatalf("err %v, want a refusal to decode", err)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -57,6 +58,23 @@ type Limits struct {
 	ImageWarn int64 // warn above this image size (the provider's recommendation)
 	FileWarn  int64 // warn above this file size (the provider's recommendation)
 	MaxPixels int64 // refuse an image whose width × height is larger (decompression bombs)
+	// MaxDecoded refuses an image whose decoded form would take more bytes of
+	// memory: width × height × the bytes a pixel takes once decoded, which
+	// depend on the format (a 16-bit PNG takes 8 bytes a pixel, a progressive
+	// JPEG holds its coefficients too). Zero means DefaultMaxDecoded.
+	MaxDecoded int64
+}
+
+// DefaultMaxDecoded is the memory an image may take once decoded: 200 MB, what
+// a 50-megapixel 8-bit PNG or a 50-megapixel phone photo (baseline JPEG) needs,
+// while a 50-megapixel 16-bit PNG (400 MB) is refused.
+const DefaultMaxDecoded = 200 * MB
+
+func (l Limits) maxDecoded() int64 {
+	if l.MaxDecoded <= 0 {
+		return DefaultMaxDecoded
+	}
+	return l.MaxDecoded
 }
 
 // DefaultLimits returns the spec's defaults: images up to 5 MB (warning above
@@ -65,11 +83,12 @@ type Limits struct {
 // cameras and refuses crafted headers such as 50,000 × 50,000 pixels.
 func DefaultLimits() Limits {
 	return Limits{
-		ImageMax:  5 * MB,
-		FileMax:   50 * MB,
-		ImageWarn: 400 * KB,
-		FileWarn:  600 * KB,
-		MaxPixels: 50_000_000,
+		ImageMax:   5 * MB,
+		FileMax:    50 * MB,
+		ImageWarn:  400 * KB,
+		FileWarn:   600 * KB,
+		MaxPixels:  50_000_000,
+		MaxDecoded: DefaultMaxDecoded,
 	}
 }
 
@@ -105,7 +124,8 @@ func refuse(format string, args ...any) *session.Refusal {
 // (at least the first 3 KB, or the whole file when smaller) and size its full
 // length. Only JPEG and PNG are accepted, whatever the name says (case 12). The
 // dimensions are read from the header without decoding any pixel, and an image
-// of more than lim.MaxPixels pixels is refused.
+// of more than lim.MaxPixels pixels, or one whose decoded form would take more
+// than lim.MaxDecoded bytes (see DecodedSize), is refused.
 func CheckImage(head []byte, size int64, lim Limits) (Checked, *session.Refusal) {
 	if size <= 0 || len(head) == 0 {
 		return Checked{}, refuse("The image is empty.")
@@ -143,12 +163,153 @@ func CheckImage(head []byte, size int64, lim Limits) (Checked, *session.Refusal)
 		return Checked{}, refuse("This image is %d × %d pixels (%s megapixels); at most %s megapixels are accepted. Scale it down first.",
 			w, h, megapixels(px), megapixels(lim.MaxPixels))
 	}
+	need, err := DecodedSize(head)
+	if err != nil {
+		return Checked{}, refuse("This %s image could not be read (%v). It may be damaged; save it again as JPEG or PNG.",
+			format, err)
+	}
+	if budget := lim.maxDecoded(); need.Bytes > budget {
+		return Checked{}, refuse("This image is %d × %d pixels, %s; opening it would take %s of memory, and at most %s is allowed. Scale it down%s first.",
+			w, h, need.what, sizeUp(need.Bytes), sizeText(budget), need.hint)
+	}
 	c.Width, c.Height = w, h
 	if size > lim.ImageWarn {
 		c.Warning = fmt.Sprintf("The image is %s; Viber recommends at most %s, so it may load slowly for the client.",
 			sizeUp(size), sizeText(lim.ImageWarn))
 	}
 	return c, nil
+}
+
+// Decoded is what decoding an image takes, computed from its header alone.
+type Decoded struct {
+	Width, Height int
+	// Bytes is the memory image/png or image/jpeg allocates for the decoded
+	// image (and, for a progressive JPEG, its coefficients).
+	Bytes int64
+	what  string // the kind of image, for messages: "a 16-bit PNG"
+	hint  string // how to make it cheaper, for messages
+}
+
+// DecodedSize reads a JPEG's or PNG's header in head (its first bytes) and
+// returns the memory decoding it would take: width × height × the bytes a pixel
+// takes in the decoder's image type. The figures follow the standard
+// library's decoders and round up where they depend on chunks past the header:
+//
+//   - PNG: 1 byte a pixel for a paletted image, 8 for 16 bits a channel, 4
+//     otherwise (gray with a transparent colour becomes NRGBA); an interlaced
+//     image is decoded pass by pass into a second image, so it takes twice that.
+//   - JPEG: one byte a sample of each component at its sampling (1.5 a pixel for
+//     a usual 4:2:0 photo, 3 for 4:4:4), 8 a pixel for CMYK (decoded through
+//     YCbCr), and for a progressive JPEG 4 bytes more a sample for the
+//     coefficients it keeps until the last scan.
+func DecodedSize(head []byte) (Decoded, error) {
+	switch {
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return pngDecoded(head)
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8}):
+		return jpegDecoded(head)
+	}
+	return Decoded{}, errors.New("not a JPEG or PNG image")
+}
+
+func pngDecoded(head []byte) (Decoded, error) {
+	if len(head) < 29 || string(head[12:16]) != "IHDR" {
+		return Decoded{}, errors.New("no IHDR chunk first")
+	}
+	w, h := binary.BigEndian.Uint32(head[16:20]), binary.BigEndian.Uint32(head[20:24])
+	depth, colour, interlace := head[24], head[25], head[28]
+	d := Decoded{Width: int(w), Height: int(h)}
+	perPixel := int64(4)
+	d.what = fmt.Sprintf("a %d-bit PNG", depth)
+	switch {
+	case colour == 3:
+		perPixel = 1
+	case depth == 16:
+		perPixel = 8
+		d.hint = " or save it with 8 bits a channel"
+	}
+	if interlace == 1 {
+		perPixel *= 2
+		d.what = "an interlaced " + d.what[2:]
+		d.hint += " or save it without interlacing"
+	}
+	d.Bytes = satMul(int64(w)*int64(h), perPixel)
+	return d, nil
+}
+
+// jpegDecoded walks the segments of a JPEG to its frame header (SOFn).
+func jpegDecoded(head []byte) (Decoded, error) {
+	for i := 2; i+4 <= len(head); {
+		if head[i] != 0xFF {
+			return Decoded{}, errors.New("bad segment marker")
+		}
+		marker := head[i+1]
+		if marker == 0xFF { // fill byte
+			i++
+			continue
+		}
+		if marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7) { // no length
+			i += 2
+			continue
+		}
+		n := int(binary.BigEndian.Uint16(head[i+2:]))
+		if n < 2 {
+			return Decoded{}, errors.New("bad segment length")
+		}
+		if marker == 0xDA || marker == 0xD9 {
+			return Decoded{}, errors.New("no frame header before the image data")
+		}
+		if marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC {
+			seg := head[i+4 : min(i+2+n, len(head))]
+			return jpegFrame(seg, marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE)
+		}
+		i += 2 + n
+	}
+	return Decoded{}, errHeaderTooLong
+}
+
+// jpegFrame reads a SOFn segment's body: precision, height, width, then each
+// component's id, sampling factors and table.
+func jpegFrame(seg []byte, progressive bool) (Decoded, error) {
+	if len(seg) < 6 {
+		return Decoded{}, errHeaderTooLong
+	}
+	h, w, nc := int64(binary.BigEndian.Uint16(seg[1:])), int64(binary.BigEndian.Uint16(seg[3:])), int(seg[5])
+	if nc < 1 || len(seg) < 6+3*nc {
+		return Decoded{}, errors.New("bad frame header")
+	}
+	hmax, vmax := int64(1), int64(1)
+	for c := range nc {
+		f := seg[6+3*c+1]
+		hmax, vmax = max(hmax, int64(f>>4)), max(vmax, int64(f&15))
+	}
+	// samples is width × height × the sum of the components' sampling, in
+	// samples; each component is stored at its own resolution.
+	var samples int64
+	for c := range nc {
+		f := seg[6+3*c+1]
+		samples += satMul(w*h, int64(f>>4)*int64(f&15)) / (hmax * vmax)
+	}
+	d := Decoded{Width: int(w), Height: int(h), what: "a JPEG"}
+	d.Bytes = samples
+	if nc == 4 {
+		d.Bytes = satMul(w*h, 8)
+		d.what = "a CMYK JPEG"
+	}
+	if progressive {
+		d.Bytes += satMul(samples, 4)
+		d.what = "a progressive JPEG"
+		d.hint = " or save it as a baseline (not progressive) JPEG"
+	}
+	return d, nil
+}
+
+// satMul multiplies non-negative a and b, saturating instead of overflowing.
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 var (

@@ -158,7 +158,7 @@ func accepted(t *testing.T) func(media.Checked, *session.Refusal) media.Checked 
 var lim = media.DefaultLimits()
 
 func TestDefaultLimits(t *testing.T) {
-	want := media.Limits{ImageMax: 5_000_000, FileMax: 50_000_000, ImageWarn: 400_000, FileWarn: 600_000, MaxPixels: 50_000_000}
+	want := media.Limits{ImageMax: 5_000_000, FileMax: 50_000_000, ImageWarn: 400_000, FileWarn: 600_000, MaxPixels: 50_000_000, MaxDecoded: 200_000_000}
 	if lim != want {
 		t.Fatalf("DefaultLimits() = %+v, want %+v", lim, want)
 	}
@@ -593,4 +593,79 @@ func FuzzCheckBytes(f *testing.F) {
 			t.Fatalf("refusal %+v", r)
 		}
 	})
+}
+
+// pngHeaderOf is a PNG signature and a valid IHDR chunk of any depth, colour
+// type and interlace method, and nothing else: enough for the checks, which
+// never decode pixels.
+func pngHeaderOf(w, h uint32, depth, colour, interlace byte) []byte {
+	b := pngHeader(w, h)
+	b[24], b[25], b[28] = depth, colour, interlace
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
+}
+
+// jpegHeaderOf is a JPEG's start and frame header (SOF0, or SOF2 when
+// progressive) with three components sampled as given (h, v of each), after
+// a JFIF segment.
+func jpegHeaderOf(w, h uint16, progressive bool, sampling ...byte) []byte {
+	marker := byte(0xC0)
+	if progressive {
+		marker = 0xC2
+	}
+	seg := []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), byte(len(sampling))}
+	for i, s := range sampling {
+		seg = append(seg, byte(i+1), s, 0)
+	}
+	out := []byte{0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
+	out = append(out, 0xFF, marker, 0, byte(len(seg)+2))
+	return append(out, seg...)
+}
+
+// The pixel limit counts bytes a pixel: a 50-megapixel 16-bit PNG (400 MB once
+// decoded) is refused from its header alone, while the same size in 8 bits
+// (200 MB) is accepted; interlacing and progressive JPEGs count their extra
+// buffers.
+func TestDecodedSizeCountsBytesAPixel(t *testing.T) {
+	const w, h = 8160, 6120 // 49.9 megapixels
+	for _, tc := range []struct {
+		name   string
+		head   []byte
+		bytes  int64
+		refuse []string // nil: accepted
+	}{
+		{"8-bit RGBA PNG", pngHeaderOf(w, h, 8, 6, 0), w * h * 4, nil},
+		{"16-bit RGB PNG", pngHeaderOf(w, h, 16, 2, 0), w * h * 8, []string{"8160 × 6120", "16-bit PNG", "399.6 MB", "at most 200 MB", "8 bits"}},
+		{"16-bit gray PNG", pngHeaderOf(w, h, 16, 0, 0), w * h * 8, []string{"16-bit PNG"}},
+		{"interlaced 8-bit PNG", pngHeaderOf(w, h, 8, 6, 1), w * h * 8, []string{"interlaced", "without interlacing"}},
+		{"paletted PNG", pngHeaderOf(w, h, 8, 3, 0), w * h, nil},
+		{"4:2:0 baseline JPEG", jpegHeaderOf(w, h, false, 0x22, 0x11, 0x11), w * h * 3 / 2, nil},
+		{"4:4:4 baseline JPEG", jpegHeaderOf(w, h, false, 0x11, 0x11, 0x11), w * h * 3, nil},
+		{"4:2:0 progressive JPEG", jpegHeaderOf(w, h, true, 0x22, 0x11, 0x11), w * h * 3 / 2 * 5, []string{"progressive JPEG", "baseline"}},
+		{"small progressive JPEG", jpegHeaderOf(4000, 3000, true, 0x22, 0x11, 0x11), 4000 * 3000 * 3 / 2 * 5, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := media.DecodedSize(tc.head)
+			if err != nil || d.Bytes != tc.bytes {
+				t.Fatalf("DecodedSize = %+v, %v; want %d bytes", d, err, tc.bytes)
+			}
+			c, r := media.CheckImage(tc.head, 3_000_000, lim) // the head of a longer file
+			if tc.refuse == nil {
+				if r != nil {
+					t.Fatalf("refused: %s", r.Message)
+				}
+				if c.Width != d.Width || c.Height != d.Height {
+					t.Fatalf("checked %+v", c)
+				}
+				return
+			}
+			wantRefused(t, r, tc.refuse...)
+		})
+	}
+	// The budget is a setting.
+	tight := lim
+	tight.MaxDecoded = 64 * 48 * 4
+	accepted(t)(media.CheckImage(pngBytes(t, 64, 48), 1000, tight))
+	_, r := media.CheckImage(pngBytes(t, 64, 49), 1000, tight)
+	wantRefused(t, r, "64 × 49")
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sessiondesk/session"
 )
 
 // Download states of a client's media.
@@ -136,15 +138,31 @@ func (r *Reader) attachmentWhere(ctx context.Context, where string, arg any) (At
 	return *v.attachment(), nil
 }
 
-// HashInUse reports whether any attachment points at these bytes, so that a
-// refused upload never deletes a blob someone else still needs.
+// HashInUse reports whether any attachment points at these bytes, as its
+// content or its thumbnail: the media sweep removes only blobs that none does.
 func (s *Store) HashInUse(ctx context.Context, hash string) (bool, error) {
-	var n int
-	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM attachments WHERE hash = ? OR thumb_hash = ?`, hash, hash).Scan(&n)
+	var used bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?)
+		OR EXISTS (SELECT 1 FROM attachments WHERE thumb_hash = ?)`, hash, hash).Scan(&used)
 	if err != nil {
 		return false, fmt.Errorf("is %s in use: %w", hash, err)
 	}
-	return n > 0, nil
+	return used, nil
+}
+
+// CheckBusinessSend asks the rules whether they would accept send now,
+// without storing anything: uploads use it to refuse before making
+// thumbnails. It returns the *session.Refusal the rules give, or nil. The
+// answer is advice: AcceptBusinessMessages decides again in its transaction.
+func (s *Store) CheckBusinessSend(ctx context.Context, send BusinessSend) error {
+	st, _, err := loadState(ctx, s.read, send.ConversationID)
+	if err != nil {
+		return fmt.Errorf("send to conversation %d: %w", send.ConversationID, err)
+	}
+	if d := session.Decide(st, s.Rules(), s.opts.Now(), send.Parts, send.ConfirmNewSession); !d.Allowed() {
+		return d.Err
+	}
+	return nil
 }
 
 // PendingDownload is a client's media waiting to be fetched.

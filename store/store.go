@@ -78,8 +78,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.MediaTokenTTL <= 0 {
 		opts.MediaTokenTTL = 25 * time.Hour
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("store: create data folder: %w", err)
+	if err := writableFolder(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	// _busy_timeout comes first so that it applies while the other pragmas run.
 	params := url.Values{}
@@ -141,6 +141,35 @@ func (s *Store) freezeLegacyRates(ctx context.Context) error {
 		return fmt.Errorf("freeze the rates of sessions billed before 00005: %w", err)
 	}
 	return nil
+}
+
+// writableFolder makes sure the data folder exists (creating it) and that
+// files can be created in it, by creating and removing one. SQLite needs that
+// for its journal, and when it cannot, it says only "unable to open database
+// file"; this names the folder and the system's reason instead.
+func writableFolder(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data folder %s cannot be created: %w", dir, pathCause(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data folder %s is not writable: %w", dir, pathCause(err))
+	}
+	name := f.Name()
+	if err := errors.Join(f.Close(), os.Remove(name)); err != nil {
+		return fmt.Errorf("data folder %s is not writable: %w", dir, pathCause(err))
+	}
+	return nil
+}
+
+// pathCause is the system's reason in a path error ("permission denied"),
+// without the path of the file tried, which callers name themselves.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -532,5 +534,74 @@ func TestClientMediaIsPendingUntilDownloaded(t *testing.T) {
 	})
 	if used, _ := s.HashInUse(ctx, hash); !used {
 		t.Error("the downloaded blob is not in use")
+	}
+}
+
+// An unusable data folder is named, with the system's reason, instead of
+// SQLite's "unable to open database file".
+func TestOpenNamesUnwritableDataFolder(t *testing.T) {
+	type variant struct {
+		name, dir, want string
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	variants := []variant{
+		// Fails for root too: a folder inside a regular file.
+		{"parent is a file", filepath.Join(file, "data"), "data folder " + filepath.Join(file, "data") + " cannot be created: not a directory"},
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(t.TempDir(), "read-only")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		variants = append(variants, variant{"read-only folder", ro, "data folder " + ro + " is not writable: permission denied"})
+	} else if f, err := os.CreateTemp("/sys/fs", "x"); err != nil && errors.Is(err, fs.ErrPermission) {
+		// Root may write anywhere a mode forbids, but sysfs takes no new files.
+		variants = append(variants, variant{"existing folder refusing files", "/sys/fs", "data folder /sys/fs is not writable: permission denied"})
+	} else if err == nil {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			s, err := Open(context.Background(), filepath.Join(v.dir, "sessiondesk.db"), Options{Rules: session.Defaults()})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a store in an unusable folder")
+			}
+			if !strings.Contains(err.Error(), v.want) {
+				t.Fatalf("error %q does not say %q", err, v.want)
+			}
+		})
+	}
+	t.Logf("%d variants (running as uid %d)", len(variants), os.Geteuid())
+}
+
+// CheckBusinessSend gives the rules' answer without storing anything.
+func TestCheckBusinessSendStoresNothing(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	conv := receive(t, s, "+375298603938", "Hello").Message.ConversationID
+	send := BusinessSend{ConversationID: conv, Parts: []session.Part{{Kind: session.Text, Text: "hi"}}}
+	if err := s.CheckBusinessSend(ctx, send); err != nil {
+		t.Fatalf("allowed send: %v", err)
+	}
+	for range 5 {
+		if _, err := sendText(s, conv, "hi", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := state(t, s, conv)
+	var refusal *session.Refusal
+	if err := s.CheckBusinessSend(ctx, send); !errors.As(err, &refusal) || refusal.Code != session.AwaitingClient {
+		t.Fatalf("after five unanswered: %v, want awaiting_client", err)
+	}
+	if after := state(t, s, conv); after.Unanswered != before.Unanswered || after.Current.Used != before.Current.Used {
+		t.Errorf("a check changed the state: %+v, then %+v", before, after)
+	}
+	if err := s.CheckBusinessSend(ctx, BusinessSend{ConversationID: 9999, Parts: send.Parts}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown conversation: %v", err)
 	}
 }
