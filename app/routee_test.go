@@ -32,7 +32,7 @@ type routeeApp struct {
 	hooks string // the webhook base URL, secret included
 }
 
-func startRouteeApp(t *testing.T, outbox channel.OutboxOptions) *routeeApp {
+func startRouteeApp(t *testing.T, outbox channel.OutboxOptions, mutate ...func(*config.Config)) *routeeApp {
 	t.Helper()
 	fake := fakeroutee.New(fakeroutee.Options{AppID: "app-id", AppSecret: "app-secret"})
 	provider := httptest.NewServer(fake.Handler())
@@ -57,6 +57,9 @@ func startRouteeApp(t *testing.T, outbox channel.OutboxOptions) *routeeApp {
 		func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mutate {
+		m(&cfg)
 	}
 	// The real clock: the fake Routee's tokens and the outbox's retries run on it.
 	ta := runApp(t, cfg, nil, Options{Listener: ln, Outbox: outbox})
