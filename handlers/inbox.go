@@ -47,12 +47,9 @@ func (s *Server) inbox(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		// Opening a conversation does not mark it read: a GET changes nothing
+		// (prefetchers, link previews). The page posts to /c/{id}/read once shown.
 		selected = id
-		// Opening a conversation reads it. Done before the snapshot so the page
-		// and its event cursor already include the read marker.
-		if err := s.Store.MarkRead(ctx, id); err != nil {
-			return err
-		}
 	}
 	page := views.InboxPage{Chrome: s.chrome(c, "Inbox")}
 	err := s.Store.Read(ctx, func(r *store.Reader) error {
@@ -77,6 +74,29 @@ func (s *Server) inbox(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.Inbox(page))
+}
+
+// markRead is the page's "I have shown this conversation": it marks every
+// message read. The list's badge goes over the websocket like any change.
+func (s *Server) markRead(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.Store.Read(ctx, func(r *store.Reader) error {
+		_, err := r.Conversation(ctx, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := s.Store.MarkRead(ctx, id); err != nil {
+		return err
+	}
+	if c.Request().Header.Get("HX-Request") == "true" {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 }
 
 func (s *Server) rows(ctx context.Context, r *store.Reader, selected int64) ([]views.ConversationRow, error) {
