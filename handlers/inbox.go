@@ -13,6 +13,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/media"
 	"sessiondesk/phone"
 	"sessiondesk/session"
 	"sessiondesk/store"
@@ -59,6 +60,11 @@ func (s *Server) inbox(c echo.Context) error {
 		}
 		if page.Rows, err = s.rows(ctx, r, selected); err != nil {
 			return err
+		}
+		for _, row := range page.Rows {
+			if row.Unread > 0 {
+				page.Unread++
+			}
 		}
 		if selected != 0 {
 			cv, err := s.conversationView(ctx, r, selected)
@@ -190,11 +196,18 @@ func (s *Server) panel(cv store.Conversation, now time.Time) views.Panel {
 
 func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 	rules := s.Store.Rules()
+	st := session.StatusAt(cv.State, rules, now)
+	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
 	comp := views.Composer{
 		ConversationID: cv.ID,
-		Status:         session.StatusAt(cv.State, rules, now),
+		Status:         st,
 		MaxUnanswered:  rules.MaxUnanswered,
 		MaxTextLen:     rules.MaxTextLen,
+		Limits: views.AttachLimits{
+			ImageMax: s.Limits.ImageMax, FileMax: s.Limits.FileMax,
+			ImageWarn: s.Limits.ImageWarn, FileWarn: s.Limits.FileWarn,
+			ImageTypes: imageTypes(), FileTypes: media.Extensions(), NameMax: media.MaxNameLen,
+		},
 	}
 	for _, cr := range s.Store.Settings().CannedReplies {
 		comp.Canned = append(comp.Canned, views.Canned{Title: cr.Title, Text: cr.Text})
@@ -208,7 +221,7 @@ func (s *Server) messageView(m store.Message) views.Message {
 		Out:        m.Direction == store.Outbound,
 		Kind:       string(m.Kind),
 		Text:       m.Body,
-		At:         m.CreatedAt.In(time.Local), // pages show the server's zone (TZ)
+		At:         m.CreatedAt.In(time.Local), // the fallback's zone; the page shows the browser's
 		Status:     outStatus(m),
 		Reason:     m.StatusReason,
 		AgentName:  m.AgentName,
@@ -238,6 +251,10 @@ func outStatus(m store.Message) string {
 	}
 	return m.Status
 }
+
+// imageTypes are the extensions the composer's attachments go as images: the
+// ones isImageName knows.
+func imageTypes() []string { return []string{"jpg", "jpeg", "png"} }
 
 // readComposer reads a conversation's composer state now.
 func (s *Server) readComposer(ctx context.Context, convID int64) (views.Composer, error) {
