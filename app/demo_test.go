@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"sessiondesk/channel"
 	"sessiondesk/config"
+	"sessiondesk/phone"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -139,5 +143,24 @@ func TestDemoSeedingIsAllOrNothing(t *testing.T) {
 	}
 	if n := contactCount(t, ta.Store); n != 4 {
 		t.Errorf("%d contacts after seeding, want 4", n)
+	}
+}
+
+// The README's sample numbers are not the demo clients': a reader who types one
+// into the sandbox creates a new client instead of writing as a demo one.
+func TestReadmeNumbersAreNotDemoClients(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digits := regexp.MustCompile(`[^0-9]`).ReplaceAllString(string(readme), "")
+	for _, dc := range demoClients(session.Defaults()) {
+		n, err := phone.Parse(dc.phone)
+		if err != nil {
+			t.Fatalf("demo client %s: %v", dc.name, err)
+		}
+		if strings.Contains(string(readme), phone.Display(n.E164)) || strings.Contains(digits, strings.TrimPrefix(n.E164, "+")) {
+			t.Errorf("the README shows %s, the number of the demo client %s", n.E164, dc.name)
+		}
 	}
 }
