@@ -129,16 +129,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	a.limits = media.DefaultLimits()
 	a.bodies = withDefaults(opts.Bodies, handlers.DefaultBodyLimits(a.limits))
-	if !cfg.NoDemo {
-		added, err := seedDemo(ctx, st)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("demo data: %w", err)
-		}
-		if added {
-			a.log.Info("added demo clients to the new database (--no-demo skips them)")
-		}
-	}
+	a.addDemo(ctx, cfg)
 	a.ln = opts.Listener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -167,6 +158,27 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// addDemo adds the demo clients to a new sandbox database. They never go to a
+// real provider, and a failure to add them never stops the inbox: the demo is
+// all or nothing, so the database is left as it was.
+func (a *App) addDemo(ctx context.Context, cfg config.Config) {
+	switch {
+	case cfg.NoDemo:
+		return
+	case cfg.Routee != nil:
+		a.log.Debug("no demo clients: they exist only in the sandbox")
+		return
+	}
+	added, err := seedDemo(ctx, a.Store)
+	if err != nil {
+		a.log.Warn("demo clients not added; the inbox starts without them", "err", err)
+		return
+	}
+	if added {
+		a.log.Info("added demo clients to the new database (--no-demo skips them)")
+	}
 }
 
 // setUpChannel builds the Routee client and the outbox. Without a Routee

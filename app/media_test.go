@@ -335,7 +335,9 @@ func TestClientMediaIsDownloadedAndKept(t *testing.T) {
 		}
 	}))
 	defer provider.Close()
-	ra := startRouteeApp(t, channel.OutboxOptions{}, provider.URL+"/")
+	ra := startRouteeApp(t, channel.OutboxOptions{}, func(_ *config.Config, o *Options) {
+		o.MediaAllow = []string{provider.URL + "/"}
+	})
 	for _, in := range []fakeroutee.Inbound{
 		{From: phoneOf(4), Text: "this is broken", MediaURL: provider.URL + "/photo"},
 		{From: phoneOf(4), Text: "and the invoice", MediaURL: provider.URL + "/invoice", FileName: "invoice.pdf"},

@@ -32,10 +32,10 @@ type routeeApp struct {
 	hooks string // the webhook base URL, secret included
 }
 
-// startRouteeApp starts the app on a fake Routee; mediaAllow are the URL
-// prefixes of the test's media servers, which the downloader would otherwise
-// refuse as plain http on loopback.
-func startRouteeApp(t *testing.T, outbox channel.OutboxOptions, mediaAllow ...string) *routeeApp {
+// startRouteeApp starts the app on a fake Routee; setup may change its
+// configuration and options first (a test's media servers, for one, must be
+// named in Options.MediaAllow, or the downloader refuses plain http on loopback).
+func startRouteeApp(t *testing.T, outbox channel.OutboxOptions, setup ...func(*config.Config, *Options)) *routeeApp {
 	t.Helper()
 	fake := fakeroutee.New(fakeroutee.Options{AppID: "app-id", AppSecret: "app-secret"})
 	provider := httptest.NewServer(fake.Handler())
@@ -61,8 +61,12 @@ func startRouteeApp(t *testing.T, outbox channel.OutboxOptions, mediaAllow ...st
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts := Options{Listener: ln, Outbox: outbox}
+	for _, f := range setup {
+		f(&cfg, &opts)
+	}
 	// The real clock: the fake Routee's tokens and the outbox's retries run on it.
-	ta := runApp(t, cfg, nil, Options{Listener: ln, Outbox: outbox, MediaAllow: mediaAllow})
+	ta := runApp(t, cfg, nil, opts)
 	return &routeeApp{testApp: ta, fake: fake, hooks: public + "/webhooks/routee/" + testWebhookSecret}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/media"
 	"sessiondesk/media/upload"
 	"sessiondesk/phone"
 	"sessiondesk/session"
@@ -48,12 +49,9 @@ func (s *Server) inbox(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		// Opening a conversation does not mark it read: a GET changes nothing
+		// (prefetchers, link previews). The page posts to /c/{id}/read once shown.
 		selected = id
-		// Opening a conversation reads it. Done before the snapshot so the page
-		// and its event cursor already include the read marker.
-		if err := s.Store.MarkRead(ctx, id); err != nil {
-			return err
-		}
 	}
 	page := views.InboxPage{Chrome: s.chrome(c, "Inbox")}
 	err := s.Store.Read(ctx, func(r *store.Reader) error {
@@ -63,6 +61,11 @@ func (s *Server) inbox(c echo.Context) error {
 		}
 		if page.Rows, err = s.rows(ctx, r, selected); err != nil {
 			return err
+		}
+		for _, row := range page.Rows {
+			if row.Unread > 0 {
+				page.Unread++
+			}
 		}
 		if selected != 0 {
 			cv, err := s.conversationView(ctx, r, selected)
@@ -78,6 +81,29 @@ func (s *Server) inbox(c echo.Context) error {
 		return err
 	}
 	return render(c, http.StatusOK, views.Inbox(page))
+}
+
+// markRead is the page's "I have shown this conversation": it marks every
+// message read. The list's badge goes over the websocket like any change.
+func (s *Server) markRead(c echo.Context) error {
+	id, err := conversationID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.Store.Read(ctx, func(r *store.Reader) error {
+		_, err := r.Conversation(ctx, id)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := s.Store.MarkRead(ctx, id); err != nil {
+		return err
+	}
+	if c.Request().Header.Get("HX-Request") == "true" {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 }
 
 func (s *Server) rows(ctx context.Context, r *store.Reader, selected int64) ([]views.ConversationRow, error) {
@@ -201,11 +227,18 @@ func sessionCurrency(ss session.Session, today session.Rates) string {
 
 func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 	rules := s.Store.Rules()
+	st := session.StatusAt(cv.State, rules, now)
+	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
 	comp := views.Composer{
 		ConversationID: cv.ID,
-		Status:         session.StatusAt(cv.State, rules, now),
+		Status:         st,
 		MaxUnanswered:  rules.MaxUnanswered,
 		MaxTextLen:     rules.MaxTextLen,
+		Limits: views.AttachLimits{
+			ImageMax: s.Limits.ImageMax, FileMax: s.Limits.FileMax,
+			ImageWarn: s.Limits.ImageWarn, FileWarn: s.Limits.FileWarn,
+			ImageTypes: imageTypes(), FileTypes: media.Extensions(), NameMax: media.MaxNameLen,
+		},
 	}
 	for _, cr := range s.Store.Settings().CannedReplies {
 		comp.Canned = append(comp.Canned, views.Canned{Title: cr.Title, Text: cr.Text})
@@ -219,7 +252,7 @@ func (s *Server) messageView(m store.Message) views.Message {
 		Out:        m.Direction == store.Outbound,
 		Kind:       string(m.Kind),
 		Text:       m.Body,
-		At:         m.CreatedAt.In(time.Local), // pages show the server's zone (TZ)
+		At:         m.CreatedAt.In(time.Local), // the fallback's zone; the page shows the browser's
 		Status:     outStatus(m),
 		Reason:     m.StatusReason,
 		AgentName:  m.AgentName,
@@ -250,6 +283,10 @@ func outStatus(m store.Message) string {
 	}
 	return m.Status
 }
+
+// imageTypes are the extensions the composer's attachments go as images: the
+// ones isImageName knows.
+func imageTypes() []string { return []string{"jpg", "jpeg", "png"} }
 
 // readComposer reads a conversation's composer state now.
 func (s *Server) readComposer(ctx context.Context, convID int64) (views.Composer, error) {

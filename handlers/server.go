@@ -104,6 +104,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/", s.inbox)
 	app.GET("/c/:id", s.inbox)
 	app.POST("/c/:id/messages", s.sendForm)
+	app.POST("/c/:id/read", s.markRead)
 	app.GET("/c/:id/state", s.conversationState)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.POST("/c/:id/messages/:mid/confirm-arrived", s.confirmArrivedForm)

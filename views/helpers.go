@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,10 +95,10 @@ func dayTime(t time.Time) string {
 	return t.Format("2 Jan 15:04")
 }
 
-// isoTime is the machine-readable datetime attribute of a <time>.
-func isoTime(t time.Time) string { return t.Format(time.RFC3339) }
+// isoTime is the machine-readable datetime attribute of a <time>: the instant in UTC.
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// fullTime is the hover title of a message time.
+// fullTime is the hover title of a time.
 func fullTime(t time.Time) string { return t.Format("Mon 2 Jan 2006 15:04:05 MST") }
 
 // costText is what a session costs so far: "0.045 EUR", or "not billed yet".
@@ -255,10 +256,14 @@ func needsConfirmation(s session.Status) bool { return refusalCode(s) == session
 
 // pageTitle is the document title.
 func pageTitle(c Chrome) string {
-	if c.Title == "" {
-		return "Sessiondesk"
+	title := "Sessiondesk"
+	if c.Title != "" {
+		title = c.Title + " · Sessiondesk"
 	}
-	return c.Title + " · Sessiondesk"
+	if c.Unread > 0 {
+		title = "(" + itoa(c.Unread) + ") " + title
+	}
+	return title
 }
 
 // meterLow is where the session meter turns to its warning colour: a sixth of the cap.
@@ -378,9 +383,16 @@ func sizeText(n int64) string {
 	}
 }
 
-// attachAccept lists what the composer's file picker offers: the images and the
-// file types a Viber session message may carry.
-const attachAccept = ".jpg,.jpeg,.png,.doc,.docx,.rtf,.dot,.dotx,.odt,.odf,.fodt,.txt,.info,.pdf,.xps,.pdax,.eps,.xls,.xlsx,.ods,.fods,.csv,.xlsm,.xltx"
+// attachAccept lists what the composer's file picker offers: the server's
+// image and file types. It only steers the picker; the script and the server
+// refuse the rest.
+func attachAccept(l AttachLimits) string {
+	var exts []string
+	for _, e := range append(slices.Clone(l.ImageTypes), l.FileTypes...) {
+		exts = append(exts, "."+e)
+	}
+	return strings.Join(exts, ",")
+}
 
 func boolAttr(b bool) string {
 	if b {

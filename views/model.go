@@ -18,6 +18,9 @@ type Chrome struct {
 	IsAdmin   bool   // the agent is an admin: link to the admin pages
 	BasePath  string // prefix for every link, "" at the root
 	LogoutURL string // the proxy's sign-out; "" hides the link
+	// Unread is how many conversations have unread messages: the inbox's tab
+	// title starts with it, "(3) Sessiondesk".
+	Unread int
 }
 
 // URL prefixes p with the base path.
@@ -126,6 +129,19 @@ type Composer struct {
 	OOB bool
 	// Canned are the admins' canned replies, inserted into the draft on a click.
 	Canned []Canned
+	// Limits are what the server accepts in an attachment: the form carries
+	// them so that the script refuses before uploading what would be refused.
+	Limits AttachLimits
+}
+
+// AttachLimits are the attachment rules the composer checks before sending;
+// the server checks them again, by the bytes.
+type AttachLimits struct {
+	ImageMax, FileMax   int64    // bytes
+	ImageWarn, FileWarn int64    // bytes above which the provider recommends less
+	ImageTypes          []string // extensions sent as images, lower case without the dot
+	FileTypes           []string // extensions a file may have
+	NameMax             int      // the longest file name, in characters
 }
 
 // Canned is one canned reply.

@@ -2,7 +2,10 @@
  *
  * - the live cursor: every websocket (re)connect resumes after the last event seen
  * - countdowns driven by the server's clock (S10), ticking every second
- * - keyboard: j / k to move between conversations, r to reply, Ctrl+Enter to send
+ * - every time shown rewritten in the browser's time zone
+ * - keyboard: j / k to move between conversations, r to reply, Ctrl+Enter to
+ *   send, Escape to leave the composer
+ * - the tab title's count of unread conversations
  * - the composer's character counter, thread scrolling, the sandbox's send form
  *
  * Everything works on elements htmx swaps in later, so handlers are delegated to
@@ -132,6 +135,74 @@
       tick();
       window.setInterval(tick, SECOND);
     }, delay);
+  }
+
+  // ---------------------------------------------------------------------- times
+
+  // Every time an agent reads is a <time datetime="UTC instant" data-format>
+  // (or a title with data-title-at), written by the server in its own zone as
+  // a fallback. Here they are all rewritten in the browser's zone, so the
+  // panel, the thread, the tooltips and the refusals speak one clock.
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  var DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  var zoneFormat = null;
+
+  // zoned splits an instant into the browser's zone's fields.
+  function zoned(d) {
+    if (!zoneFormat) {
+      zoneFormat = new Intl.DateTimeFormat('en-US', {
+        year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric',
+        second: 'numeric', hourCycle: 'h23', timeZoneName: 'short'
+      });
+    }
+    var f = {};
+    zoneFormat.formatToParts(d).forEach(function (p) { f[p.type] = p.value; });
+    var z = {
+      y: Number(f.year), mo: Number(f.month), d: Number(f.day),
+      h: Number(f.hour) % 24, mi: Number(f.minute), s: Number(f.second), zone: f.timeZoneName || ''
+    };
+    z.wd = DAYS[new Date(Date.UTC(z.y, z.mo - 1, z.d)).getUTCDay()];
+    return z;
+  }
+
+  // formatTime writes an instant like the server's formats (views/times.templ).
+  function formatTime(d, format) {
+    var z = zoned(d);
+    var hm = pad2(z.h) + ':' + pad2(z.mi);
+    var day = z.d + ' ' + MONTHS[z.mo - 1];
+    switch (format) {
+      case 'hm':
+        return hm;
+      case 'date':
+        return day + ' ' + z.y + ' ' + hm + ':' + pad2(z.s);
+      case 'full':
+        return z.wd + ' ' + day + ' ' + z.y + ' ' + hm + ':' + pad2(z.s) + ' ' + z.zone;
+    }
+    return day + ' ' + hm;
+  }
+
+  function localizeTimes() {
+    var els = document.querySelectorAll('time[datetime][data-format], [data-title-at]');
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      var iso = el.getAttribute(el.hasAttribute('data-title-at') ? 'data-title-at' : 'datetime');
+      if (el.getAttribute('data-localized') === iso) {
+        continue;
+      }
+      var d = new Date(iso);
+      if (isNaN(d.getTime())) {
+        continue;
+      }
+      if (el.hasAttribute('data-title-at')) {
+        el.title = (el.getAttribute('data-title-prefix') || '') + formatTime(d, 'day');
+      } else {
+        el.textContent = formatTime(d, el.getAttribute('data-format'));
+        if (el.hasAttribute('title')) {
+          el.title = formatTime(d, 'full');
+        }
+      }
+      el.setAttribute('data-localized', iso);
+    }
   }
 
   // ------------------------------------------------------------------ scrolling
@@ -406,15 +477,33 @@
   // will use (S5: the text, then one per attachment) against what the session
   // allows; the server checks again.
 
-  var IMAGE_WARN = 400 * 1000; // Routee's recommended sizes
-  var FILE_WARN = 600 * 1000;
+  // The limits are the server's, rendered on the form (data-*): the checks
+  // here refuse early what the server would refuse, never more.
+  function composerLimits() {
+    var form = document.getElementById('composer');
+    var num = function (name) { return form ? Number(form.getAttribute('data-' + name)) || 0 : 0; };
+    var list = function (name) {
+      var v = form ? form.getAttribute('data-' + name) : '';
+      return v ? v.split(',') : [];
+    };
+    return {
+      textMax: num('text-max'), imageMax: num('image-max'), fileMax: num('file-max'),
+      imageWarn: num('image-warn'), fileWarn: num('file-warn'), nameMax: num('name-max'),
+      imageTypes: list('image-types'), fileTypes: list('file-types')
+    };
+  }
 
   function filesInput() {
     return document.getElementById('composer-files');
   }
 
-  function isImageFile(f) {
-    return /\.(jpe?g|png)$/i.test(f.name) || f.type === 'image/jpeg' || f.type === 'image/png';
+  function extOf(name) {
+    var i = name.lastIndexOf('.');
+    return i > 0 ? name.slice(i + 1).toLowerCase() : '';
+  }
+
+  function isImageFile(f, lim) {
+    return lim.imageTypes.indexOf(extOf(f.name)) >= 0;
   }
 
   function sizeText(n) {
@@ -427,6 +516,88 @@
     return n + ' bytes';
   }
 
+  // sizeUp rounds up, so that a size just over a limit never reads as the
+  // limit itself; limitText writes a limit as it is set (5 MB, 600 KB).
+  function sizeUp(n) {
+    if (n >= 1000000) {
+      return (Math.ceil(n / 100000) / 10).toFixed(1) + ' MB';
+    }
+    if (n >= 1000) {
+      return Math.ceil(n / 1000) + ' KB';
+    }
+    return n + ' bytes';
+  }
+
+  function limitText(n) {
+    if (n >= 1000000) {
+      return n / 1000000 + ' MB';
+    }
+    if (n >= 1000) {
+      return n / 1000 + ' KB';
+    }
+    return n + ' bytes';
+  }
+
+  // shortenName keeps the extension and trims the stem, like the server's
+  // suggestion (media.ShortenName).
+  function shortenName(name, max) {
+    var chars = Array.from(name);
+    if (chars.length <= max) {
+      return name;
+    }
+    var ext = extOf(name);
+    var suffix = ext ? name.slice(name.lastIndexOf('.')) : '';
+    var keep = max - Array.from(suffix).length;
+    if (!suffix || keep < 1) {
+      return chars.slice(0, max).join('');
+    }
+    var stem = chars.slice(0, keep).join('').replace(/[\s._-]+$/, '');
+    return (stem || chars.slice(0, keep).join('')) + suffix;
+  }
+
+  // checkFile says why the server would refuse f ({refusal}), offering a
+  // shorter name when only the name is wrong ({rename}), or what it would
+  // warn about ({warning}).
+  function checkFile(f, lim) {
+    var q = '\u201c' + f.name + '\u201d';
+    var ext = extOf(f.name);
+    if (isImageFile(f, lim)) {
+      if (f.size > lim.imageMax) {
+        return { refusal: 'The image is ' + sizeUp(f.size) + '; Viber allows images of at most ' + limitText(lim.imageMax) + '.' };
+      }
+      return f.size > lim.imageWarn ? { warning: 'Viber recommends images up to ' + limitText(lim.imageWarn) + '.' } : {};
+    }
+    if (ext === 'svg' || f.type === 'image/svg+xml') {
+      return { refusal: q + ' is an SVG drawing: Viber sends images as JPEG or PNG only. Export it as PNG first.' };
+    }
+    if (lim.fileTypes.indexOf(ext) < 0) {
+      return { refusal: 'Viber cannot send ' + (ext ? '.' + ext : 'files without an extension') + ': files may be ' +
+        lim.fileTypes.join(', ') + ', images ' + lim.imageTypes.join(', ') + '.' };
+    }
+    if (f.size === 0) {
+      return { refusal: 'The file is empty.' };
+    }
+    if (f.size > lim.fileMax) {
+      return { refusal: 'The file is ' + sizeUp(f.size) + '; Viber allows files of at most ' + limitText(lim.fileMax) + '.' };
+    }
+    var n = Array.from(f.name).length;
+    if (lim.nameMax > 0 && n > lim.nameMax) {
+      return {
+        refusal: 'The name has ' + n + ' characters; Viber allows at most ' + lim.nameMax + ', extension included.',
+        rename: shortenName(f.name, lim.nameMax)
+      };
+    }
+    return f.size > lim.fileWarn ? { warning: 'Viber recommends files up to ' + limitText(lim.fileWarn) + '.' } : {};
+  }
+
+  // The files of a send are kept on the input itself (kept), so that picking
+  // again adds to them instead of replacing them, and a fresh composer (after
+  // a send) starts empty.
+  function currentFiles() {
+    var input = filesInput();
+    return input && input.kept ? input.kept.slice() : [];
+  }
+
   function setFiles(list) {
     var input = filesInput();
     if (!input) {
@@ -435,12 +606,12 @@
     var dt = new DataTransfer();
     list.forEach(function (f) { dt.items.add(f); });
     input.files = dt.files;
+    input.kept = list.slice();
     renderAttachments();
   }
 
-  function currentFiles() {
-    var input = filesInput();
-    return input && input.files ? Array.prototype.slice.call(input.files) : [];
+  function sameFile(a, b) {
+    return a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
   }
 
   function addFiles(files) {
@@ -451,9 +622,21 @@
         // A pasted screenshot: give it a name that says what it is.
         f = new File([f], 'screenshot-' + new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-') + '.png', { type: f.type });
       }
-      list.push(f);
+      if (!list.some(function (g) { return sameFile(f, g); })) {
+        list.push(f);
+      }
     }
     setFiles(list);
+  }
+
+  function previewLine(cls, text, testid) {
+    var el = document.createElement('span');
+    el.className = cls;
+    el.textContent = text;
+    if (testid) {
+      el.setAttribute('data-testid', testid);
+    }
+    return el;
   }
 
   function renderAttachments() {
@@ -461,48 +644,47 @@
     if (!box) {
       return;
     }
+    var lim = composerLimits();
     box.querySelectorAll('img').forEach(function (img) { URL.revokeObjectURL(img.src); });
     box.textContent = '';
     var files = currentFiles();
     box.hidden = files.length === 0;
     files.forEach(function (f, i) {
+      var check = checkFile(f, lim);
       var li = document.createElement('li');
-      li.className = 'preview';
+      li.className = 'preview' + (check.refusal ? ' is-refused' : '');
       li.setAttribute('data-testid', 'composer-preview');
-      if (isImageFile(f)) {
+      if (isImageFile(f, lim) && !check.refusal) {
         var img = document.createElement('img');
         img.src = URL.createObjectURL(f);
         img.alt = '';
         li.appendChild(img);
       } else {
-        var ext = document.createElement('span');
-        ext.className = 'file-type';
-        ext.textContent = (f.name.split('.').pop() || 'file').toUpperCase().slice(0, 5);
-        li.appendChild(ext);
+        li.appendChild(previewLine('file-type', (extOf(f.name) || 'file').toUpperCase().slice(0, 5)));
       }
       var info = document.createElement('span');
       info.className = 'preview-info';
-      var name = document.createElement('span');
-      name.className = 'preview-name';
-      name.textContent = f.name;
-      var meta = document.createElement('span');
-      meta.className = 'preview-meta';
-      meta.textContent = sizeText(f.size);
-      info.appendChild(name);
-      info.appendChild(meta);
-      var warn = isImageFile(f) ? (f.size > IMAGE_WARN && 'Routee recommends images up to 400 KB')
-        : (f.size > FILE_WARN && 'Routee recommends files up to 600 KB');
-      if (warn) {
-        var w = document.createElement('span');
-        w.className = 'preview-warn';
-        w.textContent = warn;
-        info.appendChild(w);
+      info.appendChild(previewLine('preview-name', f.name, 'composer-preview-name'));
+      info.appendChild(previewLine('preview-meta', sizeText(f.size)));
+      if (check.refusal) {
+        var refusal = previewLine('preview-refusal', check.refusal, 'composer-preview-refusal');
+        refusal.setAttribute('role', 'alert');
+        info.appendChild(refusal);
+      } else if (check.warning) {
+        info.appendChild(previewLine('preview-warn', check.warning));
       }
-      if (f.name.length > 25 && !isImageFile(f)) {
-        var n = document.createElement('span');
-        n.className = 'preview-warn';
-        n.textContent = 'Viber allows file names up to 25 characters';
-        info.appendChild(n);
+      if (check.rename) {
+        var rn = document.createElement('button');
+        rn.type = 'button';
+        rn.className = 'link-button preview-rename';
+        rn.setAttribute('data-testid', 'composer-preview-rename');
+        rn.textContent = 'Rename to \u201c' + check.rename + '\u201d';
+        rn.addEventListener('click', function () {
+          var list = currentFiles();
+          list[i] = new File([f], check.rename, { type: f.type, lastModified: f.lastModified });
+          setFiles(list);
+        });
+        info.appendChild(rn);
       }
       li.appendChild(info);
       var rm = document.createElement('button');
@@ -510,7 +692,7 @@
       rm.className = 'preview-remove';
       rm.setAttribute('aria-label', 'Remove ' + f.name);
       rm.setAttribute('data-testid', 'composer-preview-remove');
-      rm.textContent = '×';
+      rm.textContent = '\u00d7';
       rm.addEventListener('click', function () {
         var list = currentFiles();
         list.splice(i, 1);
@@ -522,36 +704,55 @@
     updateUsage();
   }
 
-  // updateUsage says how many messages the send will use and refuses it here
-  // when the session cannot take them (spec case 16).
+  // updateUsage says how many messages the send will use, and disables Send
+  // (and the confirmation) when the server would refuse it: text over the limit, a refused attachment, or more messages than the
+  // session allows (spec case 16).
   function updateUsage() {
     var actions = document.getElementById('composer-actions');
     var ta = document.getElementById('composer-text');
-    if (!actions || !ta || actions.getAttribute('data-can-send') !== 'true') {
+    if (!actions || !ta) {
       return;
     }
-    var files = currentFiles().length;
-    var n = files + (ta.value.trim() !== '' || files === 0 ? 1 : 0);
+    var lim = composerLimits();
+    var files = currentFiles();
+    var refused = files.filter(function (f) { return checkFile(f, lim).refusal; }).length;
+    var hasText = ta.value.trim() !== '';
+    var n = files.length + (hasText || files.length === 0 ? 1 : 0);
+    var chars = countChars(ta.value);
     var left = Number(actions.getAttribute('data-unanswered-left'));
     var remaining = Number(actions.getAttribute('data-remaining'));
     var usage = actions.querySelector('[data-testid="composer-usage"]');
-    var send = actions.querySelector('[data-testid="composer-send"]');
-    var over = n > left;
-    if (usage) {
-      usage.textContent = over
-        ? 'This send needs ' + n + ' messages but only ' + left + ' more may go before the client must reply. Remove ' + (n - left) + '.'
-        : 'Uses ' + n + (n === 1 ? ' message' : ' messages') + ' · ' + remaining + ' left in this session · ' +
-          left + ' more before the client must reply';
-      usage.classList.toggle('is-over', over);
+    var why = '';
+    if (lim.textMax > 0 && chars > lim.textMax) {
+      why = 'The text has ' + chars + ' characters; Viber allows at most ' + lim.textMax + '. Shorten it by ' + (chars - lim.textMax) + '.';
+    } else if (refused > 0) {
+      why = refused === 1 ? 'An attachment cannot be sent: rename or remove it.' : refused + ' attachments cannot be sent: rename or remove them.';
+    } else if (n > left) {
+      why = 'This send needs ' + n + ' messages but only ' + left + ' more may go before the client must reply. Remove ' + (n - left) + '.';
     }
-    if (send) {
-      send.disabled = over;
+    var blocked = why !== '';
+    actions.setAttribute('data-blocked', blocked ? why : '');
+    var canSend = actions.getAttribute('data-can-send') === 'true';
+    if (usage && canSend) {
+      usage.textContent = blocked ? why
+        : 'Uses ' + n + (n === 1 ? ' message' : ' messages') + ' \u00b7 ' + remaining + ' left in this session \u00b7 ' +
+          left + ' more before the client must reply';
+      usage.classList.toggle('is-over', blocked);
+    }
+    var send = actions.querySelector('[data-testid="composer-send"]');
+    if (send && canSend) {
+      send.disabled = blocked;
+    }
+    var confirm = actions.querySelector('[data-testid="composer-confirm"]');
+    if (confirm) {
+      confirm.disabled = blocked;
     }
   }
 
   document.addEventListener('change', function (e) {
     if (e.target && e.target.id === 'composer-files') {
-      renderAttachments();
+      // The picker replaced the input's files: add them to the kept ones.
+      addFiles(Array.prototype.slice.call(e.target.files || []));
     }
   });
 
@@ -647,19 +848,48 @@
   });
 
   document.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape') {
+    if (e.key !== 'Escape') {
+      return;
+    }
+    if (document.getElementById('lightbox')) {
       closeLightbox();
+      return;
+    }
+    // Escape leaves the composer (after Ctrl+Enter the new one has the focus),
+    // so that j and k move between conversations again.
+    var t = e.target;
+    if (t && t.closest && t.closest('#composer') && isTyping(t)) {
+      t.blur();
     }
   });
+
+  // ------------------------------------------------------------------ tab title
+
+  // The tab says how many conversations are unread: "(3) Sessiondesk". The
+  // server renders it; frames that replace the list update it here.
+  function updateTitle() {
+    var list = document.getElementById('conversation-list');
+    if (!list) {
+      return;
+    }
+    var n = list.querySelectorAll('[data-testid="conversation-row"].is-unread').length;
+    var base = document.title.replace(/^\(\d+\) /, '');
+    var title = n > 0 ? '(' + n + ') ' + base : base;
+    if (document.title !== title) {
+      document.title = title;
+    }
+  }
 
   // ------------------------------------------------------------ wiring with htmx
 
   function refresh() {
+    localizeTimes();
     syncClock();
     tick();
     watchScrollers();
     updateCounter(document.getElementById('composer-text'));
     updateUsage();
+    updateTitle();
   }
 
   ['htmx:afterSwap', 'htmx:oobAfterSwap', 'htmx:afterSettle', 'htmx:wsAfterMessage'].forEach(function (name) {
@@ -667,9 +897,12 @@
   });
 
   function ready() {
+    localizeTimes();
     startClock();
     watchScrollers();
     updateCounter(document.getElementById('composer-text'));
+    updateUsage();
+    updateTitle();
   }
 
   if (document.readyState === 'loading') {
