@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"sessiondesk/channel"
+	"sessiondesk/config"
 	"sessiondesk/channel/routee/fakeroutee"
 	"sessiondesk/store"
 )
