@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"sessiondesk/channel"
-	"sessiondesk/config"
 	"sessiondesk/channel/routee/fakeroutee"
+	"sessiondesk/config"
 	"sessiondesk/store"
 )
 
