@@ -59,10 +59,10 @@ func TestDemoFitsAnyRules(t *testing.T) {
 		{"max 1 close", func(s *session.Settings) { s.MaxPerSession, s.AfterCap = 1, session.Close }},
 		{"max 2 close", func(s *session.Settings) { s.MaxPerSession, s.AfterCap = 2, session.Close }},
 		{"unanswered 1", func(s *session.Settings) { s.MaxUnanswered = 1 }},
-		{"unanswered 12", func(s *session.Settings) { s.MaxUnanswered = 12 }},
+		{"unanswered 10", func(s *session.Settings) { s.MaxUnanswered = 10 }},
 		{"window 1m", func(s *session.Settings) { s.Window = time.Minute }},
 		{"window 90m", func(s *session.Settings) { s.Window = 90 * time.Minute }},
-		{"window 7 days", func(s *session.Settings) { s.Window = 7 * 24 * time.Hour }},
+		{"window 12h", func(s *session.Settings) { s.Window = 12 * time.Hour }},
 		{"text max 1", func(s *session.Settings) { s.MaxTextLen = 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
