@@ -505,11 +505,11 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err != nil {
 		return err
 	}
+	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
 	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
-	h.stats.replays.Add(1)
 	if c := b.convs[p.viewing]; c != nil && c.clientWrote {
 		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
 			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
