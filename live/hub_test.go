@@ -375,7 +375,7 @@ func TestHubDropsAPageThatFallsBehind(t *testing.T) {
 		return outgoing{msg: pm, size: 600}
 	}
 	p.enqueue(frame("<p>one</p>"))
-	p.enqueue(frame("<p>two</p>"))  // over the bound: the queue is dropped
+	p.enqueue(frame("<p>two</p>"))   // over the bound: the queue is dropped
 	p.enqueue(frame("<p>three</p>")) // ignored: the page is closing
 	if s := e.hub.Stats(); s.Dropped != 1 {
 		t.Errorf("dropped = %d, want 1", s.Dropped)
