@@ -192,16 +192,27 @@ func (h *Hub) catchUp(ctx context.Context) error {
 }
 
 // distribute hands every page its frame of the batch and moves the cursor.
+// Every frame is built before any is queued, so a failed render leaves no
+// page with half a batch: all of them are told to reload instead.
 func (h *Hub) distribute(ctx context.Context, b *batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var err error
 	for p := range h.pages {
-		f, err := h.frame(ctx, b, p.viewing)
-		if err != nil {
-			h.opts.Log.Error("live hub: render", "err", err)
+		if _, err = h.frame(ctx, b, p.viewing); err != nil {
 			break
 		}
+	}
+	for p := range h.pages {
+		if err != nil {
+			p.enqueue(outgoing{reload: true})
+			continue
+		}
+		f, _ := h.frame(ctx, b, p.viewing) // built above
 		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
+	}
+	if err != nil {
+		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
 	h.stats.batches.Add(1)

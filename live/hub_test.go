@@ -1,14 +1,17 @@
 package live
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -480,5 +483,43 @@ func BenchmarkHubFanOut100Pages(b *testing.B) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// BenchmarkIdleSocketMemory opens 1,000 idle pages and reports the heap and
+// stack they hold, per socket. The clients are bare TCP connections that did
+// the handshake by hand, so almost all of it is the server's side.
+func BenchmarkIdleSocketMemory(b *testing.B) {
+	e := startHub(b, nil)
+	cursor := e.waitCursor(b)
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	const n = 1000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /?after=%d HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", cursor, addr)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+				b.Fatalf("handshake: %v %v", res, err)
+			}
+			conns = append(conns, c)
+		}
+		e.waitPages(b, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
+		b.ReportMetric(float64(held)/n, "B/socket")
+		for _, c := range conns {
+			c.Close()
+		}
+		e.waitPages(b, 0)
 	}
 }
