@@ -37,7 +37,7 @@ type Renderer interface {
 // HubOptions configure a Hub; zero values take the defaults.
 type HubOptions struct {
 	Store    *store.Store
-	Broker   *Broker // wakes the hub after every commit that appended events
+	Broker   *Broker // wakes the hub after every commit that appended events (nil: a tick a second)
 	Renderer Renderer
 	Log      *slog.Logger
 	// Batch is how many events one read takes at most (default 500).
@@ -103,6 +103,10 @@ type hubStats struct {
 func NewHub(opts HubOptions) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Broker == nil {
+		// Nobody wakes it: it still catches up on its one-second tick.
+		opts.Broker = NewBroker()
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 500

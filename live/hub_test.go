@@ -64,11 +64,10 @@ func (plainViews) Reload(_ context.Context, w io.Writer) error {
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
 type hubEnv struct {
-	st    *store.Store
-	clk   *clock.Manual
-	hub   *Hub
-	srv   *httptest.Server
-	phone int
+	st  *store.Store
+	clk *clock.Manual
+	hub *Hub
+	srv *httptest.Server
 }
 
 // startHub runs a hub on a real store, behind a real websocket server on a
@@ -242,7 +241,7 @@ func TestHubSendsOnlyChangedRowsRenderedOnce(t *testing.T) {
 	e.waitPages(t, 20)
 	before := e.hub.Stats()
 
-	_, msg := e.write(t, 2, "to b")
+	e.write(t, 2, "to b")
 	last := cursor + 1 // the message's event
 	for i, c := range append(append([]*websocket.Conn{}, viewers...), others...) {
 		g := readFrame(t, c)
@@ -259,7 +258,7 @@ func TestHubSendsOnlyChangedRowsRenderedOnce(t *testing.T) {
 	}
 
 	before = s
-	_, msg = e.write(t, 1, "to a")
+	_, msg := e.write(t, 1, "to a")
 	last++ // (its viewers then read it: a read event follows)
 	for i, c := range viewers {
 		g := readFrame(t, c)
