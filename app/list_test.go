@@ -117,6 +117,7 @@ func TestLiveFramesCarryOnlyTheChangedRow(t *testing.T) {
 		if name == "other" && (appended != 0 || frame.Find("#session-panel").Length() != 0) {
 			t.Errorf("other: the thread of a conversation it does not show")
 		}
+		t.Logf("%s: a frame of %d bytes", name, len(data))
 		if len(data) > 6000 {
 			t.Errorf("%s: a frame of %d bytes for one changed row", name, len(data))
 		}
