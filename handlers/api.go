@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -119,24 +120,51 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 	return out
 }
 
+// API list page sizes.
+const (
+	apiListDefault = 50
+	apiListMax     = 200
+)
+
+// apiConversations is GET /api/v1/conversations?cursor=&limit=: a page of the
+// list, newest activity first, and next_cursor for the page after it (absent
+// on the last page).
 func (s *Server) apiConversations(c echo.Context) error {
 	ctx := c.Request().Context()
-	var out []apiConversation
-	err := s.Store.Read(ctx, func(r *store.Reader) error {
-		convs, err := r.Conversations(ctx, listLimit)
+	limit := apiListDefault
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > apiListMax {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("limit: want a number from 1 to %d", apiListMax))
+		}
+		limit = n
+	}
+	cursor, err := listCursorParam(c.QueryParam("cursor"), "cursor")
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Conversations []apiConversation `json:"conversations"`
+		NextCursor    string            `json:"next_cursor,omitempty"`
+	}{}
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		rows, next, err := r.ListPage(ctx, cursor, limit)
 		if err != nil {
 			return err
 		}
-		out = make([]apiConversation, 0, len(convs))
-		for _, cv := range convs {
-			out = append(out, s.toAPIConversation(cv, r.Now()))
+		out.Conversations = make([]apiConversation, 0, len(rows))
+		for _, lr := range rows {
+			out.Conversations = append(out.Conversations, s.toAPIConversation(lr.Conversation, r.Now()))
+		}
+		if next != nil {
+			out.NextCursor = next.String()
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"conversations": out})
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) apiConversation(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -21,8 +22,9 @@ import (
 	"sessiondesk/views"
 )
 
-// listLimit is how many conversations the list shows.
-const listLimit = 200
+// listLimit is how many conversations a page of the list shows; "Load more"
+// (or the API's cursor) reaches the rest.
+const listLimit = 50
 
 // threadLimit is how many messages of a conversation a page shows.
 const threadLimit = 300
@@ -53,13 +55,17 @@ func (s *Server) inbox(c echo.Context) error {
 		// (prefetchers, link previews). The page posts to /c/{id}/read once shown.
 		selected = id
 	}
-	page := views.InboxPage{Chrome: s.chrome(c, "Inbox")}
-	err := s.Store.Read(ctx, func(r *store.Reader) error {
+	before, err := listCursorParam(c.QueryParam("before"), "before")
+	if err != nil {
+		return err
+	}
+	page := views.InboxPage{Chrome: s.chrome(c, "Inbox"), ListBefore: c.QueryParam("before")}
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
 		var err error
 		if page.LastEventID, err = r.LastEventID(ctx); err != nil {
 			return err
 		}
-		if page.Rows, err = s.rows(ctx, r, selected); err != nil {
+		if page.Rows, page.ListMore, err = s.listPage(ctx, r, before, selected); err != nil {
 			return err
 		}
 		for _, row := range page.Rows {
@@ -106,36 +112,90 @@ func (s *Server) markRead(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 }
 
-func (s *Server) rows(ctx context.Context, r *store.Reader, selected int64) ([]views.ConversationRow, error) {
-	convs, err := r.Conversations(ctx, listLimit)
+// listFragment answers "Load more": the next rows of the list and the link after them.
+func (s *Server) listFragment(c echo.Context) error {
+	ctx := c.Request().Context()
+	before, err := listCursorParam(c.QueryParam("before"), "before")
 	if err != nil {
-		return nil, err
+		return err
+	}
+	selected, _ := strconv.ParseInt(c.QueryParam("conversation"), 10, 64)
+	var (
+		rows []views.ConversationRow
+		more views.ListLink
+	)
+	err = s.Store.Read(ctx, func(r *store.Reader) error {
+		rows, more, err = s.listPage(ctx, r, before, max(selected, 0))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ListPage(s.chrome(c, ""), rows, more))
+}
+
+// listCursorParam reads a list cursor from a query parameter; "" is the top.
+func listCursorParam(v, name string) (*store.ListCursor, error) {
+	if v == "" {
+		return nil, nil
+	}
+	cur, err := store.ParseListCursor(v)
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, name+": "+err.Error()+"; start from the top without it")
+	}
+	return &cur, nil
+}
+
+// listPage reads one page of the list after before (nil: the top) and the
+// link to the next; the selected conversation's row is marked.
+func (s *Server) listPage(ctx context.Context, r *store.Reader, before *store.ListCursor, selected int64) ([]views.ConversationRow, views.ListLink, error) {
+	convs, next, err := r.ListPage(ctx, before, listLimit)
+	if err != nil {
+		return nil, views.ListLink{}, err
 	}
 	now := r.Now()
 	rows := make([]views.ConversationRow, 0, len(convs))
-	for _, cv := range convs {
-		st := session.StatusAt(cv.State, s.Store.Rules(), now)
-		row := views.ConversationRow{
-			ID:       cv.ID,
-			Name:     cv.Contact.Name,
-			Phone:    phone.Display(cv.Contact.Phone),
-			Unread:   cv.Unread,
-			Selected: cv.ID == selected,
-			Badge: views.SessionBadge{
-				Open:    st.Open,
-				EndsAt:  st.EndsAt,
-				Locked:  st.Open && st.UnansweredLeft == 0,
-				Never:   st.Number == 0,
-				NowUnix: now.UnixMilli(),
-			},
-		}
-		if cv.Last != nil {
-			row.Preview = preview(*cv.Last)
-			row.LastAt = cv.Last.CreatedAt.In(time.Local)
-		}
+	for _, lr := range convs {
+		row := s.rowView(lr, now)
+		row.Selected = lr.ID == selected
 		rows = append(rows, row)
 	}
-	return rows, nil
+	var more views.ListLink
+	if next != nil {
+		more.Cursor = next.String()
+		q := "?before=" + url.QueryEscape(more.Cursor)
+		more.Href = s.path("/" + q)
+		if selected != 0 {
+			more.Href = s.path("/c/" + strconv.FormatInt(selected, 10) + q)
+		}
+		more.HX = s.path("/list" + q)
+	}
+	return rows, more, nil
+}
+
+// rowView is a conversation's list row as every page shows it.
+func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow {
+	cv := lr.Conversation
+	st := session.StatusAt(cv.State, s.Store.Rules(), now)
+	row := views.ConversationRow{
+		ID:         cv.ID,
+		Name:       cv.Contact.Name,
+		Phone:      phone.Display(cv.Contact.Phone),
+		Unread:     cv.Unread,
+		ActivityMS: lr.Key().ActivityMS,
+		Badge: views.SessionBadge{
+			Open:    st.Open,
+			EndsAt:  st.EndsAt,
+			Locked:  st.Open && st.UnansweredLeft == 0,
+			Never:   st.Number == 0,
+			NowUnix: now.UnixMilli(),
+		},
+	}
+	if cv.Last != nil {
+		row.Preview = preview(*cv.Last)
+		row.LastAt = cv.Last.CreatedAt.In(time.Local)
+	}
+	return row
 }
 
 // preview is the list's one-line summary of a message.
@@ -183,7 +243,16 @@ const historyLimit = 50
 
 // panel reads what the session panel shows: the current session and the ones before it.
 func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversation) (views.Panel, error) {
-	now := r.Now()
+	sessions, err := r.Sessions(ctx, cv.ID, historyLimit+1)
+	if err != nil {
+		return views.Panel{}, err
+	}
+	return s.panelView(cv, sessions, r.Now()), nil
+}
+
+// panelView is the session panel of cv, whose sessions (latest first, the
+// current one included) are given.
+func (s *Server) panelView(cv store.Conversation, sessions []session.Session, now time.Time) views.Panel {
 	rules, rates := s.Store.Rules(), s.Store.Rates()
 	st := session.StatusAt(cv.State, rules, now)
 	st.StartedAt, st.EndsAt = st.StartedAt.In(time.Local), st.EndsAt.In(time.Local)
@@ -202,10 +271,6 @@ func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversati
 		p.Cost, p.Currency = cur.Cost(), sessionCurrency(*cur, rates)
 		p.EndedUnanswered = cur.Unanswered(now)
 	}
-	sessions, err := r.Sessions(ctx, cv.ID, historyLimit+1)
-	if err != nil {
-		return views.Panel{}, err
-	}
 	for _, ps := range sessions[min(1, len(sessions)):] { // the first is the current one
 		p.History = append(p.History, views.PastSession{
 			Number: ps.Number, StartedAt: ps.StartedAt.In(time.Local), EndsAt: ps.EndsAt.In(time.Local),
@@ -213,7 +278,7 @@ func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversati
 			Unanswered: ps.Unanswered(now),
 		})
 	}
-	return p, nil
+	return p
 }
 
 // sessionCurrency is the currency a session was billed in, or today's while

@@ -3,11 +3,12 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -15,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/live"
+	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
 )
@@ -98,27 +101,39 @@ func isLoopbackName(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
+// newUpgrader is the websocket upgrader of every socket. Idle sockets are most
+// of them: they keep a small read buffer (browsers send only control frames)
+// and no write buffer, which comes from the shared pool for each write.
+func (s *Server) newUpgrader() websocket.Upgrader {
+	return websocket.Upgrader{
+		CheckOrigin:     s.checkOrigin,
+		ReadBufferSize:  512,
+		WriteBufferSize: 4 << 10,
+		WriteBufferPool: &sync.Pool{},
+	}
+}
+
 // stream upgrades the request and sends frames from the event after `after`
 // on (or from now on when after is negative), replaying first and then
 // following the broker, until the browser goes away, the server shuts down or
-// the agent may no longer use the inbox.
+// the agent may no longer use the inbox. The sandbox phone uses it (one
+// goroutine and one read per socket per commit is fine for a developer's
+// phone); the inbox pages go through the live hub.
 func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
-	up := websocket.Upgrader{CheckOrigin: s.checkOrigin}
 	if !s.checkOrigin(c.Request()) {
 		return echo.NewHTTPError(http.StatusForbidden, "This websocket only accepts pages of this inbox (Origin mismatch).")
 	}
 	opts := s.Live.withDefaults()
 	agent := currentAgent(c)
-	release, ok := s.takeSocket(agent.ID, opts.MaxPerAgent)
-	if !ok {
-		return echo.NewHTTPError(http.StatusTooManyRequests,
-			fmt.Sprintf("You have %d live pages open already, the most one agent may have: close some tabs.", opts.MaxPerAgent))
+	release, err := s.takeSocket(agent.ID, opts.MaxPerAgent)
+	if err != nil {
+		return err
 	}
 	defer release()
 	// Count the stream before upgrading, so Close waits for it.
 	s.streams.Add(1)
 	defer s.streams.Done()
-	conn, err := up.Upgrade(c.Response(), c.Request(), nil)
+	conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered already
 	}
@@ -226,15 +241,16 @@ func (s *Server) startCursor(ctx context.Context, after, replayCap int64) (curso
 }
 
 // takeSocket counts one more open socket of the agent, unless it has max
-// already; release uncounts it.
-func (s *Server) takeSocket(agentID int64, max int) (release func(), ok bool) {
+// already (a 429); release uncounts it.
+func (s *Server) takeSocket(agentID int64, max int) (release func(), err error) {
 	s.socketsMu.Lock()
 	defer s.socketsMu.Unlock()
 	if s.sockets == nil {
 		s.sockets = map[int64]int{}
 	}
 	if s.sockets[agentID] >= max {
-		return nil, false
+		return nil, echo.NewHTTPError(http.StatusTooManyRequests,
+			fmt.Sprintf("You have %d live pages open already, the most one agent may have: close some tabs.", max))
 	}
 	s.sockets[agentID]++
 	return func() {
@@ -243,7 +259,7 @@ func (s *Server) takeSocket(agentID int64, max int) (release func(), ok bool) {
 		if s.sockets[agentID]--; s.sockets[agentID] <= 0 {
 			delete(s.sockets, agentID)
 		}
-	}, true
+	}, nil
 }
 
 // stillAllowed says whether the agent a socket was opened for is still in the
@@ -335,65 +351,87 @@ func afterParam(c echo.Context) (int64, error) {
 	return n, nil
 }
 
-// inboxSocket streams to an inbox page: the list on every change, and the open
-// conversation's new messages, status changes, panel and composer state.
+// inboxSocket hands an inbox page's websocket to the live hub: it replays
+// what the page missed after `after` (one read) and then gets only the deltas
+// of its view: changed list rows, and the open conversation's new messages,
+// status changes, panel and composer state.
 func (s *Server) inboxSocket(c echo.Context) error {
 	after, err := afterParam(c)
 	if err != nil {
 		return err
 	}
 	viewing, _ := strconv.ParseInt(c.QueryParam("conversation"), 10, 64)
-	chrome := s.chrome(c, "")
-	return s.stream(c, after, func(ctx context.Context, r *store.Reader, events []store.Event) ([]templ.Component, func(), error) {
-		rows, err := s.rows(ctx, r, viewing)
-		if err != nil {
-			return nil, nil, err
+	if !s.checkOrigin(c.Request()) {
+		return echo.NewHTTPError(http.StatusForbidden, "This websocket only accepts pages of this inbox (Origin mismatch).")
+	}
+	lo := s.Live.withDefaults()
+	agent := currentAgent(c)
+	release, err := s.takeSocket(agent.ID, lo.MaxPerAgent)
+	if err != nil {
+		return err
+	}
+	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
+	if !lo.Reauth {
+		// Header mode leaves Allowed nil: the page is sent back through the
+		// proxy at every re-check, the only one who knows a user was revoked.
+		opts.Allowed = func(ctx context.Context) bool {
+			ok, err := s.stillAllowed(ctx, agent)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("websocket: agent re-check", "agent", agent.ID, "err", err)
+			}
+			return ok && err == nil
 		}
-		comps := []templ.Component{views.ConversationList(chrome, rows, true)}
-		touched, clientWrote := false, false
-		for _, ev := range events {
-			if ev.ConversationID != viewing || viewing == 0 {
-				continue
-			}
-			touched = true
-			switch ev.Kind {
-			case store.EventMessage:
-				m, err := r.Message(ctx, ev.MessageID)
-				if err != nil {
-					return nil, nil, err
-				}
-				comps = append(comps, views.ThreadAppend(s.messageView(m)))
-				clientWrote = clientWrote || m.Direction == store.Inbound
-			case store.EventStatus:
-				m, err := r.Message(ctx, ev.MessageID)
-				if err != nil {
-					return nil, nil, err
-				}
-				comps = append(comps, views.MessageBubble(s.messageView(m), true))
-			}
-		}
-		if touched {
-			cv, err := r.Conversation(ctx, viewing)
-			if err != nil {
-				return nil, nil, err
-			}
-			panel, err := s.panel(ctx, r, cv)
-			if err != nil {
-				return nil, nil, err
-			}
-			comps = append(comps,
-				views.SessionPanel(chrome, panel, true),
-				views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
-		}
-		var after func()
-		if clientWrote {
-			// The agent has the conversation open: what arrives is read.
-			after = func() {
-				if err := s.Store.MarkRead(context.WithoutCancel(ctx), viewing); err != nil && !errors.Is(err, context.Canceled) {
-					s.Log.Warn("mark read", "conversation", viewing, "err", err)
-				}
-			}
-		}
-		return comps, after, nil
-	})
+	}
+	if id, ok := c.Get("identity").(auth.Identity); ok {
+		opts.ExpiresAt = id.ExpiresAt
+	}
+	// Count the page before upgrading, so Close waits for it.
+	s.streams.Add(1)
+	opts.Done = func() { release(); s.streams.Done() }
+	conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
+	if err != nil {
+		opts.Done()
+		return nil // the upgrader has answered already
+	}
+	if err := s.hub.Serve(c.Request().Context(), conn, opts); err != nil {
+		s.Log.Info("websocket not served", "err", err)
+	}
+	return nil
+}
+
+// liveViews draws the hub's shared fragments with the views. Nothing in them
+// depends on who looks: the chrome carries only the base path.
+type liveViews struct{ s *Server }
+
+func (v liveViews) chrome() views.Chrome { return views.Chrome{BasePath: v.s.BasePath} }
+
+func (v liveViews) Row(ctx context.Context, w io.Writer, row store.ListRow, now time.Time) error {
+	return views.ConversationRowItem(v.chrome(), v.s.rowView(row, now)).Render(ctx, w)
+}
+
+func (v liveViews) ListDelta(ctx context.Context, w io.Writer, rows []byte) error {
+	return views.ListDelta(rows).Render(ctx, w)
+}
+
+func (v liveViews) Message(ctx context.Context, w io.Writer, m store.Message, appended bool) error {
+	if appended {
+		return views.ThreadAppend(v.s.messageView(m)).Render(ctx, w)
+	}
+	return views.MessageBubble(v.s.messageView(m), true).Render(ctx, w)
+}
+
+func (v liveViews) State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error {
+	if err := views.SessionPanel(v.chrome(), v.s.panelView(cv, history, now), true).Render(ctx, w); err != nil {
+		return err
+	}
+	return views.ComposerActions(v.chrome(), v.s.composer(cv, now), true).Render(ctx, w)
+}
+
+func (v liveViews) Cursor(ctx context.Context, w io.Writer, eventID int64) error {
+	return views.LiveCursor(eventID).Render(ctx, w)
+}
+
+func (v liveViews) Reload(_ context.Context, w io.Writer) error {
+	_, err := io.WriteString(w, ReloadFrame)
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/a-h/templ"
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
@@ -70,16 +71,41 @@ type Server struct {
 
 	socketsMu sync.Mutex
 	sockets   map[int64]int // agent id -> open websockets
+
+	upgrader websocket.Upgrader
+	hub      *live.Hub // the inbox pages' fan-out
+	stopHub  context.CancelFunc
+	hubDone  chan struct{}
 }
 
-// New returns the handlers for d.
-func New(d Deps) *Server { return &Server{Deps: d, stopping: make(chan struct{})} }
+// New returns the handlers for d and starts the live hub of the inbox pages;
+// Close stops it.
+func New(d Deps) *Server {
+	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
+	s.upgrader = s.newUpgrader()
+	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopHub = cancel
+	go func() {
+		defer close(s.hubDone)
+		if err := s.hub.Run(ctx); err != nil {
+			s.Log.Error("live hub stopped", "err", err)
+		}
+	}()
+	return s
+}
+
+// Hub is the inbox pages' fan-out (for its counters).
+func (s *Server) Hub() *live.Hub { return s.hub }
 
 // Close ends every open websocket (with a close code that makes the page
 // reconnect) and waits for them to finish. http.Server.Shutdown does not wait
 // for hijacked connections, so call this before closing the store.
 func (s *Server) Close() {
 	s.stopOnce.Do(func() { close(s.stopping) })
+	s.stopHub()
+	<-s.hubDone
 	s.streams.Wait()
 }
 
@@ -103,6 +129,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app := e.Group("", s.authenticate)
 	app.GET("/", s.inbox)
 	app.GET("/c/:id", s.inbox)
+	app.GET("/list", s.listFragment)
 	app.POST("/c/:id/messages", s.sendForm)
 	app.POST("/c/:id/read", s.markRead)
 	app.GET("/c/:id/state", s.conversationState)
@@ -246,7 +273,7 @@ func (s *Server) health(c echo.Context) error {
 		s.Log.Error("health check failed", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "live_pages": s.Broker.Subscribers()})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "live_pages": s.hub.Pages()})
 }
 
 // render writes a component into a buffer first, so that a failed render still

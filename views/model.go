@@ -36,6 +36,16 @@ type ConversationRow struct {
 	Unread   int
 	Selected bool
 	Badge    SessionBadge
+	// ActivityMS is the row's place in the list (last activity, Unix ms); with
+	// the id it orders rows the same way the server does.
+	ActivityMS int64
+}
+
+// ListLink is the list's next page: Cursor is "" on the last page.
+type ListLink struct {
+	Cursor string
+	Href   string // the page without JS
+	HX     string // the rows only, appended by htmx
 }
 
 // SessionBadge is the list's summary of a conversation's session.
@@ -163,6 +173,8 @@ type ConversationView struct {
 type InboxPage struct {
 	Chrome
 	Rows        []ConversationRow
+	ListBefore  string            // the list starts after this cursor; "" from the top
+	ListMore    ListLink          // the next page of the list
 	Selected    *ConversationView // nil when no conversation is open
 	LastEventID int64             // the live stream resumes after this event
 }

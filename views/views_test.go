@@ -378,13 +378,54 @@ func TestInboxPageNothingSelected(t *testing.T) {
 	}
 }
 
-func TestConversationListOOB(t *testing.T) {
-	_, doc := render(t, ConversationList(Chrome{}, demoRows(demoNow), true))
+func TestConversationListPagesAndDelta(t *testing.T) {
+	page := InboxPage{Rows: demoRows(demoNow), ListMore: ListLink{Cursor: "1764000000000:7", Href: "/?before=1764000000000%3A7", HX: "/list?before=1764000000000%3A7"}}
+	_, doc := render(t, ConversationList(Chrome{}, page))
 	nav := one(t, doc, "nav#conversation-list")
-	attr(t, nav, "hx-swap-oob", "true")
-	_, doc = render(t, ConversationList(Chrome{}, nil, false))
-	if _, ok := one(t, doc, "nav#conversation-list").Attr("hx-swap-oob"); ok {
-		t.Errorf("hx-swap-oob without oob")
+	if _, ok := nav.Attr("hx-swap-oob"); ok {
+		t.Errorf("the list is never swapped whole")
+	}
+	ul := one(t, doc, "ul#conversation-rows")
+	attr(t, ul, "data-list-top", "1")
+	more := one(t, doc, "a#list-more")
+	attr(t, more, "href", "/?before=1764000000000%3A7")
+	attr(t, more, "hx-get", "/list?before=1764000000000%3A7")
+	attr(t, more, "hx-target", "#conversation-rows")
+	attr(t, more, "hx-swap", "beforeend")
+	one(t, doc, "ul#list-delta[hidden]")
+
+	// The last page, opened further down: no link, and the list does not grow upwards.
+	page.ListMore, page.ListBefore = ListLink{}, "1764000000000:7"
+	_, doc = render(t, ConversationList(Chrome{}, page))
+	if _, ok := one(t, doc, "ul#conversation-rows").Attr("data-list-top"); ok {
+		t.Errorf("a page after a cursor claims the top of the list")
+	}
+	if doc.Find("a#list-more").Length() != 0 || doc.Find("#list-more[hidden]").Length() != 1 {
+		t.Errorf("the last page links to more")
+	}
+
+	// "Load more" answers with rows and swaps its own link.
+	_, doc = render(t, ListPage(Chrome{}, demoRows(demoNow)[3:], ListLink{}))
+	if n := doc.Find(`li[data-testid="conversation-row"]`).Length(); n != 2 {
+		t.Errorf("%d rows in the page, want 2", n)
+	}
+	attr(t, one(t, doc, "#list-more"), "hx-swap-oob", "true")
+
+	// A live delta: shared rows with their sort key and no per-page state.
+	row := demoRows(demoNow)[1]
+	row.ActivityMS = 1764000000123
+	var rows bytes.Buffer
+	if err := ConversationRowItem(Chrome{}, row).Render(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	_, doc = render(t, ListDelta(rows.Bytes()))
+	delta := one(t, doc, "ul#list-delta")
+	attr(t, delta, "hx-swap-oob", "true")
+	li := delta.Find("li")
+	attr(t, li, "data-conversation-id", "2")
+	attr(t, li, "data-activity", "1764000000123")
+	if li.HasClass("is-selected") {
+		t.Errorf("a shared row is selected")
 	}
 }
 
@@ -722,7 +763,7 @@ func TestWriteDemo(t *testing.T) {
 	manyPage := demoInbox(state(3, at("10:02"), 19, 1), demoNow)
 	manyPage.Rows = many
 	pages["inbox-many.html"] = Inbox(manyPage)
-	pages["list.html"] = ConversationList(manyPage.Chrome, many, true)
+	pages["list.html"] = ConversationList(manyPage.Chrome, manyPage)
 	pages["state.html"] = templ.Join(
 		SessionPanel(closed.Chrome, closed.Selected.Panel, true),
 		ComposerActions(closed.Chrome, closed.Selected.Composer, true),

@@ -430,45 +430,123 @@
     }
   });
 
-  // ------------------------------------------- keep the list's place across frames
+  // ------------------------------------------------------- the conversation list
+  // Frames never replace the list. They carry the rows an event batch changed
+  // in #list-delta, the same bytes for every page, and this puts each row in
+  // its place by (data-activity, id), newest first as the server orders them:
+  // a row shown with the same activity is replaced where it is, one whose
+  // activity moved is moved, and one that belongs below the last loaded row
+  // waits for "Load more". Shared rows carry no per-page state, so the open
+  // conversation is marked here.
 
-  // Frames replace the whole conversation list: keep its scroll position and the
-  // focused row, so a keyboard user is not thrown back to the top.
-  var listState = null;
+  function rowKey(el) {
+    return [Number(el.getAttribute('data-activity')) || 0, Number(el.getAttribute('data-conversation-id')) || 0];
+  }
 
-  document.addEventListener('htmx:oobBeforeSwap', function (e) {
-    var target = e.detail && e.detail.target;
-    if (!target || target.id !== 'conversation-list') {
+  function newerKey(a, b) {
+    return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+  }
+
+  function rowOf(list, id) {
+    for (var i = 0; i < list.children.length; i++) {
+      if (list.children[i].getAttribute('data-conversation-id') === id) {
+        return list.children[i];
+      }
+    }
+    return null;
+  }
+
+  function placeRow(list, row) {
+    var old = rowOf(list, row.getAttribute('data-conversation-id'));
+    if (old && old.getAttribute('data-activity') === row.getAttribute('data-activity')) {
+      list.replaceChild(row, old);
       return;
     }
-    var rows = target.querySelector('.rows');
-    var focused = document.activeElement && target.contains(document.activeElement)
-      ? document.activeElement.closest('[data-conversation-id]')
+    if (old) {
+      list.removeChild(old);
+    }
+    var key = rowKey(row);
+    for (var i = 0; i < list.children.length; i++) {
+      if (newerKey(key, rowKey(list.children[i]))) {
+        // A page opened further down the list (?before=) does not grow upwards.
+        if (i > 0 || list.hasAttribute('data-list-top')) {
+          list.insertBefore(row, list.children[i]);
+        }
+        return;
+      }
+    }
+    if (!document.querySelector('#list-more[data-cursor]')) {
+      list.appendChild(row);
+    }
+  }
+
+  function listChanged() {
+    var list = document.getElementById('conversation-rows');
+    if (!list) {
+      return;
+    }
+    // "Load more" answers from its own snapshot: a row a frame moved up in
+    // the meantime is already shown, fresher, above.
+    var seen = {};
+    Array.prototype.slice.call(list.children).forEach(function (row) {
+      var id = row.getAttribute('data-conversation-id');
+      if (seen[id]) {
+        list.removeChild(row);
+      }
+      seen[id] = true;
+    });
+    var thread = document.querySelector('[data-testid="thread"][data-conversation-id]');
+    var open = thread ? thread.getAttribute('data-conversation-id') : null;
+    for (var i = 0; i < list.children.length; i++) {
+      var row = list.children[i];
+      var on = row.getAttribute('data-conversation-id') === open;
+      row.classList.toggle('is-selected', on);
+      var link = row.querySelector('a');
+      if (link && on) {
+        link.setAttribute('aria-current', 'page');
+      } else if (link) {
+        link.removeAttribute('aria-current');
+      }
+    }
+    var count = document.querySelector('#conversation-list [data-testid="conversation-count"]');
+    if (count) {
+      count.textContent = String(list.children.length);
+    }
+    var empty = document.querySelector('#conversation-list .list-empty');
+    if (empty && list.children.length > 0) {
+      empty.remove();
+    }
+  }
+
+  function applyListDelta() {
+    var delta = document.getElementById('list-delta');
+    var list = document.getElementById('conversation-rows');
+    if (!delta || !list || delta.children.length === 0) {
+      return;
+    }
+    var active = document.activeElement;
+    var focusID = active && list.contains(active) && active.closest('[data-conversation-id]')
+      ? active.closest('[data-conversation-id]').getAttribute('data-conversation-id')
       : null;
-    listState = {
-      scrollTop: rows ? rows.scrollTop : 0,
-      focusID: focused ? focused.getAttribute('data-conversation-id') : null
-    };
-  });
-
-  document.addEventListener('htmx:oobAfterSwap', function () {
-    if (!listState) {
-      return;
-    }
-    var state = listState;
-    listState = null;
-    var rows = document.querySelector('#conversation-list .rows');
-    if (rows) {
-      rows.scrollTop = state.scrollTop;
-    }
-    if (state.focusID) {
-      var link = document.querySelector('#conversation-list [data-conversation-id="' + state.focusID + '"] a');
+    var rows = Array.prototype.slice.call(delta.children);
+    delta.textContent = '';
+    rows.forEach(function (row) { placeRow(list, row); });
+    listChanged();
+    if (focusID && !list.contains(document.activeElement)) {
+      var row = rowOf(list, focusID);
+      var link = row && row.querySelector('a');
       if (link) {
         link.focus({ preventScroll: true });
       }
     }
-  });
+  }
 
+  document.addEventListener('htmx:wsAfterMessage', applyListDelta);
+  document.addEventListener('htmx:afterSwap', function (e) {
+    if (e.detail && e.detail.target && e.detail.target.id === 'conversation-rows') {
+      listChanged();
+    }
+  });
 
   // ---------------------------------------------------------------- attachments
   // The composer's files live in its <input type=file>; picking, dropping and

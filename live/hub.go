@@ -1,0 +1,606 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"sessiondesk/session"
+	"sessiondesk/store"
+)
+
+// Renderer draws the fragments frames are made of; the handlers implement it
+// with the views. The hub calls it once per changed thing per batch, whatever
+// the number of pages, and shares the bytes.
+type Renderer interface {
+	// Row is one conversation's list row, free of per-page state.
+	Row(ctx context.Context, w io.Writer, row store.ListRow, now time.Time) error
+	// ListDelta wraps the changed rows (already rendered) for the page's script.
+	ListDelta(ctx context.Context, w io.Writer, rows []byte) error
+	// Message is a thread bubble: appended at the end, or replacing its old self.
+	Message(ctx context.Context, w io.Writer, m store.Message, appended bool) error
+	// State is the session panel and the composer's actions of a conversation,
+	// whose sessions (latest first, at most HubOptions.History) are given.
+	State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error
+	// Cursor ends every frame with the id of the last event it covers.
+	Cursor(ctx context.Context, w io.Writer, eventID int64) error
+	// Reload asks the page to reload: it is too far behind to catch up.
+	Reload(ctx context.Context, w io.Writer) error
+}
+
+// HubOptions configure a Hub; zero values take the defaults.
+type HubOptions struct {
+	Store    *store.Store
+	Broker   *Broker // wakes the hub after every commit that appended events (nil: a tick a second)
+	Renderer Renderer
+	Log      *slog.Logger
+	// Batch is how many events one read takes at most (default 500).
+	Batch int
+	// ReplayCap is how far behind (in events) a connecting page may be and
+	// still be caught up; further back it is told to reload (default 1,000).
+	ReplayCap int64
+	// QueueBytes bounds what a page may have waiting to be written; a browser
+	// that falls further behind is told to reload and dropped (default 1 MB).
+	QueueBytes int
+	// WriteWait is how long one write may take (default 10 s); PongWait how
+	// long a browser may stay silent (default 60 s); pings go out every 9/10 of it.
+	WriteWait, PongWait time.Duration
+	// JoinWait is how long a page that has seen events the hub has not sent
+	// yet waits for it to catch up (default 5 s).
+	JoinWait time.Duration
+	// History is how many sessions of a touched conversation the session
+	// panel lists, the current one included (default 51).
+	History int
+}
+
+// Close codes after which the htmx ws extension reconnects.
+const (
+	CloseRestart  = 1012 // the server is shutting down
+	CloseTryAgain = 1013 // come back (sign-in expired, or too slow to keep up)
+)
+
+// Hub is the fan-out of the inbox pages. One goroutine, woken after each
+// commit, reads the new events once per batch, loads the rows they touched
+// once, renders each changed list row, bubble and session panel once, and
+// hands every page a frame built from those shared bytes: the list's changed
+// rows always, the thread's parts only to pages viewing that conversation.
+// Frames with the same bytes are one websocket.PreparedMessage.
+type Hub struct {
+	opts HubOptions
+
+	mu     sync.Mutex
+	cursor int64 // the last event distributed to the pages
+	pages  map[*page]struct{}
+	caught chan struct{} // closed (and replaced) after every distributed batch
+	closed bool
+
+	ready     chan struct{} // closed once the cursor is known
+	readyOnce sync.Once
+
+	stats hubStats
+}
+
+// Stats count what the hub did, for health reports and tests.
+type Stats struct {
+	Batches  int64 // event batches distributed
+	Rows     int64 // list rows rendered
+	Messages int64 // thread bubbles rendered
+	States   int64 // session panels rendered
+	Frames   int64 // distinct frames built for the live pages
+	Replays  int64 // pages caught up on connect
+	Reloads  int64 // pages told to reload
+	Dropped  int64 // pages dropped for falling behind
+}
+
+type hubStats struct {
+	batches, rows, messages, states, frames, replays, reloads, dropped atomic.Int64
+}
+
+// NewHub returns a hub; Run starts it.
+func NewHub(opts HubOptions) *Hub {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Broker == nil {
+		// Nobody wakes it: it still catches up on its one-second tick.
+		opts.Broker = NewBroker()
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	if opts.ReplayCap <= 0 {
+		opts.ReplayCap = 1000
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 1 << 20
+	}
+	if opts.WriteWait <= 0 {
+		opts.WriteWait = 10 * time.Second
+	}
+	if opts.PongWait <= 0 {
+		opts.PongWait = 60 * time.Second
+	}
+	if opts.JoinWait <= 0 {
+		opts.JoinWait = 5 * time.Second
+	}
+	if opts.History <= 0 {
+		opts.History = 51
+	}
+	return &Hub{opts: opts, pages: make(map[*page]struct{}), caught: make(chan struct{}), ready: make(chan struct{})}
+}
+
+// Stats returns the counters so far.
+func (h *Hub) Stats() Stats {
+	s := &h.stats
+	return Stats{Batches: s.batches.Load(), Rows: s.rows.Load(), Messages: s.messages.Load(), States: s.states.Load(),
+		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load()}
+}
+
+// Pages returns how many pages are connected.
+func (h *Hub) Pages() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pages)
+}
+
+// Cursor returns the id of the last event sent to the live pages.
+func (h *Hub) Cursor() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cursor
+}
+
+// Run follows the events until ctx ends, then closes every page with 1012 so
+// that it reconnects once the server is back.
+func (h *Hub) Run(ctx context.Context) error {
+	// Subscribe before reading the cursor, so no commit in between is missed.
+	sub := h.opts.Broker.Subscribe()
+	defer sub.Close()
+	defer h.closeAll(CloseRestart, "server restarting")
+	err := h.opts.Store.Read(ctx, func(r *store.Reader) error {
+		last, err := r.LastEventID(ctx)
+		h.mu.Lock()
+		h.cursor = last
+		h.mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("live hub: %w", err)
+	}
+	h.readyOnce.Do(func() { close(h.ready) })
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
+			h.opts.Log.Warn("live hub: catch up", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.C:
+		case now := <-tick.C:
+			h.ping(now)
+		}
+	}
+}
+
+// catchUp distributes every batch of events after the hub's cursor.
+func (h *Hub) catchUp(ctx context.Context) error {
+	for {
+		b, err := h.readBatch(ctx, h.Cursor(), 0, h.opts.Batch)
+		if err != nil || b == nil {
+			return err
+		}
+		h.distribute(ctx, b)
+	}
+}
+
+// distribute hands every page its frame of the batch and moves the cursor.
+// Every frame is built before any is queued, so a failed render leaves no
+// page with half a batch: all of them are told to reload instead.
+func (h *Hub) distribute(ctx context.Context, b *batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var err error
+	for p := range h.pages {
+		if _, err = h.frame(ctx, b, p.viewing); err != nil {
+			break
+		}
+	}
+	for p := range h.pages {
+		if err != nil {
+			p.enqueue(outgoing{reload: true})
+			continue
+		}
+		f, _ := h.frame(ctx, b, p.viewing) // built above
+		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
+	}
+	if err != nil {
+		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
+	}
+	h.cursor = b.last
+	h.stats.batches.Add(1)
+	close(h.caught)
+	h.caught = make(chan struct{})
+}
+
+// frame is the batch's frame for a page viewing conversation viewing (0: none,
+// or one the batch did not touch: every such page shares one frame).
+func (h *Hub) frame(ctx context.Context, b *batch, viewing int64) (*frame, error) {
+	if _, ok := b.convs[viewing]; !ok {
+		viewing = 0
+	}
+	if f, ok := b.frames[viewing]; ok {
+		return f, nil
+	}
+	data, err := h.frameBytes(ctx, b, viewing)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		return nil, err
+	}
+	f := &frame{data: data, msg: msg}
+	if c := b.convs[viewing]; c != nil && c.clientWrote {
+		// The agent has the conversation open: what the client wrote is read
+		// once a page showing it has received it (once per batch).
+		var once sync.Once
+		f.after = func() {
+			once.Do(func() {
+				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.WriteWait)
+				defer cancel()
+				if err := h.opts.Store.MarkRead(mctx, viewing); err != nil {
+					h.opts.Log.Warn("mark read", "conversation", viewing, "err", err)
+				}
+			})
+		}
+	}
+	b.frames[viewing] = f
+	h.stats.frames.Add(1)
+	return f, nil
+}
+
+// frameBytes renders (the first time only) the shared parts of a frame and
+// joins them: the list's changed rows, the viewed conversation's thread parts,
+// and the cursor.
+func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, error) {
+	r := h.opts.Renderer
+	if b.list == nil {
+		var rows, buf bytes.Buffer
+		for _, row := range b.rows {
+			if err := r.Row(ctx, &rows, row, b.now); err != nil {
+				return nil, err
+			}
+			h.stats.rows.Add(1)
+		}
+		if err := r.ListDelta(ctx, &buf, rows.Bytes()); err != nil {
+			return nil, err
+		}
+		b.list = buf.Bytes()
+	}
+	if b.cursorHTML == nil {
+		var buf bytes.Buffer
+		if err := r.Cursor(ctx, &buf, b.last); err != nil {
+			return nil, err
+		}
+		b.cursorHTML = buf.Bytes()
+	}
+	var part []byte
+	if c := b.convs[viewing]; c != nil {
+		if c.part == nil {
+			var buf bytes.Buffer
+			for _, m := range c.appended {
+				if err := r.Message(ctx, &buf, m, true); err != nil {
+					return nil, err
+				}
+			}
+			for _, m := range c.updated {
+				if err := r.Message(ctx, &buf, m, false); err != nil {
+					return nil, err
+				}
+			}
+			h.stats.messages.Add(int64(len(c.appended) + len(c.updated)))
+			if c.row != nil {
+				if err := r.State(ctx, &buf, c.row.Conversation, c.history, b.now); err != nil {
+					return nil, err
+				}
+				h.stats.states.Add(1)
+			}
+			c.part = buf.Bytes()
+		}
+		part = c.part
+	}
+	out := make([]byte, 0, len(b.list)+len(part)+len(b.cursorHTML))
+	out = append(append(append(out, b.list...), part...), b.cursorHTML...)
+	return out, nil
+}
+
+// batch is what a run of events changed, read in one snapshot.
+type batch struct {
+	last  int64     // the last event it covers
+	now   time.Time // the snapshot's clock, for the countdowns
+	rows  []store.ListRow
+	convs map[int64]*convChange
+
+	// Rendered once, on first use.
+	list       []byte
+	cursorHTML []byte
+	frames     map[int64]*frame
+}
+
+// convChange is what a batch changed in one conversation.
+type convChange struct {
+	row         *store.ListRow
+	history     []session.Session // its sessions, latest first, for the panel
+	appended    []store.Message   // new messages, in order
+	updated     []store.Message   // messages whose status changed
+	clientWrote bool
+	part        []byte // the rendered thread parts and state
+}
+
+type frame struct {
+	data  []byte
+	msg   *websocket.PreparedMessage
+	after func()
+}
+
+// readBatch reads up to limit events after `after` (and up to upTo, when not
+// 0) and everything they touched, in one read transaction. It returns nil when
+// there is no event.
+func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*batch, error) {
+	var b *batch
+	err := h.opts.Store.Read(ctx, func(r *store.Reader) error {
+		events, err := r.EventsAfter(ctx, after, limit)
+		if err != nil {
+			return err
+		}
+		if upTo > 0 {
+			n := 0
+			for n < len(events) && events[n].ID <= upTo {
+				n++
+			}
+			events = events[:n]
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		b = &batch{last: events[len(events)-1].ID, now: r.Now(), convs: make(map[int64]*convChange), frames: make(map[int64]*frame)}
+		var convIDs, msgIDs []int64
+		kinds := make(map[int64]string) // message id -> the first event kind about it
+		for _, ev := range events {
+			if _, ok := b.convs[ev.ConversationID]; !ok {
+				b.convs[ev.ConversationID] = &convChange{}
+				convIDs = append(convIDs, ev.ConversationID)
+			}
+			if ev.MessageID == 0 {
+				continue
+			}
+			if _, ok := kinds[ev.MessageID]; !ok {
+				kinds[ev.MessageID] = ev.Kind
+				msgIDs = append(msgIDs, ev.MessageID)
+			} else if ev.Kind == store.EventMessage {
+				kinds[ev.MessageID] = ev.Kind
+			}
+		}
+		if b.rows, err = r.ListRowsByID(ctx, convIDs); err != nil {
+			return err
+		}
+		for i := range b.rows {
+			c := b.convs[b.rows[i].ID]
+			c.row = &b.rows[i]
+			// One indexed read per touched conversation: its panel lists them.
+			if c.history, err = r.Sessions(ctx, b.rows[i].ID, h.opts.History); err != nil {
+				return err
+			}
+		}
+		msgs, err := r.MessagesByID(ctx, msgIDs)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			c := b.convs[m.ConversationID]
+			if c == nil {
+				continue
+			}
+			// A message added in this batch is drawn once, as it is now; one
+			// added before only changes in place.
+			if kinds[m.ID] == store.EventMessage {
+				c.appended = append(c.appended, m)
+				c.clientWrote = c.clientWrote || m.Direction == store.Inbound
+			} else {
+				c.updated = append(c.updated, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return b, nil
+}
+
+// PageOptions describe a page that connects.
+type PageOptions struct {
+	// Viewing is the conversation the page has open, 0 for none.
+	Viewing int64
+	// After is the last event the page has shown; below 0 means "from now".
+	After int64
+	// ExpiresAt closes the socket with 1013 (come back through the sign-in);
+	// zero never.
+	ExpiresAt time.Time
+	// Recheck, when set, is how often the page's right to stay is checked:
+	// Allowed is asked (on a timer, no goroutine meanwhile), and the socket
+	// closes with 1013 when it says no; with Allowed nil it closes at the first
+	// check, so that the page comes back through the sign-in.
+	Recheck time.Duration
+	Allowed func(ctx context.Context) bool
+	// Done is called once the page is gone.
+	Done func()
+}
+
+// ErrClosed is returned by Serve once the hub has stopped.
+var ErrClosed = errors.New("live hub: closed")
+
+// Serve takes an upgraded connection: it catches the page up from opts.After
+// (one read), registers it for the live frames, and returns; one goroutine
+// then reads the socket (pongs, close) until it ends. Serve owns conn.
+func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions) error {
+	p := &page{hub: h, conn: conn, viewing: opts.Viewing, writing: true, done: opts.Done}
+	fail := func(err error) error {
+		conn.Close()
+		if p.done != nil {
+			p.done()
+		}
+		return err
+	}
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	case <-time.After(h.opts.JoinWait):
+		return fail(errors.New("live hub: not running"))
+	}
+	// Register at the hub's cursor; a page that has seen more than the hub has
+	// sent yet waits for it (it will get there: those events are committed).
+	var (
+		start = time.Now()
+		from  int64
+	)
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return fail(ErrClosed)
+		}
+		if opts.After < 0 {
+			opts.After = h.cursor
+		}
+		if opts.After <= h.cursor {
+			from = h.cursor
+			h.pages[p] = struct{}{}
+			p.lastPing = time.Now()
+			h.mu.Unlock()
+			break
+		}
+		caught := h.caught
+		h.mu.Unlock()
+		h.opts.Broker.Publish()
+		select {
+		case <-caught:
+		case <-time.After(h.opts.JoinWait - time.Since(start)):
+			// It claims events the store does not have: start again.
+			h.stats.reloads.Add(1)
+			h.writeReload(ctx, conn)
+			return fail(fmt.Errorf("live hub: page after event %d, the hub is at %d", opts.After, h.Cursor()))
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	if opts.After < from {
+		if err := h.replay(ctx, p, opts.After, from); err != nil {
+			h.leave(p)
+			return fail(err)
+		}
+	}
+	if !opts.ExpiresAt.IsZero() {
+		p.expiry = time.AfterFunc(time.Until(opts.ExpiresAt), func() { p.close(CloseTryAgain, "sign-in expired") })
+	}
+	if opts.Recheck > 0 {
+		p.scheduleRecheck(opts.Recheck, opts.Allowed)
+	}
+	p.release()
+	go p.read()
+	return nil
+}
+
+// replay sends a connecting page what happened after its cursor up to the
+// hub's, as one frame built for it alone (one read), or a reload frame when
+// that is more than the cap.
+func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
+	if upTo-after > h.opts.ReplayCap {
+		h.stats.reloads.Add(1)
+		h.writeReload(ctx, p.conn)
+		return fmt.Errorf("live hub: page %d events behind, over the cap of %d", upTo-after, h.opts.ReplayCap)
+	}
+	b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
+	if err != nil {
+		return err
+	}
+	if b == nil { // the events between were rolled back: nothing to show
+		return nil
+	}
+	b.last = upTo
+	data, err := h.frameBytes(ctx, b, p.viewing)
+	if err != nil {
+		return err
+	}
+	h.stats.replays.Add(1)
+	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
+	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+		return err
+	}
+	if c := b.convs[p.viewing]; c != nil && c.clientWrote {
+		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
+			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
+		}
+	}
+	return nil
+}
+
+// writeReload sends the reload frame and closes with 1013.
+func (h *Hub) writeReload(ctx context.Context, conn *websocket.Conn) {
+	var buf bytes.Buffer
+	if err := h.opts.Renderer.Reload(ctx, &buf); err != nil {
+		return
+	}
+	deadline := time.Now().Add(h.opts.WriteWait)
+	_ = conn.SetWriteDeadline(deadline)
+	if conn.WriteMessage(websocket.TextMessage, buf.Bytes()) == nil {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseTryAgain, "reload"), deadline)
+	}
+}
+
+// leave unregisters a page.
+func (h *Hub) leave(p *page) {
+	h.mu.Lock()
+	delete(h.pages, p)
+	h.mu.Unlock()
+}
+
+// ping queues a ping for every page that has not had one for 9/10 of the pong wait.
+func (h *Hub) ping(now time.Time) {
+	period := h.opts.PongWait * 9 / 10
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for p := range h.pages {
+		if now.Sub(p.lastPing) >= period {
+			p.lastPing = now
+			p.enqueue(outgoing{ping: true})
+		}
+	}
+}
+
+// closeAll closes every page and refuses new ones.
+func (h *Hub) closeAll(code int, reason string) {
+	h.mu.Lock()
+	h.closed = true
+	pages := make([]*page, 0, len(h.pages))
+	for p := range h.pages {
+		pages = append(pages, p)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range pages {
+		wg.Go(func() { p.close(code, reason) })
+	}
+	wg.Wait()
+}

@@ -1,0 +1,524 @@
+package live
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/gorilla/websocket"
+
+	"sessiondesk/clock"
+	"sessiondesk/session"
+	"sessiondesk/store"
+)
+
+// plainViews is a Renderer of bare elements that say what they are, so that
+// the tests read frames without the inbox's markup.
+type plainViews struct{}
+
+func (plainViews) Row(_ context.Context, w io.Writer, row store.ListRow, _ time.Time) error {
+	_, err := fmt.Fprintf(w, `<li data-conversation-id="%d" data-activity="%d" data-unread="%d">%s</li>`,
+		row.ID, row.Key().ActivityMS, row.Unread, strings.Repeat("x", 200))
+	return err
+}
+
+func (plainViews) ListDelta(_ context.Context, w io.Writer, rows []byte) error {
+	_, err := fmt.Fprintf(w, `<ul id="list-delta">%s</ul>`, rows)
+	return err
+}
+
+func (plainViews) Message(_ context.Context, w io.Writer, m store.Message, appended bool) error {
+	_, err := fmt.Fprintf(w, `<div class="msg" id="msg-%d" data-appended="%v">%s</div>`, m.ID, appended, m.Body)
+	return err
+}
+
+func (plainViews) State(_ context.Context, w io.Writer, cv store.Conversation, _ []session.Session, _ time.Time) error {
+	_, err := fmt.Fprintf(w, `<aside class="state" data-conversation-id="%d"></aside>`, cv.ID)
+	return err
+}
+
+func (plainViews) Cursor(_ context.Context, w io.Writer, id int64) error {
+	_, err := fmt.Fprintf(w, `<div id="live-cursor" data-last-event-id="%d"></div>`, id)
+	return err
+}
+
+func (plainViews) Reload(_ context.Context, w io.Writer) error {
+	_, err := io.WriteString(w, `<div id="live-reload"></div>`)
+	return err
+}
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+type hubEnv struct {
+	st  *store.Store
+	clk *clock.Manual
+	hub *Hub
+	srv *httptest.Server
+}
+
+// startHub runs a hub on a real store, behind a real websocket server on a
+// loopback port.
+func startHub(t testing.TB, mutate func(*HubOptions)) *hubEnv {
+	t.Helper()
+	clk := clock.NewManual(t0)
+	b := NewBroker()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "live.db"),
+		store.Options{Rules: session.Defaults(), Now: clk.Now, Committed: b.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := HubOptions{Store: st, Broker: b, Renderer: plainViews{}}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	h := NewHub(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := h.Run(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	up := websocket.Upgrader{ReadBufferSize: 512, WriteBufferPool: &sync.Pool{}}
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		viewing, _ := strconv.ParseInt(r.URL.Query().Get("conversation"), 10, 64)
+		after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done})
+	}))
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		wg.Wait()
+		srv.Close()
+		st.Close()
+	})
+	return &hubEnv{st: st, clk: clk, hub: h, srv: srv}
+}
+
+// write stores a client message from the conversation of phone n.
+func (e *hubEnv) write(t testing.TB, n int, text string) (convID, msgID int64) {
+	t.Helper()
+	e.clk.Add(time.Second)
+	r, err := e.st.ReceiveClientMessage(context.Background(), store.ClientMessage{
+		Phone: fmt.Sprintf("+3752986%05d", n), Name: "Client", Kind: session.Text, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Message.ConversationID, r.Message.ID
+}
+
+func (e *hubEnv) lastEvent(t testing.TB) int64 {
+	t.Helper()
+	var id int64
+	if err := e.st.Read(context.Background(), func(r *store.Reader) error {
+		var err error
+		id, err = r.LastEventID(context.Background())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitCursor waits until the hub has sent everything up to the newest event.
+func (e *hubEnv) waitCursor(t testing.TB) int64 {
+	t.Helper()
+	last := e.lastEvent(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.hub.Cursor() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub is at %d, the store at %d", e.hub.Cursor(), last)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return last
+}
+
+func (e *hubEnv) dial(t testing.TB, viewing, after int64) *websocket.Conn {
+	t.Helper()
+	u := strings.Replace(e.srv.URL, "http://", "ws://", 1) + fmt.Sprintf("/?conversation=%d&after=%d", viewing, after)
+	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// waitPages waits until n pages are registered.
+func (e *hubEnv) waitPages(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.hub.Pages() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pages registered, want %d", e.hub.Pages(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// got is what one frame carried.
+type got struct {
+	rows     []string // conversation ids of the list rows
+	appended []string // message ids appended to the thread
+	updated  []string
+	states   []string
+	cursor   int64
+	reload   bool
+	size     int
+}
+
+func readFrame(t testing.TB, conn *websocket.Conn) got {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got{size: len(data), reload: doc.Find("#live-reload").Length() > 0}
+	doc.Find("#list-delta li").Each(func(_ int, s *goquery.Selection) {
+		g.rows = append(g.rows, s.AttrOr("data-conversation-id", ""))
+	})
+	doc.Find(".msg").Each(func(_ int, s *goquery.Selection) {
+		if s.AttrOr("data-appended", "") == "true" {
+			g.appended = append(g.appended, s.AttrOr("id", ""))
+		} else {
+			g.updated = append(g.updated, s.AttrOr("id", ""))
+		}
+	})
+	doc.Find(".state").Each(func(_ int, s *goquery.Selection) {
+		g.states = append(g.states, s.AttrOr("data-conversation-id", ""))
+	})
+	if v, ok := doc.Find("#live-cursor").Attr("data-last-event-id"); ok {
+		g.cursor, _ = strconv.ParseInt(v, 10, 64)
+	}
+	return g
+}
+
+func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Twenty pages, half of them viewing conversation A: a client message to B
+// reaches all twenty as one shared frame holding B's row only; one to A adds
+// the thread and the panel for A's viewers. Each row, bubble and panel is
+// rendered once per batch, however many pages show it.
+func TestHubSendsOnlyChangedRowsRenderedOnce(t *testing.T) {
+	e := startHub(t, nil)
+	a, _ := e.write(t, 1, "a")
+	b, _ := e.write(t, 2, "b")
+	e.write(t, 3, "c")
+	cursor := e.waitCursor(t)
+
+	var viewers, others []*websocket.Conn
+	for range 10 {
+		viewers = append(viewers, e.dial(t, a, cursor))
+		others = append(others, e.dial(t, 0, cursor))
+	}
+	e.waitPages(t, 20)
+	before := e.hub.Stats()
+
+	e.write(t, 2, "to b")
+	last := cursor + 1 // the message's event
+	for i, c := range append(append([]*websocket.Conn{}, viewers...), others...) {
+		g := readFrame(t, c)
+		if strings.Join(g.rows, ",") != id(b) || len(g.appended)+len(g.updated)+len(g.states) != 0 || g.cursor != last {
+			t.Fatalf("page %d got %+v, want only row %d and cursor %d", i, g, b, last)
+		}
+		if g.size > 1024 {
+			t.Errorf("page %d: a frame of %d bytes for one row", i, g.size)
+		}
+	}
+	s := e.hub.Stats()
+	if s.Rows-before.Rows != 1 || s.Frames-before.Frames != 1 || s.Messages != before.Messages || s.States != before.States {
+		t.Errorf("one message to B: %+v then %+v, want one row rendered and one frame built", before, s)
+	}
+
+	before = s
+	_, msg := e.write(t, 1, "to a")
+	last++ // (its viewers then read it: a read event follows)
+	for i, c := range viewers {
+		g := readFrame(t, c)
+		if strings.Join(g.rows, ",") != id(a) || strings.Join(g.appended, ",") != "msg-"+id(msg) ||
+			strings.Join(g.states, ",") != id(a) || g.cursor != last {
+			t.Fatalf("viewer %d got %+v, want A's row, message %d appended and A's panel", i, g, msg)
+		}
+	}
+	for i, c := range others {
+		if g := readFrame(t, c); strings.Join(g.rows, ",") != id(a) || len(g.appended)+len(g.states) != 0 {
+			t.Fatalf("page %d got %+v, want only A's row", i, g)
+		}
+	}
+	// Viewers read what arrives: a read event, which redraws A's row once more.
+	e.waitCursor(t)
+	s = e.hub.Stats()
+	if s.Messages-before.Messages != 1 || s.States-before.States < 1 || s.States-before.States > 2 ||
+		s.Rows-before.Rows < 1 || s.Rows-before.Rows > 2 {
+		t.Errorf("one message to A: %+v then %+v, want one bubble, and one row and panel per batch", before, s)
+	}
+	var unread int
+	_ = e.st.Read(context.Background(), func(r *store.Reader) error {
+		cv, err := r.Conversation(context.Background(), a)
+		unread = cv.Unread
+		return err
+	})
+	if unread != 0 {
+		t.Errorf("A has %d unread after its viewers received the message, want 0", unread)
+	}
+}
+
+// A page that reconnects after missing a few events gets them in one frame:
+// the changed rows, the missed messages of its conversation once each, and
+// the hub's cursor; then it follows live without a duplicate.
+func TestHubReplaysWhatAPageMissed(t *testing.T) {
+	e := startHub(t, nil)
+	a, _ := e.write(t, 1, "a")
+	cursor := e.waitCursor(t)
+	b, _ := e.write(t, 2, "b")
+	_, m1 := e.write(t, 1, "missed 1")
+	_, m2 := e.write(t, 1, "missed 2")
+	last := e.waitCursor(t)
+
+	c := e.dial(t, a, cursor)
+	g := readFrame(t, c)
+	if strings.Join(g.rows, ",") != id(a)+","+id(b) || strings.Join(g.appended, ",") != "msg-"+id(m1)+",msg-"+id(m2) ||
+		g.cursor != last || strings.Join(g.states, ",") != id(a) {
+		t.Fatalf("replay %+v, want rows A and B, messages %d and %d, cursor %d", g, m1, m2, last)
+	}
+	if e.hub.Stats().Replays != 1 {
+		t.Errorf("replays = %d, want 1", e.hub.Stats().Replays)
+	}
+	_, m3 := e.write(t, 1, "live")
+	for {
+		g = readFrame(t, c)
+		if len(g.appended) > 0 {
+			break
+		}
+	}
+	if strings.Join(g.appended, ",") != "msg-"+id(m3) {
+		t.Errorf("after the replay: %+v, want message %d only", g, m3)
+	}
+}
+
+// Further behind than the cap, or ahead of anything stored: one reload frame,
+// then close 1013.
+func TestHubTellsAPageTooFarBehindToReload(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.ReplayCap = 3; o.JoinWait = 300 * time.Millisecond })
+	for i := range 5 {
+		e.write(t, i, "hello")
+	}
+	last := e.waitCursor(t)
+	for _, after := range []int64{0, last + 1000} {
+		c := e.dial(t, 0, after)
+		if g := readFrame(t, c); !g.reload || len(g.rows) != 0 {
+			t.Errorf("after=%d: %+v, want only the reload frame", after, g)
+		}
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != CloseTryAgain {
+			t.Errorf("after=%d: then %v, want close 1013", after, err)
+		}
+	}
+	// Within the cap it replays.
+	c := e.dial(t, 0, last-3)
+	if g := readFrame(t, c); g.reload || len(g.rows) != 3 {
+		t.Errorf("3 behind: %+v, want the three changed rows", g)
+	}
+}
+
+// A page whose queue outgrows the bound (its browser does not keep up) loses
+// the queued frames and gets one reload frame, then close 1013.
+func TestHubDropsAPageThatFallsBehind(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.QueueBytes = 1000 })
+	conns := make(chan *websocket.Conn, 1)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := up.Upgrade(w, r, nil); err == nil {
+			conns <- c
+		}
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http://", "ws://", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-conns
+	// A page whose writer is busy (as during its replay) while frames pile up.
+	p := &page{hub: e.hub, conn: server, writing: true}
+	frame := func(s string) outgoing {
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outgoing{msg: pm, size: 600}
+	}
+	p.enqueue(frame("<p>one</p>"))
+	p.enqueue(frame("<p>two</p>"))   // over the bound: the queue is dropped
+	p.enqueue(frame("<p>three</p>")) // ignored: the page is closing
+	if s := e.hub.Stats(); s.Dropped != 1 {
+		t.Errorf("dropped = %d, want 1", s.Dropped)
+	}
+	p.release()
+	if g := readFrame(t, client); !g.reload {
+		t.Errorf("the first frame after the drop is %+v, want the reload frame", g)
+	}
+	_, data, err := client.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseTryAgain {
+		t.Errorf("then %q %v, want close 1013", data, err)
+	}
+}
+
+// Closing the hub (server shutdown) closes every page with 1012.
+func TestHubClosesPagesWithRestart(t *testing.T) {
+	clk := clock.NewManual(t0)
+	b := NewBroker()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "live.db"),
+		store.Options{Rules: session.Defaults(), Now: clk.Now, Committed: b.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := NewHub(HubOptions{Store: st, Broker: b, Renderer: plainViews{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err == nil {
+			wg.Add(1)
+			_ = h.Serve(r.Context(), conn, PageOptions{Done: wg.Done})
+		}
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http://", "ws://", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for h.Pages() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // every page has ended
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseRestart {
+		t.Errorf("socket ended with %v, want 1012", err)
+	}
+	if h.Pages() != 0 {
+		t.Errorf("%d pages left", h.Pages())
+	}
+}
+
+// BenchmarkHubFanOut100Pages: one client message, rendered once and sent to
+// 100 connected pages (20 of them viewing its conversation), until every page
+// has read its frame.
+func BenchmarkHubFanOut100Pages(b *testing.B) {
+	e := startHub(b, nil)
+	var convs []int64
+	for i := range 50 {
+		c, _ := e.write(b, i, "hello")
+		convs = append(convs, c)
+	}
+	cursor := e.waitCursor(b)
+	var pages []*websocket.Conn
+	for i := range 100 {
+		var viewing int64
+		if i < 20 {
+			viewing = convs[0]
+		}
+		pages = append(pages, e.dial(b, viewing, cursor))
+	}
+	e.waitPages(b, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		e.write(b, 0, "again "+strconv.Itoa(i))
+		last := e.lastEvent(b)
+		var wg sync.WaitGroup
+		for _, c := range pages {
+			wg.Go(func() {
+				for {
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					_, data, err := c.ReadMessage()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if bytes.Contains(data, []byte(`data-last-event-id="`+id(last)+`"`)) {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// BenchmarkIdleSocketMemory opens 1,000 idle pages and reports the heap and
+// stack they hold, per socket. The clients are bare TCP connections that did
+// the handshake by hand, so almost all of it is the server's side.
+func BenchmarkIdleSocketMemory(b *testing.B) {
+	e := startHub(b, nil)
+	cursor := e.waitCursor(b)
+	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	const n = 1000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /?after=%d HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", cursor, addr)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+				b.Fatalf("handshake: %v %v", res, err)
+			}
+			conns = append(conns, c)
+		}
+		e.waitPages(b, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
+		b.ReportMetric(float64(held)/n, "B/socket")
+		for _, c := range conns {
+			c.Close()
+		}
+		e.waitPages(b, 0)
+	}
+}

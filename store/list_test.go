@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiondesk/session"
+)
+
+// listAll walks the list page by page.
+func listAll(t *testing.T, s *Store, size int) (ids []int64, pages int) {
+	t.Helper()
+	var after *ListCursor
+	for {
+		var rows []ListRow
+		var next *ListCursor
+		err := s.Read(context.Background(), func(r *Reader) error {
+			var err error
+			rows, next, err = r.ListPage(context.Background(), after, size)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if len(rows) > size {
+			t.Fatalf("page of %d rows, asked for %d", len(rows), size)
+		}
+		for _, lr := range rows {
+			ids = append(ids, lr.ID)
+		}
+		if next == nil {
+			return ids, pages
+		}
+		// The cursor travels as a string, like in a URL.
+		c, err := ParseListCursor(next.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = &c
+		if pages > 100 {
+			t.Fatal("the pages do not end")
+		}
+	}
+}
+
+// Keyset pages reach every conversation once, in list order, also when many
+// share the same activity time (the clock did not move).
+func TestListPagesReachEveryConversationOnce(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	const n = 23
+	for i := range n {
+		if i%3 == 0 {
+			clk.Add(time.Second) // groups of three with equal activity
+		}
+		receive(t, s, fmt.Sprintf("+3752986000%02d", i), "hello")
+	}
+	// The first conversation writes again: it is now the newest.
+	clk.Add(time.Second)
+	receive(t, s, "+375298600000", "again")
+
+	got, pages := listAll(t, s, 5)
+	if pages != 5 {
+		t.Errorf("%d pages of 5 for %d rows, want 5", pages, n)
+	}
+	want := []int64{1}
+	for id := int64(n); id >= 2; id-- {
+		want = append(want, id)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the pages list %v, want %v", got, want)
+	}
+	// A page size that divides the list exactly ends without an empty page.
+	if _, pages := listAll(t, s, n); pages != 1 {
+		t.Errorf("%d pages of %d for %d rows, want 1", pages, n, n)
+	}
+}
+
+func TestListPageUsesTheActivityIndex(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	for _, q := range []string{
+		listSelect + ` ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`,
+		listSelect + ` WHERE (c.last_activity_at, c.id) < (1, 1) ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`,
+	} {
+		rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "\n")
+		if !strings.Contains(all, "conversations_by_activity") || strings.Contains(all, "TEMP B-TREE FOR ORDER BY") {
+			t.Errorf("the list query does not walk the activity index:\n%s", all)
+		}
+	}
+}
+
+func TestParseListCursorRefusesWhatItDidNotMake(t *testing.T) {
+	for _, s := range []string{"", ":", "1", "abc:1", "1:abc", "-1:5", "5:0", "5:-3", "1:2:3",
+		"99999999999999999999:1", strings.Repeat("9", 50), "1 :2", "0x10:2"} {
+		if c, err := ParseListCursor(s); err == nil {
+			t.Errorf("ParseListCursor(%q) = %+v, want an error", s, c)
+		}
+	}
+	c := ListCursor{ActivityMS: 1764000000123, ID: 42}
+	if got, err := ParseListCursor(c.String()); err != nil || got != c {
+		t.Errorf("round trip: %+v %v, want %+v", got, err, c)
+	}
+}
+
+func TestListRowsAndMessagesByID(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	a := receive(t, s, "+375298600001", "one")
+	clk.Add(time.Second)
+	b := receive(t, s, "+375298600002", "two")
+	clk.Add(time.Second)
+	msgs, err := sendText(s, a.Message.ConversationID, "reply", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Read(context.Background(), func(r *Reader) error {
+		ctx := context.Background()
+		rows, err := r.ListRowsByID(ctx, []int64{b.Message.ConversationID, a.Message.ConversationID, 999})
+		if err != nil {
+			return err
+		}
+		if len(rows) != 2 || rows[0].ID != a.Message.ConversationID || rows[1].ID != b.Message.ConversationID {
+			t.Errorf("rows %+v, want a (newest) then b, and no unknown id", rows)
+		}
+		if rows[0].LastActivityAt != t0.Add(2*time.Second) || rows[0].Last == nil || rows[0].Last.Body != "reply" {
+			t.Errorf("row a: activity %v, last %+v", rows[0].LastActivityAt, rows[0].Last)
+		}
+		if none, err := r.ListRowsByID(ctx, nil); err != nil || none != nil {
+			t.Errorf("no ids: %v %v", none, err)
+		}
+		got, err := r.MessagesByID(ctx, []int64{msgs[0].ID, a.Message.ID, 12345})
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 || got[0].ID != a.Message.ID || got[1].ID != msgs[0].ID || got[1].Body != "reply" {
+			t.Errorf("messages %+v, want the two known ones, oldest first", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
