@@ -370,6 +370,14 @@ func (s *Server) inboxSocket(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if after < 0 {
+		// "From now" is the store's newest event, which the hub may not have
+		// sent yet: the page joins once it has, and misses nothing after.
+		if after, _, err = s.startCursor(c.Request().Context(), after, lo.ReplayCap); err != nil {
+			release()
+			return err
+		}
+	}
 	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
 	if !lo.Reauth {
 		// Header mode leaves Allowed nil: the page is sent back through the
