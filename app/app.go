@@ -68,6 +68,8 @@ type App struct {
 	media      *media.Store
 	limits     media.Limits
 	downloader *channel.Downloader
+	// lock keeps a second inbox, or a restore, off the data folder until Run ends.
+	lock *store.FolderLock
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -79,10 +81,20 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker()}
+	lock, err := store.LockDataFolder(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stop it first, or give another --data", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Unlock()
+		}
+	}()
+	a := &App{cfg: cfg, log: opts.Log, Broker: live.NewBroker(), lock: lock}
 	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Rates: cfg.Rates, Now: opts.Now, Committed: a.Broker.Publish,
 		// The provider fetches an attachment within the message's ttl; an hour's margin.
-		MediaTokenTTL: cfg.TTL + time.Hour})
+		MediaTokenTTL: cfg.TTL + time.Hour, Synchronous: cfg.Synchronous})
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	started = true
 	return a, nil
 }
 
@@ -249,6 +262,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("downloader stopped", "err", err)
 		}
 	})
+	wg.Go(func() { a.pruneEvents(runCtx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.ln) }()
 
@@ -273,6 +287,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if lerr := a.lock.Unlock(); lerr != nil {
+		err = errors.Join(err, lerr)
 	}
 	a.log.Info("stopped")
 	return err
