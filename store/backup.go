@@ -67,6 +67,9 @@ func Backup(ctx context.Context, dbPath, dest string, overwrite bool) (CopyInfo,
 	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
 		return CopyInfo{}, fmt.Errorf("backup: %s is a folder; give the backup's file name", dest)
 	}
+	if sameDatabase(dbPath, dest) {
+		return CopyInfo{}, fmt.Errorf("backup: %s is the database itself or one of its files; give a path outside it", dest)
+	}
 	// mode=rw: never create a database where none was.
 	src, err := openFile(dbPath, "rw")
 	if err != nil {
@@ -134,6 +137,24 @@ func Restore(ctx context.Context, from, dbPath string, now time.Time) (CopyInfo,
 	}
 	info.Path = dbPath
 	return info, aside, nil
+}
+
+// sameDatabase reports whether path is the database at dbPath or one of the
+// files SQLite keeps beside it: a backup renamed over any of them would pull
+// the live database out from under the running inbox.
+func sameDatabase(dbPath, path string) bool {
+	pathFI, err := os.Stat(path)
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		if fi, serr := os.Stat(dbPath + suffix); err == nil && serr == nil && os.SameFile(fi, pathFI) {
+			return true
+		}
+		a, aerr := filepath.Abs(dbPath + suffix)
+		b, berr := filepath.Abs(path)
+		if aerr == nil && berr == nil && a == b {
+			return true
+		}
+	}
+	return false
 }
 
 // openFile opens one connection to an existing database file in the given

@@ -153,6 +153,22 @@ func TestBackupRefusesAnExistingFileUnlessForced(t *testing.T) {
 	if info.Messages != 1 {
 		t.Errorf("forced backup holds %d messages, want 1", info.Messages)
 	}
+	// Never over the database itself, even with force, by any name.
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(dbPath, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, over := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", link, filepath.Join(filepath.Dir(dbPath), ".", "sessiondesk.db")} {
+		if _, err := Backup(ctx, dbPath, over, true); err == nil || !strings.Contains(err.Error(), "the database itself") {
+			t.Errorf("backup --force over %s: %v, want a refusal", over, err)
+		}
+	}
+	if err := s.Read(ctx, func(r *Reader) error {
+		_, err := r.Message(ctx, 1)
+		return err
+	}); err != nil {
+		t.Errorf("the database after the refused backups: %v", err)
+	}
 	if _, err := Backup(ctx, filepath.Join(t.TempDir(), "none.db"), filepath.Join(t.TempDir(), "x.db"), false); err == nil {
 		t.Error("backup of a missing database succeeded")
 	}
