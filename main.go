@@ -1,6 +1,10 @@
 // Command sessiondesk is a support inbox for Viber session messages: agents
 // answer clients in the browser while a panel shows how much of the Viber
 // session is left. See README.md.
+//
+//	sessiondesk [flags]                  run the inbox
+//	sessiondesk backup [--force] PATH    copy the database to PATH, also while the inbox runs
+//	sessiondesk restore PATH             put a backup back, with the inbox stopped
 package main
 
 import (
@@ -19,7 +23,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "sessiondesk:", err)
 			os.Exit(1)
@@ -27,7 +31,17 @@ func main() {
 	}
 }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) error {
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 {
+		switch args[0] {
+		case "backup":
+			return runBackup(ctx, args[1:], getenv, stdout, stderr)
+		case "restore":
+			return runRestore(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
 	cfg, err := config.Parse(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -36,8 +50,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, err := app.New(ctx, cfg, app.Options{Log: log})
 	if err != nil {
 		return err

@@ -91,6 +91,8 @@ type App struct {
 	downloader *channel.Downloader
 	fetcher    *media.Fetcher
 	live       handlers.LiveOptions
+	// lock keeps a second inbox, or a restore, off the data folder until Run ends.
+	lock *store.FolderLock
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -102,7 +104,20 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &App{cfg: cfg, Broker: live.NewBroker(), live: opts.Live}
+	lock, err := store.LockDataFolder(cfg.DataDir)
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("%w: stop it first, or give another --data", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Unlock()
+		}
+	}()
+	a := &App{cfg: cfg, Broker: live.NewBroker(), live: opts.Live, lock: lock}
 	a.webhookSecret = cfg.WebhookSecret
 	if a.webhookSecret == "" {
 		secret, err := sandbox.RandomSecret(16)
@@ -115,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.log = redactLogs(opts.Log, a.webhookSecret)
 	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Rates: cfg.Rates, Now: opts.Now, Committed: a.Broker.Publish,
 		// The provider fetches an attachment within the message's ttl; an hour's margin.
-		MediaTokenTTL: cfg.TTL + time.Hour})
+		MediaTokenTTL: cfg.TTL + time.Hour, Synchronous: cfg.Synchronous})
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	started = true
 	return a, nil
 }
 
@@ -327,6 +343,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() {
 		a.media.SweepEvery(runCtx, sweepEvery, mediaGrace, a.Store.HashInUse, a.log.With("component", "media"))
 	})
+	wg.Go(func() { a.pruneEvents(runCtx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.ln) }()
 
@@ -352,6 +369,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if cerr := a.Store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if lerr := a.lock.Unlock(); lerr != nil {
+		err = errors.Join(err, lerr)
 	}
 	a.log.Info("stopped")
 	return err

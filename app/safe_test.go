@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,5 +379,28 @@ func TestPageScriptKnowsTheReloadFrame(t *testing.T) {
 	}
 	if !bytes.Contains(js, []byte("'"+handlers.ReloadFrame+"'")) {
 		t.Errorf("static/js/app.js does not carry the reload frame %q", handlers.ReloadFrame)
+	}
+}
+
+// Issue 9, point 16: a data folder the inbox cannot write is named with the
+// system's reason at start, not as SQLite's "unable to open database file".
+func TestStartNamesAnUnusableDataFolder(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-folder")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(file, "data")
+	cfg, err := config.Parse([]string{"--addr", "127.0.0.1:0", "--data", dir, "--no-demo"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(context.Background(), cfg, Options{})
+	if err == nil {
+		t.Fatal("the inbox started on a folder inside a file")
+	}
+	if msg := err.Error(); !strings.Contains(msg, dir) || !strings.Contains(msg, "not a directory") ||
+		strings.Contains(msg, "unable to open database file") || strings.Contains(msg, "stop it first") {
+		t.Errorf("start error %q: want the folder and the system's reason", msg)
 	}
 }

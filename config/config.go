@@ -53,7 +53,18 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string // text or json
+
+	// EventRetention is how long the live events that let pages catch up are
+	// kept; messages are kept for ever.
+	EventRetention time.Duration
+	// Synchronous is SQLite's synchronous setting: NORMAL, or FULL to survive a
+	// power cut with the last transactions too.
+	Synchronous string
 }
+
+// MinEventRetention is the shortest event retention accepted: shorter, a page
+// left in a background tab for a lunch break would have to reload.
+const MinEventRetention = time.Hour
 
 // Routee holds the Routee channel's settings.
 type Routee struct {
@@ -176,6 +187,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.LogLevel, "log-level", "SESSIONDESK_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "SESSIONDESK_LOG_FORMAT", "text", "text or json")
 
+	// Storage: event retention and durability.
+	dur(&c.EventRetention, "event-retention", "SESSIONDESK_EVENT_RETENTION", 720*time.Hour,
+		"how long live events (not messages) are kept, at least 1h")
+	str(&c.Synchronous, "sqlite-synchronous", "SESSIONDESK_SQLITE_SYNCHRONOUS", "NORMAL",
+		"NORMAL, or FULL to also keep the last transactions through a power cut (slower writes)")
+
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -213,6 +230,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, fmt.Errorf("--ws-max-per-agent must be at least 1, got %d", c.WSMaxPerAgent)
 	}
 	if err := c.checkRoutee(r); err != nil {
+		return Config{}, err
+	}
+	if err := c.checkStorage(); err != nil {
 		return Config{}, err
 	}
 	switch c.LogFormat {
@@ -356,5 +376,17 @@ func (c *Config) checkRoutee(r Routee) error {
 		}
 	}
 	c.Routee = &r
+	return nil
+}
+
+// checkStorage checks the event retention and the synchronous setting.
+func (c *Config) checkStorage() error {
+	if c.EventRetention < MinEventRetention {
+		return fmt.Errorf("--event-retention %s: keep events at least %s", c.EventRetention, MinEventRetention)
+	}
+	c.Synchronous = strings.ToUpper(c.Synchronous)
+	if c.Synchronous != "NORMAL" && c.Synchronous != "FULL" {
+		return fmt.Errorf("--sqlite-synchronous %q: want NORMAL or FULL", c.Synchronous)
+	}
 	return nil
 }

@@ -524,12 +524,25 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 
 // replay sends a connecting page what happened after its cursor up to the
 // hub's, as one frame built for it alone (one read), or a reload frame when
-// that is more than the cap.
+// that is more than the cap or was pruned.
 func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if upTo-after > h.opts.ReplayCap {
 		h.stats.reloads.Add(1)
 		h.writeReload(ctx, p.conn)
 		return fmt.Errorf("live hub: page %d events behind, over the cap of %d", upTo-after, h.opts.ReplayCap)
+	}
+	var first int64
+	if err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
+		first, err = r.FirstKeptEventID(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if after < first-1 {
+		// What it missed was pruned: replaying the rest would hide that.
+		h.stats.reloads.Add(1)
+		h.writeReload(ctx, p.conn)
+		return fmt.Errorf("live hub: page after event %d, events before %d are pruned", after, first)
 	}
 	b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
 	if err != nil {

@@ -349,6 +349,31 @@ func TestHubTellsAPageTooFarBehindToReload(t *testing.T) {
 	}
 }
 
+// A page whose cursor lies before the oldest kept event (the rest was pruned)
+// is told to reload, though it is within the replay cap: a replay of what is
+// left would hide what it missed.
+func TestHubReloadsAPageWhoseEventsWerePruned(t *testing.T) {
+	e := startHub(t, nil)
+	for i := range 4 {
+		e.write(t, i, "hello")
+	}
+	e.clk.Add(time.Hour)
+	e.write(t, 9, "after the cut")
+	last := e.waitCursor(t)
+	if n, err := e.st.PruneEvents(context.Background(), e.clk.Now().Add(-30*time.Minute), 0); err != nil || n != 4 {
+		t.Fatalf("pruned %d, %v; want the 4 old events", n, err)
+	}
+	c := e.dial(t, 0, last-3)
+	if g := readFrame(t, c); !g.reload || len(g.rows) != 0 {
+		t.Errorf("cursor before the pruned events: %+v, want only the reload frame", g)
+	}
+	// Right after the cut it replays what is kept.
+	c = e.dial(t, 0, last-1)
+	if g := readFrame(t, c); g.reload || len(g.rows) != 1 {
+		t.Errorf("cursor at the cut: %+v, want the one changed row", g)
+	}
+}
+
 // A page whose queue outgrows the bound (its browser does not keep up) loses
 // the queued frames and gets one reload frame, then close 1013.
 func TestHubDropsAPageThatFallsBehind(t *testing.T) {

@@ -48,6 +48,10 @@ type Options struct {
 	// MediaTokenTTL is how long an outbound attachment's public URL works: the
 	// provider fetches it within the message's ttl. Defaults to 25 h.
 	MediaTokenTTL time.Duration
+	// Synchronous is SQLite's synchronous setting, NORMAL (the default) or
+	// FULL. In WAL mode NORMAL never corrupts the database; a power cut may
+	// lose the last transactions. FULL syncs the WAL on every commit.
+	Synchronous string
 }
 
 // Store is the SQLite database. It is safe for concurrent use.
@@ -89,7 +93,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	params.Set("_busy_timeout", "5000")
 	params.Set("_journal_mode", "WAL")
 	params.Set("_foreign_keys", "on")
-	params.Set("_synchronous", "NORMAL")
+	switch opts.Synchronous {
+	case "":
+		opts.Synchronous = "NORMAL"
+	case "NORMAL", "FULL":
+	default:
+		return nil, fmt.Errorf("store: synchronous %q: want NORMAL or FULL", opts.Synchronous)
+	}
+	params.Set("_synchronous", opts.Synchronous)
 	params.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + params.Encode()
 
