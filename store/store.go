@@ -58,6 +58,9 @@ type Store struct {
 	// settings are the rules, rates and canned replies in force: swapped whole
 	// when an admin saves, shared by the copies WithClock makes.
 	settings *atomic.Pointer[AdminSettings]
+	// batch, set only on the copies Store.Batch hands out, makes every write
+	// join one bulk transaction (see import.go).
+	batch *batchTx
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to
@@ -154,6 +157,9 @@ func (s *Store) Now() time.Time { return s.opts.Now() }
 // writeTx runs fn in one write transaction (BEGIN IMMEDIATE, through the DSN's
 // _txlock), commits, and then tells Options.Committed when fn appended events.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
+	if s.batch != nil {
+		return s.batch.run(ctx, fn)
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
