@@ -108,12 +108,16 @@ func num(v float64, unit string) string {
 	return s + " " + unit
 }
 
-func ratio(v float64) string {
+// ratio shows a rate as a share of its baseline (%), and a latency or size as
+// a multiple (×).
+func ratio(v float64, unit string) string {
 	switch {
 	case math.IsNaN(v):
 		return "–"
-	case v < 0.1:
+	case strings.HasSuffix(unit, "/s") && v < 0.1:
 		return fmt.Sprintf("%.2f%%", v*100)
+	case strings.HasSuffix(unit, "/s"):
+		return fmt.Sprintf("%.0f%%", v*100)
 	case v < 10:
 		return fmt.Sprintf("%.2f×", v)
 	default:
@@ -133,7 +137,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		base, rat := "", ""
 		if f.Ratio != "" {
 			base = f.Baseline + ": " + num(f.BaseMedian, f.BaseUnit)
-			rat = ratio(f.RatioMedian)
+			rat = ratio(f.RatioMedian, f.Unit)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", f.Name, num(f.Median, f.Unit), base, rat, f.Target, f.Before)
 	}

@@ -319,6 +319,9 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 		na = len(agents.list)
 	}
 	for _, k := range r.o.senders {
+		if agents != nil {
+			agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
+		}
 		var ok, failed atomic.Int64
 		var firstErr atomic.Value
 		deadline := time.Now().Add(r.o.duration)
