@@ -24,20 +24,94 @@ func rawTxRate(ctx context.Context, path string, d time.Duration) (float64, erro
 // frameFunc is what an agent does with a frame.
 type frameFunc = func(frame []byte, at time.Time)
 
-// agent is one agent's browser with the inbox open.
+// agent is one agent's browser with the inbox open. Like the page's script, it
+// reconnects when the product drops its websocket, after a second, resuming
+// after the last event id its frames carried.
 type agent struct {
-	sock    *browser.Socket
+	login   string
 	observe atomic.Pointer[frameFunc] // swapped per measurement
 	cursor  atomic.Int64              // the last event id its frames carried
+	frames  atomic.Int64              // over every connection
+	drops   atomic.Int64              // connections the product ended
+	lastErr atomic.Value              // why the last one ended
+
+	mu      sync.Mutex
+	sock    *browser.Socket
+	closing bool
+	done    chan struct{}
+}
+
+func (a *agent) onFrame(frame []byte, at time.Time) {
+	a.frames.Add(1)
+	if c := latestCursor(frame); c > 0 {
+		a.cursor.Store(c)
+	}
+	if f := a.observe.Load(); f != nil {
+		(*f)(frame, at)
+	}
+}
+
+// keep reconnects until close; it owns a.done.
+func (a *agent) keep(ctx context.Context, p *product.Product) {
+	defer close(a.done)
+	for {
+		a.mu.Lock()
+		s := a.sock
+		a.mu.Unlock()
+		if s != nil {
+			<-s.Done()
+		}
+		a.mu.Lock()
+		if a.closing || ctx.Err() != nil {
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		if s != nil {
+			a.drops.Add(1)
+			a.lastErr.Store(fmt.Sprint(s.Err))
+		}
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+		next, err := browser.Dial(ctx, p.URL, a.login, product.Group, a.cursor.Load(), a.onFrame)
+		if err != nil {
+			a.lastErr.Store(err.Error())
+			next = nil
+		}
+		a.mu.Lock()
+		a.sock = next
+		if a.closing && next != nil {
+			a.mu.Unlock()
+			next.Close()
+			return
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *agent) close() {
+	a.mu.Lock()
+	a.closing = true
+	s := a.sock
+	a.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+	<-a.done
 }
 
 // agentSet is the agents of the ingest and live scenarios.
-type agentSet struct{ list []*agent }
+type agentSet struct {
+	list []*agent
+	stop context.CancelFunc
+}
 
 // openAgents signs in n distinct agents, each loading the inbox page for its
 // cursor and opening its websocket.
 func (r *runner) openAgents(ctx context.Context, p *product.Product, n int) (*agentSet, error) {
-	set := &agentSet{list: make([]*agent, n)}
+	ctx, stop := context.WithCancel(ctx)
+	set := &agentSet{list: make([]*agent, n), stop: stop}
 	errs := make([]error, n)
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
@@ -45,22 +119,17 @@ func (r *runner) openAgents(ctx context.Context, p *product.Product, n int) (*ag
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			login := fmt.Sprintf("agent-%04d", i)
-			after, err := browser.Cursor(ctx, r.client, p.URL, login, product.Group)
+			a := &agent{login: fmt.Sprintf("agent-%04d", i), done: make(chan struct{})}
+			after, err := browser.Cursor(ctx, r.client, p.URL, a.login, product.Group)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			a := &agent{}
 			a.cursor.Store(after)
-			a.sock, errs[i] = browser.Dial(ctx, p.URL, login, product.Group, after, func(frame []byte, at time.Time) {
-				if c := latestCursor(frame); c > 0 {
-					a.cursor.Store(c)
-				}
-				if f := a.observe.Load(); f != nil {
-					(*f)(frame, at)
-				}
-			})
+			if a.sock, errs[i] = browser.Dial(ctx, p.URL, a.login, product.Group, after, a.onFrame); errs[i] != nil {
+				return
+			}
+			go a.keep(ctx, p)
 			set.list[i] = a
 		})
 	}
@@ -76,11 +145,12 @@ func (r *runner) openAgents(ctx context.Context, p *product.Product, n int) (*ag
 func (s *agentSet) close() {
 	var wg sync.WaitGroup
 	for _, a := range s.list {
-		if a != nil && a.sock != nil {
-			wg.Go(a.sock.Close)
+		if a != nil {
+			wg.Go(a.close)
 		}
 	}
 	wg.Wait()
+	s.stop()
 }
 
 // quiet waits until no agent received a frame for 300 ms, at most for wait:
@@ -88,7 +158,7 @@ func (s *agentSet) close() {
 func (s *agentSet) quiet(ctx context.Context, wait time.Duration) {
 	frames := func() (n int64) {
 		for _, a := range s.list {
-			n += a.sock.Frames.Load()
+			n += a.frames.Load()
 		}
 		return n
 	}
@@ -103,16 +173,15 @@ func (s *agentSet) quiet(ctx context.Context, wait time.Duration) {
 	}
 }
 
-// failed reports a socket the product closed during the measurements.
-func (s *agentSet) failed() error {
-	for i, a := range s.list {
-		select {
-		case <-a.sock.Done():
-			return fmt.Errorf("agent %d: the websocket closed during the run: %v", i, a.sock.Err)
-		default:
+// drops counts the connections the product ended, and gives one reason.
+func (s *agentSet) drops() (n int64, why string) {
+	for _, a := range s.list {
+		n += a.drops.Load()
+		if e, ok := a.lastErr.Load().(string); ok && why == "" {
+			why = e
 		}
 	}
-	return nil
+	return n, why
 }
 
 // live offers client messages through the webhook at a fixed rate for the
@@ -120,6 +189,7 @@ func (s *agentSet) failed() error {
 // agent. during, when set, runs alongside (the churn) and stops when ctx does.
 func (r *runner) live(ctx context.Context, p *product.Product, spec dataset.Spec, agents *agentSet, rate int, name string, during func(ctx context.Context)) error {
 	r.phase++
+	dropsBefore, _ := agents.drops()
 	n := max(1, int(float64(rate)*r.o.duration.Seconds()))
 	tr := marker.New(r.phase, n, len(agents.list))
 	for i, a := range agents.list {
@@ -176,6 +246,11 @@ func (r *runner) live(ctx context.Context, p *product.Product, spec dataset.Spec
 		time.Sleep(10 * time.Millisecond)
 	}
 	lat, never := tr.Result(sent)
+	drops, why := agents.drops()
+	if drops > dropsBefore {
+		r.note(fmt.Sprintf("%s: the product ended %d agent websockets (the agents reconnected like the page does), e.g. %s", name, drops-dropsBefore, why))
+	}
+	r.rep.fig(name+": agent websockets the product dropped", "", "", "").add(float64(drops - dropsBefore))
 	if failed.Load() == int64(sent) {
 		return fmt.Errorf("%s: no webhook succeeded (%v)", name, firstErr.Load())
 	}
@@ -261,9 +336,9 @@ func (r *runner) idleSockets(ctx context.Context, p *product.Product, n int) err
 	return nil
 }
 
-// churn keeps r.o.churn sockets connecting and leaving (each stays 0.2–2 s,
-// then reconnects with the cursor it saw last, like the page's script) while
-// one agent measures live latency.
+// churn keeps r.o.churn sockets connecting and leaving (each stays 1–5 s,
+// then connects again after the measuring agent's latest event id, as a
+// reloaded page would) while one agent measures live latency.
 func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spec) error {
 	agents, err := r.openAgents(ctx, p, 1)
 	if err != nil {
@@ -292,7 +367,7 @@ func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spe
 						continue
 					}
 					connects.Add(1)
-					sleepCtx(ctx, time.Duration(200+rng.IntN(1800))*time.Millisecond)
+					sleepCtx(ctx, time.Duration(1000+rng.IntN(4000))*time.Millisecond)
 					s.Close()
 				}
 			})
@@ -311,7 +386,7 @@ func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spe
 		r.note(fmt.Sprintf("churn: %d connections failed, e.g. %v", failed.Load(), firstErr.Load()))
 	}
 	r.rep.fig("churn: websocket connections", "per s", "", "").add(float64(connects.Load()) / time.Since(start).Seconds())
-	return agents.failed()
+	return nil
 }
 
 // sleepCtx sleeps for d or until ctx ends; false when ctx ended.
