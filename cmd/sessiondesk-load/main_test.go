@@ -71,17 +71,24 @@ func TestReportRatiosAreMediansOfRunRatios(t *testing.T) {
 		f.addWith(run[0], "raw", "tx/s", run[1])
 	}
 	r.fig("never shown", "", "0", "").add(math.NaN())
+	lat := r.fig("live p50", "ms", "", "")
+	for _, v := range []float64{math.Inf(1), 20, math.Inf(1)} { // two runs showed nothing
+		lat.add(v)
+	}
 	r.finish()
+	if !math.IsInf(lat.Median, 1) {
+		t.Errorf("median of two runs with nothing shown and one at 20 ms = %v, want none shown", lat.Median)
+	}
 	if f.Median != 20 || f.BaseMedian != 100 || f.RatioMedian != 0.3 {
 		t.Errorf("median %v, baseline %v, ratio %v; want 20, 100, 0.3", f.Median, f.BaseMedian, f.RatioMedian)
 	}
 	var md strings.Builder
 	r.writeMarkdown(&md)
-	if !strings.Contains(md.String(), "| ingest | 20 msg/s | raw: 100 tx/s | 30% |") {
+	if !strings.Contains(md.String(), "| ingest | 20 msg/s | raw: 100 tx/s | 30% |") || !strings.Contains(md.String(), "| live p50 | none shown |") {
 		t.Errorf("markdown:\n%s", md.String())
 	}
 	var js strings.Builder
-	if err := r.writeJSON(&js); err != nil || strings.Contains(js.String(), "NaN") {
+	if err := r.writeJSON(&js); err != nil || strings.Contains(js.String(), "NaN") || strings.Contains(js.String(), "Inf") {
 		t.Errorf("JSON with NaN or failing (%v):\n%s", err, js.String())
 	}
 }

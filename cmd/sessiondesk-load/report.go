@@ -91,6 +91,9 @@ func num(v float64, unit string) string {
 	if math.IsNaN(v) {
 		return "–"
 	}
+	if math.IsInf(v, 1) {
+		return "none shown"
+	}
 	var s string
 	switch {
 	case v == math.Trunc(v) && math.Abs(v) < 1e9:
@@ -165,7 +168,7 @@ func (r *report) writeJSON(w io.Writer) error {
 	return enc.Encode(clean)
 }
 
-// JSON has no NaN: a missing value is -1.
+// JSON has no NaN or infinity: a missing value (or none shown) is -1.
 func finite(vs []float64) []float64 {
 	out := make([]float64, len(vs))
 	for i, v := range vs {

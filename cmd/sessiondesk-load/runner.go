@@ -380,10 +380,10 @@ func latestCursor(frame []byte) int64 {
 	return n
 }
 
-// quantile helpers on float64 milliseconds for figures.
-func nanIfZero(n int, v float64) float64 {
+// infIfNone is v, or +Inf when there were no samples (nothing was shown).
+func infIfNone(n int, v float64) float64 {
 	if n == 0 {
-		return math.NaN()
+		return math.Inf(1)
 	}
 	return v
 }
