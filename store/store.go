@@ -65,8 +65,8 @@ type Store struct {
 	// settings are the rules, rates and canned replies in force: swapped whole
 	// when an admin saves, shared by the copies WithClock makes.
 	settings *atomic.Pointer[AdminSettings]
-	// batch, when set, is the transaction of an Atomically call: every write
-	// and read joins it (see batch.go).
+	// batch, set only on the copies Store.Batch hands out, makes every write
+	// and read join its one transaction (see batch.go).
 	batch *batch
 }
 
@@ -226,7 +226,7 @@ func (s *Store) Now() time.Time { return s.opts.Now() }
 // transaction runs it again on its own.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
 	if s.batch != nil {
-		return s.batch.write(fn)
+		return s.batch.write(ctx, fn)
 	}
 	return s.writer.do(ctx, fn)
 }
@@ -234,7 +234,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, 
 // Read runs fn in one read transaction: everything fn reads comes from one
 // snapshot of the database, so a page and the event id it resumes after agree.
 func (s *Store) Read(ctx context.Context, fn func(r *Reader) error) error {
-	if s.batch != nil { // inside Atomically: read what the batch wrote so far
+	if s.batch != nil { // inside Batch: read what the batch wrote so far
 		return fn(&Reader{q: s.batch.tx, rules: s.Rules(), now: s.opts.Now()})
 	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
