@@ -102,6 +102,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	params.Set("_synchronous", opts.Synchronous)
 	params.Set("_txlock", "immediate")
+	// Prepared statements are kept per connection: preparing the store's
+	// queries anew took 40% of the CPU of a client message's transaction.
+	params.Set("_stmt_cache_size", "128")
 	dsn := "file:" + path + "?" + params.Encode()
 
 	write, err := sql.Open("sqlite3", dsn)
