@@ -16,7 +16,6 @@ import (
 
 	"sessiondesk/media"
 	"sessiondesk/media/upload"
-	"sessiondesk/phone"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -180,7 +179,7 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 	row := views.ConversationRow{
 		ID:         cv.ID,
 		Name:       cv.Contact.Name,
-		Phone:      phone.Display(cv.Contact.Phone),
+		Phone:      cv.Contact.PhoneDisplay,
 		Unread:     cv.Unread,
 		ActivityMS: lr.Key().ActivityMS,
 		Badge: views.SessionBadge{
@@ -227,7 +226,7 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	v := views.ConversationView{
 		ID:       id,
 		Name:     cv.Contact.Name,
-		Phone:    phone.Display(cv.Contact.Phone),
+		Phone:    cv.Contact.PhoneDisplay,
 		Messages: make([]views.Message, 0, len(msgs)),
 		Panel:    panel,
 		Composer: s.composer(cv, r.Now()),
@@ -264,7 +263,7 @@ func (s *Server) panelView(cv store.Conversation, sessions []session.Session, no
 		NowUnix:        now.UnixMilli(),
 		Currency:       rates.Currency,
 		ContactName:    cv.Contact.Name,
-		ContactPhone:   phone.Display(cv.Contact.Phone),
+		ContactPhone:   cv.Contact.PhoneDisplay,
 		Country:        cv.Contact.Country,
 	}
 	if cur := cv.State.Current; cur != nil {

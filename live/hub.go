@@ -85,6 +85,13 @@ type Hub struct {
 	ready     chan struct{} // closed once the cursor is known
 	readyOnce sync.Once
 
+	// replays keeps the replay frames built for the hub's current cursor:
+	// pages that reconnect together from the same event (a server restart, a
+	// network blip, a proxy that recycles connections) share one read and
+	// one render instead of each paying for its own.
+	replayMu sync.Mutex
+	replays  map[replayKey]replayFrame
+
 	stats hubStats
 }
 
@@ -310,7 +317,17 @@ func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, 
 			}
 			h.stats.messages.Add(int64(len(c.appended) + len(c.updated)))
 			if c.row != nil {
-				if err := r.State(ctx, &buf, c.row.Conversation, c.history, b.now); err != nil {
+				// The panel lists the conversation's sessions: read only for a
+				// conversation some page shows, once per batch.
+				var history []session.Session
+				err := h.opts.Store.Read(ctx, func(rd *store.Reader) (err error) {
+					history, err = rd.Sessions(ctx, c.row.ID, h.opts.History)
+					return err
+				})
+				if err != nil {
+					return nil, err
+				}
+				if err := r.State(ctx, &buf, c.row.Conversation, history, b.now); err != nil {
 					return nil, err
 				}
 				h.stats.states.Add(1)
@@ -340,9 +357,8 @@ type batch struct {
 // convChange is what a batch changed in one conversation.
 type convChange struct {
 	row         *store.ListRow
-	history     []session.Session // its sessions, latest first, for the panel
-	appended    []store.Message   // new messages, in order
-	updated     []store.Message   // messages whose status changed
+	appended    []store.Message // new messages, in order
+	updated     []store.Message // messages whose status changed
 	clientWrote bool
 	part        []byte // the rendered thread parts and state
 }
@@ -395,12 +411,7 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 			return err
 		}
 		for i := range b.rows {
-			c := b.convs[b.rows[i].ID]
-			c.row = &b.rows[i]
-			// One indexed read per touched conversation: its panel lists them.
-			if c.history, err = r.Sessions(ctx, b.rows[i].ID, h.opts.History); err != nil {
-				return err
-			}
+			b.convs[b.rows[i].ID].row = &b.rows[i]
 		}
 		msgs, err := r.MessagesByID(ctx, msgIDs)
 		if err != nil {
@@ -522,6 +533,45 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 	return nil
 }
 
+// replayKey names a replay frame: the events after `after` up to upTo, for a
+// page viewing a conversation (0 none).
+type replayKey struct{ after, upTo, viewing int64 }
+
+type replayFrame struct {
+	data     []byte
+	markRead bool // the page's conversation got a client message: it is read
+}
+
+// maxReplays bounds the replay frames kept for one cursor.
+const maxReplays = 64
+
+// cachedReplay returns the frame for key, built by build when no page has
+// asked for it since the hub's cursor last moved.
+func (h *Hub) cachedReplay(key replayKey, build func() (replayFrame, error)) (replayFrame, error) {
+	h.replayMu.Lock()
+	f, ok := h.replays[key]
+	h.replayMu.Unlock()
+	if ok {
+		return f, nil
+	}
+	f, err := build()
+	if err != nil {
+		return f, err
+	}
+	h.replayMu.Lock()
+	defer h.replayMu.Unlock()
+	for k := range h.replays {
+		if k.upTo != key.upTo || len(h.replays) >= maxReplays {
+			delete(h.replays, k)
+		}
+	}
+	if h.replays == nil {
+		h.replays = make(map[replayKey]replayFrame)
+	}
+	h.replays[key] = f
+	return f, nil
+}
+
 // replay sends a connecting page what happened after its cursor up to the
 // hub's, as one frame built for it alone (one read), or a reload frame when
 // that is more than the cap or was pruned.
@@ -544,24 +594,28 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 		h.writeReload(ctx, p.conn)
 		return fmt.Errorf("live hub: page after event %d, events before %d are pruned", after, first)
 	}
-	b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
-	if err != nil {
-		return err
-	}
-	if b == nil { // the events between were rolled back: nothing to show
-		return nil
-	}
-	b.last = upTo
-	data, err := h.frameBytes(ctx, b, p.viewing)
-	if err != nil {
+	f, err := h.cachedReplay(replayKey{after, upTo, p.viewing}, func() (replayFrame, error) {
+		b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
+		if err != nil || b == nil { // nil: the events between were rolled back, nothing to show
+			return replayFrame{}, err
+		}
+		b.last = upTo
+		data, err := h.frameBytes(ctx, b, p.viewing)
+		if err != nil {
+			return replayFrame{}, err
+		}
+		c := b.convs[p.viewing]
+		return replayFrame{data: data, markRead: c != nil && c.clientWrote}, nil
+	})
+	if err != nil || f.data == nil {
 		return err
 	}
 	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
-	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+	if err := p.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
 		return err
 	}
-	if c := b.convs[p.viewing]; c != nil && c.clientWrote {
+	if f.markRead {
 		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
 			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
 		}

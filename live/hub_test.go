@@ -323,6 +323,34 @@ func TestHubReplaysWhatAPageMissed(t *testing.T) {
 	}
 }
 
+// Pages that reconnect together from the same event (a restart, a network
+// blip) share one replay: the rows are read and rendered once, and every page
+// gets the same frame.
+func TestHubSharesOneReplayBetweenPagesFromTheSameCursor(t *testing.T) {
+	e := startHub(t, nil)
+	e.write(t, 1, "a")
+	cursor := e.waitCursor(t)
+	e.write(t, 2, "b")
+	e.write(t, 3, "c")
+	e.waitCursor(t)
+	before := e.hub.Stats().Rows
+	var first got
+	for i := range 5 {
+		g := readFrame(t, e.dial(t, 0, cursor))
+		if len(g.rows) != 2 {
+			t.Fatalf("page %d: replay %+v, want the two changed rows", i, g)
+		}
+		if i == 0 {
+			first = g
+		} else if g.size != first.size || strings.Join(g.rows, ",") != strings.Join(first.rows, ",") {
+			t.Errorf("page %d got %+v, the first %+v", i, g, first)
+		}
+	}
+	if rows := e.hub.Stats().Rows - before; rows != 2 {
+		t.Errorf("%d rows rendered for 5 pages replaying the same events, want 2 (once)", rows)
+	}
+}
+
 // Further behind than the cap, or ahead of anything stored: one reload frame,
 // then close 1013.
 func TestHubTellsAPageTooFarBehindToReload(t *testing.T) {

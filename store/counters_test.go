@@ -208,3 +208,40 @@ func TestCountersBackfilledByTheMigration(t *testing.T) {
 		t.Errorf("after the migration: %+v, want 4 used and 1 unanswered", st)
 	}
 }
+
+// A contact's number is formatted once, when it is stored, and contacts
+// stored before that (migration 00016) get theirs when the store opens.
+func TestPhoneDisplayStoredOnceAndFilledIn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	ctx := context.Background()
+	s, err := Open(ctx, path, Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := receive(t, s, "+375298603938", "hello")
+	display := func(s *Store) string {
+		var c Conversation
+		if err := s.Read(ctx, func(rd *Reader) (err error) {
+			c, err = rd.Conversation(ctx, r.Message.ConversationID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c.Contact.PhoneDisplay
+	}
+	if got := display(s); got != "+375 29 860-39-38" {
+		t.Errorf("stored display %q", got)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE contacts SET phone_display = ''`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path, Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := display(s); got != "+375 29 860-39-38" {
+		t.Errorf("display after reopening %q, want it filled in", got)
+	}
+}
