@@ -218,6 +218,17 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 	}
 }
 
+// writeReloadFrame tells a page to reload, then closes its socket with 1013:
+// the reloaded page connects afresh.
+func writeReloadFrame(conn *websocket.Conn) {
+	defer conn.Close()
+	deadline := time.Now().Add(wsWriteWait)
+	_ = conn.SetWriteDeadline(deadline)
+	if conn.WriteMessage(websocket.TextMessage, []byte(ReloadFrame)) == nil {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgain, "reload"), deadline)
+	}
+}
+
 // startCursor is the event a socket starts after: the page's, or the last one
 // when the page names none (integrations follow from now on). reload says the
 // page is further behind than replayCap events: it should reload instead.
@@ -370,13 +381,20 @@ func (s *Server) inboxSocket(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if after < 0 {
-		// "From now" is the store's newest event, which the hub may not have
-		// sent yet: the page joins once it has, and misses nothing after.
-		if after, _, err = s.startCursor(c.Request().Context(), after, lo.ReplayCap); err != nil {
-			release()
-			return err
+	// "From now" is the store's newest event, which the hub may not have sent
+	// yet: the page joins once it has, and misses nothing after. A page
+	// further behind the newest event than the cap reloads instead.
+	after, reload, err := s.startCursor(c.Request().Context(), after, lo.ReplayCap)
+	if err != nil {
+		release()
+		return err
+	}
+	if reload {
+		defer release()
+		if conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil); err == nil {
+			writeReloadFrame(conn)
 		}
+		return nil
 	}
 	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
 	if !lo.Reauth {
