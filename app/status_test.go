@@ -310,7 +310,7 @@ func TestSnoozeWakesLiveAtItsTime(t *testing.T) {
 	// Not yet: a commit of something else shows the waker left it alone.
 	ta.teamClientWrites(t, "+375447771122", "Still there?")
 	waitFrame(t, elsewhere, "Ivan's message", func(d *goquery.Document) bool {
-		return d.Find(`#list-delta [data-conversation-id="` + strconv.FormatInt(other, 10) + `"]`).Length() > 0
+		return d.Find(`#list-delta [data-conversation-id="`+strconv.FormatInt(other, 10)+`"]`).Length() > 0
 	})
 	if got := ta.convState(t, conv, "olga"); got.Status != "snoozed" {
 		t.Fatalf("a second before its time: %s", got.Status)
