@@ -382,7 +382,7 @@
 
   // ---------------------------------------------- status, snooze, assignment
 
-  // e resolves, p sets pending, a assigns to me: each presses its header
+  // e resolves, p sets pending, a assigns to me: each clicks its header
   // button, so the key and the click are one path. s opens the snooze picker.
   var STATUS_KEYS = {e: 'status-resolved', p: 'status-pending', a: 'assign-me'};
 
@@ -405,7 +405,9 @@
       var btn = document.querySelector('[data-testid="' + id + '"]');
       if (btn && btn.form) {
         e.preventDefault();
-        submitWith(btn.form, btn);
+        // A click, not requestSubmit: htmx takes the submitter's name=value
+        // from the button last clicked.
+        btn.click();
       }
     } else if (e.key === 's' && picker) {
       e.preventDefault();
