@@ -77,6 +77,9 @@ func (s *Server) inbox(c echo.Context) error {
 			if err != nil {
 				return err
 			}
+			if cv.Actions, err = s.threadActions(ctx, r, cv.ID, cv.Header.AssigneeLogin, currentAgent(c)); err != nil {
+				return err
+			}
 			page.Selected = &cv
 			page.Title = cv.Name
 		}
@@ -182,6 +185,7 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 		Phone:      cv.Contact.PhoneDisplay,
 		Unread:     cv.Unread,
 		ActivityMS: lr.Key().ActivityMS,
+		Status:     cv.Status,
 		Badge: views.SessionBadge{
 			Open:    st.Open,
 			EndsAt:  st.EndsAt,
@@ -189,6 +193,9 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 			Never:   st.Number == 0,
 			NowUnix: now.UnixMilli(),
 		},
+	}
+	if cv.Assignee != nil {
+		row.Assignee = cv.Assignee.Name
 	}
 	if cv.Last != nil {
 		row.Preview = preview(*cv.Last)
@@ -227,6 +234,7 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 		ID:       id,
 		Name:     cv.Contact.Name,
 		Phone:    cv.Contact.PhoneDisplay,
+		Header:   threadStatus(cv),
 		Messages: make([]views.Message, 0, len(msgs)),
 		Panel:    panel,
 		Composer: s.composer(cv, r.Now()),

@@ -396,7 +396,7 @@ func (s *Server) inboxSocket(c echo.Context) error {
 		}
 		return nil
 	}
-	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
+	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck, AgentID: agent.ID}
 	if !lo.Reauth {
 		// Header mode leaves Allowed nil: the page is sent back through the
 		// proxy at every re-check, the only one who knows a user was revoked.
@@ -448,6 +448,9 @@ func (v liveViews) Message(ctx context.Context, w io.Writer, m store.Message, ap
 
 func (v liveViews) State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error {
 	if err := views.SessionPanel(v.chrome(), v.s.panelView(cv, history, now), true).Render(ctx, w); err != nil {
+		return err
+	}
+	if err := views.ThreadStatusBar(threadStatus(cv), true).Render(ctx, w); err != nil {
 		return err
 	}
 	return views.ComposerActions(v.chrome(), v.s.composer(cv, now), true).Render(ctx, w)

@@ -79,6 +79,7 @@ type Hub struct {
 	mu     sync.Mutex
 	cursor int64 // the last event distributed to the pages
 	pages  map[*page]struct{}
+	agents map[int64]int // agent id -> pages open (PageOptions.AgentID)
 	caught chan struct{} // closed (and replaced) after every distributed batch
 	closed bool
 
@@ -141,7 +142,7 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.History <= 0 {
 		opts.History = 51
 	}
-	return &Hub{opts: opts, pages: make(map[*page]struct{}), caught: make(chan struct{}), ready: make(chan struct{})}
+	return &Hub{opts: opts, pages: make(map[*page]struct{}), agents: make(map[int64]int), caught: make(chan struct{}), ready: make(chan struct{})}
 }
 
 // Stats returns the counters so far.
@@ -156,6 +157,19 @@ func (h *Hub) Pages() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.pages)
+}
+
+// OnlineAgents returns the ids of the agents with at least one page
+// connected, in no particular order: who is online, for the round-robin
+// assignment.
+func (h *Hub) OnlineAgents() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int64, 0, len(h.agents))
+	for id := range h.agents {
+		out = append(out, id)
+	}
+	return out
 }
 
 // Cursor returns the id of the last event sent to the live pages.
@@ -443,6 +457,8 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 type PageOptions struct {
 	// Viewing is the conversation the page has open, 0 for none.
 	Viewing int64
+	// AgentID is the signed-in agent whose page it is (OnlineAgents); 0 for none.
+	AgentID int64
 	// After is the last event the page has shown; below 0 means "from now".
 	After int64
 	// ExpiresAt closes the socket with 1013 (come back through the sign-in);
@@ -465,7 +481,7 @@ var ErrClosed = errors.New("live hub: closed")
 // (one read), registers it for the live frames, and returns; one goroutine
 // then reads the socket (pongs, close) until it ends. Serve owns conn.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions) error {
-	p := &page{hub: h, conn: conn, viewing: opts.Viewing, writing: true, done: opts.Done}
+	p := &page{hub: h, conn: conn, viewing: opts.Viewing, agent: opts.AgentID, writing: true, done: opts.Done}
 	fail := func(err error) error {
 		conn.Close()
 		if p.done != nil {
@@ -498,6 +514,9 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		if opts.After <= h.cursor {
 			from = h.cursor
 			h.pages[p] = struct{}{}
+			if p.agent != 0 {
+				h.agents[p.agent]++
+			}
 			p.lastPing = time.Now()
 			h.mu.Unlock()
 			break
@@ -639,6 +658,11 @@ func (h *Hub) writeReload(ctx context.Context, conn *websocket.Conn) {
 // leave unregisters a page.
 func (h *Hub) leave(p *page) {
 	h.mu.Lock()
+	if _, ok := h.pages[p]; ok && p.agent != 0 {
+		if h.agents[p.agent]--; h.agents[p.agent] <= 0 {
+			delete(h.agents, p.agent)
+		}
+	}
 	delete(h.pages, p)
 	h.mu.Unlock()
 }

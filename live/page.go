@@ -19,6 +19,7 @@ type page struct {
 	hub     *Hub
 	conn    *websocket.Conn
 	viewing int64
+	agent   int64 // whose page it is, 0 when unknown
 	done    func()
 	expiry  *time.Timer
 

@@ -29,6 +29,12 @@ type Conversation struct {
 	Last   *Message
 	Unread int
 	State  session.State
+	// Status is open, pending, snoozed or resolved (ConvOpen...); SnoozedUntil
+	// is when a snoozed one reopens, zero otherwise.
+	Status       string
+	SnoozedUntil time.Time
+	// Assignee is the agent the conversation is assigned to; nil when none.
+	Assignee *AgentRef
 }
 
 // sessionColumns reads one session.Session: the session row, with the counts
@@ -123,12 +129,13 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.phone_display, ct.name, ct.country,
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
-       c.unread,
+       c.unread, c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN messages m ON m.id = c.last_message_id
-LEFT JOIN sessions ms ON ms.id = m.session_id` + latestSessionJoin
+LEFT JOIN sessions ms ON ms.id = m.session_id
+LEFT JOIN agents asg ON asg.id = c.assignee_id` + latestSessionJoin
 
 func scanConversation(row interface{ Scan(...any) error }) (Conversation, error) {
 	var (
@@ -138,10 +145,13 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 		lastAt, lastSentAt      sql.NullInt64
 		lastSession             int
 		unread                  int64
+		snoozedUntil            int64
+		assignee                AgentRef
 		st                      stateScan
 	)
 	dest := append([]any{&c.ID, &c.Contact.ID, &c.Contact.Phone, &c.Contact.PhoneDisplay, &c.Contact.Name, &c.Contact.Country,
-		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession, &unread}, st.dest()...)
+		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession, &unread,
+		&c.Status, &snoozedUntil, &assignee.ID, &assignee.Login, &assignee.Name}, st.dest()...)
 	if err := row.Scan(dest...); err != nil {
 		return Conversation{}, err
 	}
@@ -151,6 +161,10 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 			SentAt: fromMS(lastSentAt.Int64), SessionNumber: lastSession}
 	}
 	c.Unread = int(unread)
+	c.SnoozedUntil = fromMS(snoozedUntil)
+	if assignee.ID != 0 {
+		c.Assignee = &assignee
+	}
 	c.State = st.state()
 	return c, nil
 }

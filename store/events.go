@@ -12,6 +12,9 @@ const (
 	EventMessage = "message" // a message was added to a conversation
 	EventStatus  = "status"  // a business message's status changed
 	EventRead    = "read"    // a conversation was read
+	// EventConversation: the conversation itself changed (status, assignee):
+	// pages redraw its row and, when viewing it, the thread header.
+	EventConversation = "conversation"
 )
 
 // Event is one row of the append-only events table.

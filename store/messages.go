@@ -266,6 +266,13 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
 			return false, err
 		}
+		// A new session (a new client, or a client back after the window) is
+		// new work: the round robin, when on, gives it to an online agent.
+		if opened {
+			if err := s.autoAssign(ctx, tx, convID, now); err != nil {
+				return false, err
+			}
+		}
 		m, err := messageByID(ctx, tx, msgID)
 		if err != nil {
 			return false, err
@@ -375,6 +382,10 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	}
 	// Replying means the agent has read the conversation.
 	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
+		return nil, err
+	}
+	// And, to an unassigned conversation, that the agent takes it.
+	if err := assignOnReply(ctx, tx, now, send.ConversationID, send.AgentID); err != nil {
 		return nil, err
 	}
 	out := make([]Message, 0, len(ids))

@@ -68,6 +68,9 @@ type Store struct {
 	// batch, set only on the copies Store.Batch hands out, makes every write
 	// and read join its one transaction (see batch.go).
 	batch *batch
+	// online lists the agents with a live page open (SetOnlineAgents), shared
+	// by the copies WithClock makes.
+	online *atomic.Pointer[func() []int64]
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to
@@ -131,7 +134,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open read pool: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings])}
+	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
+		online: new(atomic.Pointer[func() []int64])}
 	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
 	if err := s.applyStoredSettings(ctx); err != nil {
 		s.Close()

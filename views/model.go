@@ -39,6 +39,10 @@ type ConversationRow struct {
 	// ActivityMS is the row's place in the list (last activity, Unix ms); with
 	// the id it orders rows the same way the server does.
 	ActivityMS int64
+	// Status is open, pending, snoozed or resolved; Assignee the assignee's
+	// name, "" when unassigned (the row shows the initials).
+	Status   string
+	Assignee string
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
@@ -159,11 +163,33 @@ type Canned struct {
 	Title, Text string
 }
 
+// ThreadStatus is what the thread header says of a conversation's status and
+// assignee. It is the same for every agent: live frames carry it to every
+// page that shows the conversation.
+type ThreadStatus struct {
+	ConversationID int64
+	Status         string    // open, pending, snoozed or resolved
+	SnoozedUntil   time.Time // when a snoozed conversation reopens
+	AssigneeLogin  string    // "" when unassigned
+	AssigneeName   string
+}
+
+// ThreadActions are the header's forms: the status buttons, the snooze
+// picker and the assignment. They post without JS; keys e, s, p and a press them.
+type ThreadActions struct {
+	StatusURL   string // POST: status (and the snooze time)
+	AssigneeURL string // POST: assignee (a login, "" for nobody)
+	MeLogin     string // the signed-in agent: "Assign to me"
+	Agents      []Option
+}
+
 // ConversationView is the selected conversation: header, thread, panel and composer.
 type ConversationView struct {
 	ID       int64
 	Name     string
 	Phone    string
+	Header   ThreadStatus
+	Actions  ThreadActions
 	Messages []Message
 	Panel    Panel
 	Composer Composer
@@ -279,6 +305,8 @@ type AdminSettingsPage struct {
 	Form  SettingsForm
 	Saved bool   // the last post saved
 	Error string // why the last post was refused
+	// AutoAssign is the round-robin auto-assignment's switch.
+	AutoAssign bool
 }
 
 // TokenRow is one API token in the list.

@@ -380,6 +380,95 @@
     }
   });
 
+  // ---------------------------------------------- status, snooze, assignment
+
+  // e resolves, p sets pending, a assigns to me: each clicks its header
+  // button, so the key and the click are one path. s opens the snooze picker.
+  var STATUS_KEYS = {e: 'status-resolved', p: 'status-pending', a: 'assign-me'};
+
+  function snoozePicker() {
+    return document.getElementById('snooze-picker');
+  }
+
+  document.addEventListener('keydown', function (e) {
+    var picker = snoozePicker();
+    if (e.key === 'Escape' && picker && picker.open) {
+      picker.open = false;
+      picker.querySelector('summary').focus();
+      return;
+    }
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) {
+      return;
+    }
+    var id = STATUS_KEYS[e.key];
+    if (id) {
+      var btn = document.querySelector('[data-testid="' + id + '"]');
+      if (btn && btn.form) {
+        e.preventDefault();
+        // A click, not requestSubmit: htmx takes the submitter's name=value
+        // from the button last clicked.
+        btn.click();
+      }
+    } else if (e.key === 's' && picker) {
+      e.preventDefault();
+      picker.open = true;
+      var first = picker.querySelector('[data-testid="snooze-1h"]');
+      if (first) {
+        first.focus();
+      }
+    }
+  });
+
+  // The snooze time in the browser's zone: "tomorrow 9:00" and a typed time
+  // are the agent's own, so the exact instant goes to the server. 1 h and 4 h
+  // are left to the server's clock (S10).
+  document.addEventListener('click', function (e) {
+    var b = e.target && e.target.closest && e.target.closest('[data-snooze-form] button[name="snooze"]');
+    if (!b) {
+      return;
+    }
+    var until = b.form.querySelector('[data-snooze-until]');
+    until.value = '';
+    var d = null;
+    if (b.value === 'tomorrow') {
+      d = new Date();
+      d.setDate(d.getDate() + 1);
+      d.setHours(9, 0, 0, 0);
+    } else if (b.value === 'at') {
+      var typed = b.form.querySelector('[data-snooze-local]').value;
+      d = typed ? new Date(typed) : null;
+    }
+    if (d && !isNaN(d.getTime())) {
+      until.value = d.toISOString();
+    }
+  }, true);
+
+  // A refused change says why under the buttons; a done one closes the picker.
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var form = e.detail && e.detail.elt;
+    var actions = form && form.closest && form.closest('[data-testid="thread-actions"]');
+    if (!actions) {
+      return;
+    }
+    var box = actions.querySelector('[data-thread-actions-error]');
+    if (e.detail.successful) {
+      box.hidden = true;
+      var picker = snoozePicker();
+      if (picker && form.hasAttribute('data-snooze-form')) {
+        picker.open = false;
+      }
+      return;
+    }
+    var xhr = e.detail.xhr, msg = 'Not saved (no connection). Try again.';
+    if (xhr && xhr.status) {
+      var doc = new DOMParser().parseFromString(xhr.responseText || '', 'text/html');
+      var m = doc.querySelector('[data-testid="error-message"]');
+      msg = m ? m.textContent : 'Not saved (HTTP ' + xhr.status + ').';
+    }
+    box.textContent = msg;
+    box.hidden = false;
+  });
+
   // -------------------------------------------------------------------- sandbox
 
   function sandboxError(message) {
