@@ -194,6 +194,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to report
+		}
 		return fmt.Errorf("live hub: %w", err)
 	}
 	h.readyOnce.Do(func() { close(h.ready) })
