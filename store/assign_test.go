@@ -490,21 +490,7 @@ func TestStatusAssigneeIndexServesTheViews(t *testing.T) {
 		`SELECT id FROM conversations WHERE status = 'open' AND assignee_id = 1 ORDER BY last_activity_at DESC, id DESC LIMIT 50`,
 		`SELECT id FROM conversations WHERE status = 'open' AND assignee_id IS NULL ORDER BY last_activity_at DESC, id DESC LIMIT 50`,
 	} {
-		rows, err := s.read.Query(`EXPLAIN QUERY PLAN ` + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := queryPlan(t, s, q)
 		if !strings.Contains(p, "conversations_by_status_assignee") || strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("%s\nplan: %s", q, p)
 		}
