@@ -104,7 +104,9 @@ func startHub(t testing.TB, mutate func(*HubOptions)) *hubEnv {
 			return
 		}
 		wg.Add(1)
-		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done})
+		agent, _ := strconv.ParseInt(r.URL.Query().Get("agent"), 10, 64)
+		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done,
+			Agent: agent, AgentName: r.URL.Query().Get("name")})
 	}))
 	t.Cleanup(func() {
 		cancel()
