@@ -31,9 +31,16 @@ func (r *Reader) AgentPrefs(ctx context.Context, agentID int64) (AgentPrefs, err
 	return p, nil
 }
 
-// SaveAgentPrefs stores an agent's notification settings, replacing the
-// previous ones. An agent that does not exist is ErrNotFound.
-func (s *Store) SaveAgentPrefs(ctx context.Context, agentID int64, p AgentPrefs) error {
+// AgentPrefsChange is what an update sets; a nil field keeps its value.
+type AgentPrefsChange struct {
+	Sound, Desktop *bool
+}
+
+// UpdateAgentPrefs applies ch to an agent's notification settings in one
+// statement (two updates of different settings at once both hold) and
+// returns them. An agent that does not exist is ErrNotFound.
+func (s *Store) UpdateAgentPrefs(ctx context.Context, agentID int64, ch AgentPrefsChange) (AgentPrefs, error) {
+	var p AgentPrefs
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?)`, agentID).Scan(&exists); err != nil {
@@ -42,15 +49,15 @@ func (s *Store) SaveAgentPrefs(ctx context.Context, agentID int64, p AgentPrefs)
 		if !exists {
 			return false, fmt.Errorf("agent %d: %w", agentID, ErrNotFound)
 		}
-		_, err := tx.ExecContext(ctx, `
-			INSERT INTO agent_prefs (agent_id, sound, desktop, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (agent_id) DO UPDATE SET sound = excluded.sound, desktop = excluded.desktop,
-			       updated_at = excluded.updated_at`,
-			agentID, p.Sound, p.Desktop, ms(s.opts.Now()))
-		return false, err
+		return false, tx.QueryRowContext(ctx, `
+			INSERT INTO agent_prefs (agent_id, sound, desktop, updated_at) VALUES (?1, coalesce(?2, 0), coalesce(?3, 0), ?4)
+			ON CONFLICT (agent_id) DO UPDATE SET sound = coalesce(?2, sound), desktop = coalesce(?3, desktop),
+			       updated_at = excluded.updated_at
+			RETURNING sound, desktop`,
+			agentID, ch.Sound, ch.Desktop, ms(s.opts.Now())).Scan(&p.Sound, &p.Desktop)
 	})
 	if err != nil {
-		return fmt.Errorf("save preferences of agent %d: %w", agentID, err)
+		return AgentPrefs{}, fmt.Errorf("save preferences of agent %d: %w", agentID, err)
 	}
-	return nil
+	return p, nil
 }
