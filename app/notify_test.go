@@ -114,7 +114,7 @@ func TestPreferencesForm(t *testing.T) {
 		doc.Find(`[data-testid="notify-sound"]`).Length() != 1 || doc.Find(`input[name="back"]`).AttrOr("value", "") != path {
 		t.Fatalf("the page's settings: %s", outer(bar))
 	}
-	if doc.Find("#presence-" + strconv.FormatInt(conv, 10)).Length() != 1 {
+	if doc.Find("#presence-"+strconv.FormatInt(conv, 10)).Length() != 1 {
 		t.Error("the thread header has no presence line")
 	}
 
