@@ -298,3 +298,48 @@ func TestSendToAgent(t *testing.T) {
 		t.Errorf("Boris's page got %+v first, want the event's row only", f)
 	}
 }
+
+// BenchmarkPresenceTyping: 100 pages connected, 20 of them viewing one
+// conversation (10 agents, two tabs each); one agent starts and stops typing,
+// until another agent's page has read both lines. The 80 other pages are
+// never touched.
+func BenchmarkPresenceTyping(b *testing.B) {
+	e := startHub(b, nil)
+	x, _ := e.write(b, 1, "x")
+	y, _ := e.write(b, 2, "y")
+	cursor := e.waitCursor(b)
+	var viewers []*websocket.Conn
+	for i := range 20 {
+		agent := int64(i/2 + 1)
+		viewers = append(viewers, e.dialAgent(b, x, cursor, agent, fmt.Sprintf("Agent %02d", agent)))
+	}
+	for i := range 80 {
+		e.dialAgent(b, y, cursor, int64(100+i), "Other")
+	}
+	e.waitPages(b, 100)
+	typist, watcher := viewers[0], viewers[2]
+	// Drain the joins: the watcher's line settles on all nine others.
+	for {
+		if strings.Count(nextPresence(b, watcher), "Agent") == 9 {
+			break
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, on := range []bool{true, false} {
+			if err := typist.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"typing":%v}`, on))); err != nil {
+				b.Fatal(err)
+			}
+			for {
+				if strings.Contains(nextPresence(b, watcher), "typing") == on {
+					break
+				}
+			}
+		}
+		// The rate limit would drop what a browser never sends this fast.
+		b.StopTimer()
+		time.Sleep(2 * inputEvery)
+		b.StartTimer()
+	}
+}
