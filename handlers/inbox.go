@@ -64,6 +64,9 @@ func (s *Server) inbox(c echo.Context) error {
 		if page.LastEventID, err = r.LastEventID(ctx); err != nil {
 			return err
 		}
+		if page.MaxMessageID, err = r.MaxMessageID(ctx); err != nil {
+			return err
+		}
 		if page.Rows, page.ListMore, err = s.listPage(ctx, r, before, selected); err != nil {
 			return err
 		}
@@ -86,6 +89,9 @@ func (s *Server) inbox(c echo.Context) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.withPrefs(ctx, &page.Chrome, currentAgent(c).ID, c.Request().URL.Path); err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.Inbox(page))
@@ -198,6 +204,9 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 		row.Assignee = cv.Assignee.Name
 	}
 	if cv.Last != nil {
+		if cv.Last.Direction == store.Inbound {
+			row.LastInID = cv.Last.ID
+		}
 		row.Preview = preview(*cv.Last)
 		row.LastAt = cv.Last.CreatedAt.In(time.Local)
 	}

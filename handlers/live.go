@@ -396,7 +396,8 @@ func (s *Server) inboxSocket(c echo.Context) error {
 		}
 		return nil
 	}
-	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck, AgentID: agent.ID}
+	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck,
+		Agent: agent.ID, AgentName: agent.Name}
 	if !lo.Reauth {
 		// Header mode leaves Allowed nil: the page is sent back through the
 		// proxy at every re-check, the only one who knows a user was revoked.

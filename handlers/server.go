@@ -142,6 +142,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/attachments/:aid/:thumb", s.attachment)
 	app.POST("/attachments/:aid/retry", s.retryDownload)
 	app.GET("/ws", s.inboxSocket)
+	app.POST("/me/preferences", s.savePrefsForm)
 
 	api := app.Group("/api/v1")
 	api.GET("/conversations", s.apiConversations)
@@ -152,6 +153,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	api.GET("/me/preferences", s.apiGetPrefs)
+	api.PATCH("/me/preferences", s.apiPatchPrefs)
 	s.registerAdmin(app)
 
 	if s.Phone != nil {

@@ -59,6 +59,9 @@ type HubOptions struct {
 	// History is how many sessions of a touched conversation the session
 	// panel lists, the current one included (default 51).
 	History int
+	// TypingTTL is how long an agent shows as typing without a renewal
+	// (default DefaultTypingTTL); expiry is checked on the hub's second tick.
+	TypingTTL time.Duration
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -79,7 +82,7 @@ type Hub struct {
 	mu     sync.Mutex
 	cursor int64 // the last event distributed to the pages
 	pages  map[*page]struct{}
-	agents map[int64]int // agent id -> pages open (PageOptions.AgentID)
+	agents map[int64]int // agent id -> pages open (PageOptions.Agent)
 	caught chan struct{} // closed (and replaced) after every distributed batch
 	closed bool
 
@@ -92,6 +95,11 @@ type Hub struct {
 	// one render instead of each paying for its own.
 	replayMu sync.Mutex
 	replays  map[replayKey]replayFrame
+	// presence carries the pages' presence changes to the hub goroutine,
+	// which alone owns pres; stopped is closed when Run returns.
+	presence chan presenceMsg
+	pres     presenceState
+	stopped  chan struct{}
 
 	stats hubStats
 }
@@ -106,10 +114,13 @@ type Stats struct {
 	Replays  int64 // pages caught up on connect
 	Reloads  int64 // pages told to reload
 	Dropped  int64 // pages dropped for falling behind
+	Presence int64 // presence lines sent to pages
+	Ignored  int64 // messages from browsers ignored (not ours, or over the rate)
 }
 
 type hubStats struct {
 	batches, rows, messages, states, frames, replays, reloads, dropped atomic.Int64
+	presence, ignored                                                  atomic.Int64
 }
 
 // NewHub returns a hub; Run starts it.
@@ -142,14 +153,19 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.History <= 0 {
 		opts.History = 51
 	}
-	return &Hub{opts: opts, pages: make(map[*page]struct{}), agents: make(map[int64]int), caught: make(chan struct{}), ready: make(chan struct{})}
+	if opts.TypingTTL <= 0 {
+		opts.TypingTTL = DefaultTypingTTL
+	}
+	return &Hub{opts: opts, pages: make(map[*page]struct{}), agents: make(map[int64]int), caught: make(chan struct{}), ready: make(chan struct{}),
+		presence: make(chan presenceMsg, 256), pres: newPresenceState(), stopped: make(chan struct{})}
 }
 
 // Stats returns the counters so far.
 func (h *Hub) Stats() Stats {
 	s := &h.stats
 	return Stats{Batches: s.batches.Load(), Rows: s.rows.Load(), Messages: s.messages.Load(), States: s.states.Load(),
-		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load()}
+		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load(),
+		Presence: s.presence.Load(), Ignored: s.ignored.Load()}
 }
 
 // Pages returns how many pages are connected.
@@ -186,6 +202,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	sub := h.opts.Broker.Subscribe()
 	defer sub.Close()
 	defer h.closeAll(CloseRestart, "server restarting")
+	defer close(h.stopped) // first: pages leaving stop waiting for the hub
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) error {
 		last, err := r.LastEventID(ctx)
 		h.mu.Lock()
@@ -206,12 +223,27 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
+		if !h.idle(ctx, sub.C, tick.C) {
+			return nil
+		}
+	}
+}
+
+// idle handles presence changes, which need no read of the store, until new
+// events or the tick call for a catch-up; false once ctx ends.
+func (h *Hub) idle(ctx context.Context, events <-chan struct{}, tick <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-sub.C:
-		case now := <-tick.C:
+			return false
+		case <-events:
+			return true
+		case now := <-tick:
 			h.ping(now)
+			h.expireTyping(ctx, now)
+			return true
+		case m := <-h.presence:
+			h.presenceChanged(ctx, m)
 		}
 	}
 }
@@ -460,8 +492,10 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 type PageOptions struct {
 	// Viewing is the conversation the page has open, 0 for none.
 	Viewing int64
-	// AgentID is the signed-in agent whose page it is (OnlineAgents); 0 for none.
-	AgentID int64
+	// Agent and AgentName are who the page is signed in as: the presence
+	// line of a conversation names the agents viewing it (0: nobody known).
+	Agent     int64
+	AgentName string
 	// After is the last event the page has shown; below 0 means "from now".
 	After int64
 	// ExpiresAt closes the socket with 1013 (come back through the sign-in);
@@ -484,7 +518,7 @@ var ErrClosed = errors.New("live hub: closed")
 // (one read), registers it for the live frames, and returns; one goroutine
 // then reads the socket (pongs, close) until it ends. Serve owns conn.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions) error {
-	p := &page{hub: h, conn: conn, viewing: opts.Viewing, agent: opts.AgentID, writing: true, done: opts.Done}
+	p := &page{hub: h, conn: conn, viewing: opts.Viewing, agent: opts.Agent, agentName: opts.AgentName, writing: true, done: opts.Done}
 	fail := func(err error) error {
 		conn.Close()
 		if p.done != nil {
@@ -551,6 +585,8 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		p.scheduleRecheck(opts.Recheck, opts.Allowed)
 	}
 	p.release()
+	// Joined before the reader starts, so its leave always comes after.
+	h.sendPresence(p, presenceJoin)
 	go p.read()
 	return nil
 }

@@ -106,7 +106,8 @@ func startHub(t testing.TB, mutate func(*HubOptions)) *hubEnv {
 			return
 		}
 		wg.Add(1)
-		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, AgentID: agent, Done: wg.Done})
+		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done,
+			Agent: agent, AgentName: r.URL.Query().Get("name")})
 	}))
 	t.Cleanup(func() {
 		cancel()

@@ -21,6 +21,12 @@ type Chrome struct {
 	// Unread is how many conversations have unread messages: the inbox's tab
 	// title starts with it, "(3) Sessiondesk".
 	Unread int
+	// AgentID is the signed-in agent; Prefs their notification settings
+	// (nil: no settings menu on this page); Path the page's own path, where
+	// saving the settings comes back to.
+	AgentID int64
+	Prefs   *NotifyPrefs
+	Path    string
 }
 
 // URL prefixes p with the base path.
@@ -43,6 +49,9 @@ type ConversationRow struct {
 	// name, "" when unassigned (the row shows the initials).
 	Status   string
 	Assignee string
+	// LastInID is the newest message's id when the client wrote it, else 0:
+	// the script notifies when it grows.
+	LastInID int64
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
@@ -203,6 +212,9 @@ type InboxPage struct {
 	ListMore    ListLink          // the next page of the list
 	Selected    *ConversationView // nil when no conversation is open
 	LastEventID int64             // the live stream resumes after this event
+	// MaxMessageID is the newest message when the page was drawn: client
+	// messages after it are news (the script notifies of them).
+	MaxMessageID int64
 }
 
 // SandboxClient is one simulated Viber user on the sandbox phone.
