@@ -121,3 +121,32 @@ func TestAgentPrefs(t *testing.T) {
 		t.Errorf("unknown agent: %v, want ErrNotFound", err)
 	}
 }
+
+// The reminder goes to the conversation's assignee, not to whoever replied
+// last; with nobody assigned, to the last agent who replied.
+func TestReminderGoesToTheAssignee(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boris, err := s.EnsureAgent(ctx, "boris", "Boris", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := receive(t, s, "+375298600001", "hello").Message.ConversationID
+	if _, err := s.AcceptBusinessMessages(ctx, BusinessSend{ConversationID: conv, AgentID: olga.ID,
+		Parts: []session.Part{{Kind: session.Text, Text: "hi"}}}); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, "+375298600001", "still there?")
+	if _, err := s.UpdateConversation(ctx, conv, olga.ID, ConversationUpdate{Assign: true, Assignee: "boris"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(session.Defaults().Window - 10*time.Minute))
+	got, err := s.TakeReminders(ctx, 15*time.Minute)
+	if err != nil || len(got) != 1 || got[0].AgentID != boris.ID {
+		t.Fatalf("reminders %+v, %v; want one, to Boris (%d), the assignee", got, err, boris.ID)
+	}
+}
