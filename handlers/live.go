@@ -378,7 +378,7 @@ func (s *Server) inboxSocket(c echo.Context) error {
 			return err
 		}
 	}
-	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
+	opts := live.PageOptions{Viewing: max(viewing, 0), Agent: agent.ID, After: after, Recheck: lo.Recheck}
 	if !lo.Reauth {
 		// Header mode leaves Allowed nil: the page is sent back through the
 		// proxy at every re-check, the only one who knows a user was revoked.

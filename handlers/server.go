@@ -84,7 +84,7 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
 	s.upgrader = s.newUpgrader()
 	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
-		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1})
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s}})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopHub = cancel
 	go func() {
@@ -149,6 +149,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	s.registerNotes(app, api)
 	s.registerAdmin(app)
 
 	if s.Phone != nil {

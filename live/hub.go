@@ -59,6 +59,9 @@ type HubOptions struct {
 	// History is how many sessions of a touched conversation the session
 	// panel lists, the current one included (default 51).
 	History int
+	// Notes draws internal notes and the mentions badge (notes.go); nil
+	// leaves notes out of the frames.
+	Notes NoteRenderer
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -98,10 +101,11 @@ type Stats struct {
 	Replays  int64 // pages caught up on connect
 	Reloads  int64 // pages told to reload
 	Dropped  int64 // pages dropped for falling behind
+	Notes    int64 // note bubbles rendered
 }
 
 type hubStats struct {
-	batches, rows, messages, states, frames, replays, reloads, dropped atomic.Int64
+	batches, rows, messages, states, frames, replays, reloads, dropped, notes atomic.Int64
 }
 
 // NewHub returns a hub; Run starts it.
@@ -141,7 +145,8 @@ func NewHub(opts HubOptions) *Hub {
 func (h *Hub) Stats() Stats {
 	s := &h.stats
 	return Stats{Batches: s.batches.Load(), Rows: s.rows.Load(), Messages: s.messages.Load(), States: s.states.Load(),
-		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load()}
+		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load(),
+		Notes: s.notes.Load()}
 }
 
 // Pages returns how many pages are connected.
@@ -211,7 +216,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 	defer h.mu.Unlock()
 	var err error
 	for p := range h.pages {
-		if _, err = h.frame(ctx, b, p.viewing); err != nil {
+		if _, err = h.pageFrame(ctx, b, p); err != nil {
 			break
 		}
 	}
@@ -220,7 +225,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 			p.enqueue(outgoing{reload: true})
 			continue
 		}
-		f, _ := h.frame(ctx, b, p.viewing) // built above
+		f, _ := h.pageFrame(ctx, b, p) // built above
 		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
 	}
 	if err != nil {
@@ -309,6 +314,9 @@ func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, 
 				}
 			}
 			h.stats.messages.Add(int64(len(c.appended) + len(c.updated)))
+			if err := h.renderNotes(ctx, &buf, c); err != nil {
+				return nil, err
+			}
 			if c.row != nil {
 				if err := r.State(ctx, &buf, c.row.Conversation, c.history, b.now); err != nil {
 					return nil, err
@@ -335,6 +343,8 @@ type batch struct {
 	list       []byte
 	cursorHTML []byte
 	frames     map[int64]*frame
+
+	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
 }
 
 // convChange is what a batch changed in one conversation.
@@ -343,6 +353,7 @@ type convChange struct {
 	history     []session.Session // its sessions, latest first, for the panel
 	appended    []store.Message   // new messages, in order
 	updated     []store.Message   // messages whose status changed
+	notes       []store.Note      // new internal notes, in order
 	clientWrote bool
 	part        []byte // the rendered thread parts and state
 }
@@ -376,7 +387,12 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 		b = &batch{last: events[len(events)-1].ID, now: r.Now(), convs: make(map[int64]*convChange), frames: make(map[int64]*frame)}
 		var convIDs, msgIDs []int64
 		kinds := make(map[int64]string) // message id -> the first event kind about it
+		var noteEvents []store.Event
 		for _, ev := range events {
+			if ev.Kind == store.EventNote { // read apart: a note changes no list row
+				noteEvents = append(noteEvents, ev)
+				continue
+			}
 			if _, ok := b.convs[ev.ConversationID]; !ok {
 				b.convs[ev.ConversationID] = &convChange{}
 				convIDs = append(convIDs, ev.ConversationID)
@@ -420,7 +436,7 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 				c.updated = append(c.updated, m)
 			}
 		}
-		return nil
+		return h.readNotes(ctx, r, b, noteEvents)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
@@ -432,6 +448,8 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 type PageOptions struct {
 	// Viewing is the conversation the page has open, 0 for none.
 	Viewing int64
+	// Agent is the agent the page is signed in as: mentions of them reach it.
+	Agent int64
 	// After is the last event the page has shown; below 0 means "from now".
 	After int64
 	// ExpiresAt closes the socket with 1013 (come back through the sign-in);
@@ -454,7 +472,7 @@ var ErrClosed = errors.New("live hub: closed")
 // (one read), registers it for the live frames, and returns; one goroutine
 // then reads the socket (pongs, close) until it ends. Serve owns conn.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions) error {
-	p := &page{hub: h, conn: conn, viewing: opts.Viewing, writing: true, done: opts.Done}
+	p := &page{hub: h, conn: conn, viewing: opts.Viewing, agent: opts.Agent, writing: true, done: opts.Done}
 	fail := func(err error) error {
 		conn.Close()
 		if p.done != nil {
@@ -554,6 +572,9 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	b.last = upTo
 	data, err := h.frameBytes(ctx, b, p.viewing)
 	if err != nil {
+		return err
+	}
+	if data, err = h.withMentions(ctx, b, p.agent, data); err != nil {
 		return err
 	}
 	h.stats.replays.Add(1)

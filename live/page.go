@@ -19,6 +19,7 @@ type page struct {
 	hub     *Hub
 	conn    *websocket.Conn
 	viewing int64
+	agent   int64 // the agent signed in on it, for their mentions
 	done    func()
 	expiry  *time.Timer
 

@@ -21,6 +21,8 @@ type Chrome struct {
 	// Unread is how many conversations have unread messages: the inbox's tab
 	// title starts with it, "(3) Sessiondesk".
 	Unread int
+	// Mentions is how many notes mention the agent unseen: the header's badge.
+	Mentions int
 }
 
 // URL prefixes p with the base path.
@@ -165,8 +167,10 @@ type ConversationView struct {
 	Name     string
 	Phone    string
 	Messages []Message
+	Notes    []Note // the internal notes of the time the messages cover
 	Panel    Panel
 	Composer Composer
+	Note     NoteComposer
 }
 
 // InboxPage is the three-pane inbox.
