@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"sessiondesk/session"
 )
@@ -291,5 +294,57 @@ func TestNotesDuringRacingSends(t *testing.T) {
 	}
 	if err := recount(ctx, s); err != nil {
 		t.Error(err)
+	}
+}
+
+// Migration 00013 goes down (the events table is rebuilt without note_id,
+// keeping every other event and the id sequence) and up again.
+func TestNotesMigrationDownAndUp(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	conv := receive(t, s, "+375298603938", "Hello").Message.ConversationID
+	a, _ := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if _, err := s.AddNote(ctx, conv, a.ID, "@olga hi"); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, "+375298603938", "again")
+	var last int64
+	_ = s.Read(ctx, func(r *Reader) error { last, _ = r.LastEventID(ctx); return nil })
+
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ApplyVersion(ctx, 13, false); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	var kinds []string
+	rows, err := s.write.QueryContext(ctx, `SELECT kind FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		_ = rows.Scan(&k)
+		kinds = append(kinds, k)
+	}
+	rows.Close()
+	if strings.Join(kinds, ",") != "message,message" {
+		t.Errorf("events after the way down: %v, want the two messages'", kinds)
+	}
+	var seq int64
+	if err := s.write.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq); err != nil || seq != last {
+		t.Errorf("the id sequence is %d (%v), want %d", seq, err, last)
+	}
+	if _, err := p.ApplyVersion(ctx, 13, true); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if _, err := s.AddNote(ctx, conv, a.ID, "after"); err != nil {
+		t.Errorf("a note after the way down and up: %v", err)
 	}
 }

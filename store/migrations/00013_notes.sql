@@ -28,6 +28,24 @@ CREATE INDEX note_mentions_by_note ON note_mentions (note_id);
 ALTER TABLE events ADD COLUMN note_id INTEGER REFERENCES notes (id);
 
 -- +goose Down
-ALTER TABLE events DROP COLUMN note_id;
+-- SQLite cannot drop a column that references another table: the events
+-- table is rebuilt without it. Note events go; the others keep their ids, and
+-- the id sequence stays where it was, so no id is ever handed out twice.
+CREATE TABLE events_before_notes (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+    message_id      INTEGER REFERENCES messages (id),
+    created_at      INTEGER NOT NULL
+);
+INSERT INTO events_before_notes (id, kind, conversation_id, message_id, created_at)
+    SELECT id, kind, conversation_id, message_id, created_at FROM events WHERE note_id IS NULL;
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'events_before_notes', seq FROM sqlite_sequence WHERE name = 'events'
+    AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events_before_notes');
+UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'events'))
+    WHERE name = 'events_before_notes';
+DROP TABLE events;
+ALTER TABLE events_before_notes RENAME TO events;
 DROP TABLE note_mentions;
 DROP TABLE notes;
