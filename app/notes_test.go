@@ -174,6 +174,9 @@ func TestNoteAppearsLiveOnlyInItsThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer phone.Close()
+	// Registered with the hub (a dial returns before the server has), so the
+	// note reaches them live, not in a catch-up of their own.
+	waitFor(t, "the three pages to join the hub", func() bool { return ta.handlers.Hub().Pages() == 3 })
 	notesBefore := ta.handlers.Hub().Stats().Notes
 
 	hostile := `<script>alert(1)</script><img src=x onerror=alert(2)> @local`
@@ -309,6 +312,7 @@ func TestMentionNotifiesOnlyTheMentionedAgent(t *testing.T) {
 		"ivan": ta.dialAs(t, "ivan", "/ws?conversation=0"+after), // elsewhere: the mention still reaches him
 		"anna": ta.dialAs(t, "anna", "/ws?conversation=1"+after),
 	}
+	waitFor(t, "the three pages to join the hub", func() bool { return ta.handlers.Hub().Pages() == 3 })
 
 	n := ta.addNote(t, conv, "@ivan can you check the refund? mail anna@example.com, ask @nobody. @olga too", as("olga")...)
 	if !reflect.DeepEqual(n.Mentions, []string{"ivan", "olga"}) || n.Author != "olga" {
