@@ -341,6 +341,11 @@ func TestMentionNotifiesOnlyTheMentionedAgent(t *testing.T) {
 			}
 		}
 	}
+	// A page of Ivan's that was away catches up on the mention too.
+	back := readFrameUpTo(t, ta.dialAs(t, "ivan", "/ws?conversation=0"+after), last)
+	if back.Find(`#mention-badge`).AttrOr("data-mention-count", "") != "1" {
+		t.Error("ivan's page catching up after the note got no mentions badge")
+	}
 	if c, shown := mentionBadge(t, ta, "ivan"); c != "1" || shown != "1" {
 		t.Errorf("ivan's badge after a reload: %q %q, want 1", c, shown)
 	}
