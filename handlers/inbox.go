@@ -75,6 +75,9 @@ func (s *Server) inbox(c echo.Context) error {
 				page.Unread++
 			}
 		}
+		if page.Mentions, err = unseenMentions(ctx, r, currentAgent(c).ID); err != nil {
+			return err
+		}
 		if selected != 0 {
 			cv, err := s.conversationView(ctx, r, selected)
 			if err != nil {
@@ -239,6 +242,10 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	if err != nil {
 		return views.ConversationView{}, err
 	}
+	notes, err := s.threadNotes(ctx, r, id, msgs)
+	if err != nil {
+		return views.ConversationView{}, err
+	}
 	v := views.ConversationView{
 		ID:       id,
 		Name:     cv.Contact.Name,
@@ -247,6 +254,8 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 		Messages: make([]views.Message, 0, len(msgs)),
 		Panel:    panel,
 		Composer: s.composer(cv, r.Now()),
+		Notes:    notes,
+		Note:     views.NoteComposer{ConversationID: id, MaxLen: store.MaxNoteLen},
 	}
 	for _, m := range msgs {
 		v.Messages = append(v.Messages, s.messageView(m))

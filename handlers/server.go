@@ -84,7 +84,7 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
 	s.upgrader = s.newUpgrader()
 	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
-		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1})
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s}})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopHub = cancel
 	go func() {
@@ -155,6 +155,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
 	api.GET("/me/preferences", s.apiGetPrefs)
 	api.PATCH("/me/preferences", s.apiPatchPrefs)
+	s.registerNotes(app, api)
 	s.registerAdmin(app)
 
 	if s.Phone != nil {

@@ -62,6 +62,9 @@ type HubOptions struct {
 	// TypingTTL is how long an agent shows as typing without a renewal
 	// (default DefaultTypingTTL); expiry is checked on the hub's second tick.
 	TypingTTL time.Duration
+	// Notes draws internal notes and the mentions badge (notes.go); nil
+	// leaves notes out of the frames.
+	Notes NoteRenderer
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -116,11 +119,12 @@ type Stats struct {
 	Dropped  int64 // pages dropped for falling behind
 	Presence int64 // presence lines sent to pages
 	Ignored  int64 // messages from browsers ignored (not ours, or over the rate)
+	Notes    int64 // note bubbles rendered
 }
 
 type hubStats struct {
 	batches, rows, messages, states, frames, replays, reloads, dropped atomic.Int64
-	presence, ignored                                                  atomic.Int64
+	presence, ignored, notes                                           atomic.Int64
 }
 
 // NewHub returns a hub; Run starts it.
@@ -165,7 +169,7 @@ func (h *Hub) Stats() Stats {
 	s := &h.stats
 	return Stats{Batches: s.batches.Load(), Rows: s.rows.Load(), Messages: s.messages.Load(), States: s.states.Load(),
 		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load(),
-		Presence: s.presence.Load(), Ignored: s.ignored.Load()}
+		Presence: s.presence.Load(), Ignored: s.ignored.Load(), Notes: s.notes.Load()}
 }
 
 // Pages returns how many pages are connected.
@@ -267,7 +271,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 	defer h.mu.Unlock()
 	var err error
 	for p := range h.pages {
-		if _, err = h.frame(ctx, b, p.viewing); err != nil {
+		if _, err = h.pageFrame(ctx, b, p); err != nil {
 			break
 		}
 	}
@@ -276,7 +280,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 			p.enqueue(outgoing{reload: true})
 			continue
 		}
-		f, _ := h.frame(ctx, b, p.viewing) // built above
+		f, _ := h.pageFrame(ctx, b, p) // built above
 		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
 	}
 	if err != nil {
@@ -365,6 +369,9 @@ func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, 
 				}
 			}
 			h.stats.messages.Add(int64(len(c.appended) + len(c.updated)))
+			if err := h.renderNotes(ctx, &buf, c); err != nil {
+				return nil, err
+			}
 			if c.row != nil {
 				// The panel lists the conversation's sessions: read only for a
 				// conversation some page shows, once per batch.
@@ -401,6 +408,8 @@ type batch struct {
 	list       []byte
 	cursorHTML []byte
 	frames     map[int64]*frame
+
+	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
 }
 
 // convChange is what a batch changed in one conversation.
@@ -408,6 +417,7 @@ type convChange struct {
 	row         *store.ListRow
 	appended    []store.Message // new messages, in order
 	updated     []store.Message // messages whose status changed
+	notes       []store.Note    // new internal notes, in order
 	clientWrote bool
 	part        []byte // the rendered thread parts and state
 }
@@ -441,7 +451,12 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 		b = &batch{last: events[len(events)-1].ID, now: r.Now(), convs: make(map[int64]*convChange), frames: make(map[int64]*frame)}
 		var convIDs, msgIDs []int64
 		kinds := make(map[int64]string) // message id -> the first event kind about it
+		var noteEvents []store.Event
 		for _, ev := range events {
+			if ev.Kind == store.EventNote { // read apart: a note changes no list row
+				noteEvents = append(noteEvents, ev)
+				continue
+			}
 			if _, ok := b.convs[ev.ConversationID]; !ok {
 				b.convs[ev.ConversationID] = &convChange{}
 				convIDs = append(convIDs, ev.ConversationID)
@@ -480,7 +495,7 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 				c.updated = append(c.updated, m)
 			}
 		}
-		return nil
+		return h.readNotes(ctx, r, b, noteEvents)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
@@ -597,7 +612,8 @@ type replayKey struct{ after, upTo, viewing int64 }
 
 type replayFrame struct {
 	data     []byte
-	markRead bool // the page's conversation got a client message: it is read
+	markRead bool   // the page's conversation got a client message: it is read
+	b        *batch // what it was built from: each agent's own mentions badge
 }
 
 // maxReplays bounds the replay frames kept for one cursor.
@@ -663,14 +679,18 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 			return replayFrame{}, err
 		}
 		c := b.convs[p.viewing]
-		return replayFrame{data: data, markRead: c != nil && c.clientWrote}, nil
+		return replayFrame{data: data, markRead: c != nil && c.clientWrote, b: b}, nil
 	})
 	if err != nil || f.data == nil {
 		return err
 	}
+	data, err := h.withMentions(ctx, f.b, p.agent, f.data)
+	if err != nil {
+		return err
+	}
 	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
-	if err := p.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
 	if f.markRead {

@@ -24,7 +24,7 @@ type page struct {
 	done    func()
 	expiry  *time.Timer
 
-	agent     int64 // whose page it is, 0 when unknown
+	agent     int64 // whose page it is (presence, mentions), 0 when unknown
 	agentName string
 	// presenceSent is the presence line last queued to the page (nil: none
 	// yet, the page shows nobody else); only the hub goroutine uses it.

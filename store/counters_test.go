@@ -205,7 +205,17 @@ func TestCountersBackfilledByTheMigration(t *testing.T) {
 		ALTER TABLE sessions DROP COLUMN used`); err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(ctx, s.write); err != nil {
+	// The later migrations stay applied: 00010 alone runs again.
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := recount(ctx, s); err != nil {

@@ -874,8 +874,8 @@ func thread(c Chrome, v ConversationView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		for _, m := range v.Messages {
-			templ_7745c5c3_Err = MessageBubble(m, false).Render(ctx, templ_7745c5c3_Buffer)
+		for _, it := range threadItems(v.Messages, v.Notes) {
+			templ_7745c5c3_Err = threadItemView(it).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -884,7 +884,7 @@ func thread(c Chrome, v ConversationView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = ComposerForm(c, v.Composer).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = ComposerTabs(c, v).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -27,6 +27,8 @@ type Chrome struct {
 	AgentID int64
 	Prefs   *NotifyPrefs
 	Path    string
+	// Mentions is how many notes mention the agent unseen: the header's badge.
+	Mentions int
 }
 
 // URL prefixes p with the base path.
@@ -200,8 +202,10 @@ type ConversationView struct {
 	Header   ThreadStatus
 	Actions  ThreadActions
 	Messages []Message
+	Notes    []Note // the internal notes of the time the messages cover
 	Panel    Panel
 	Composer Composer
+	Note     NoteComposer
 }
 
 // InboxPage is the three-pane inbox.

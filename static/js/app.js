@@ -3,8 +3,8 @@
  * - the live cursor: every websocket (re)connect resumes after the last event seen
  * - countdowns driven by the server's clock (S10), ticking every second
  * - every time shown rewritten in the browser's time zone
- * - keyboard: j / k to move between conversations, r to reply, Ctrl+Enter to
- *   send, Escape to leave the composer
+ * - keyboard: j / k to move between conversations, r to reply, n to write an
+ *   internal note, Ctrl+Enter to send, Escape to leave the composer
  * - the tab title's count of unread conversations
  * - the composer's character counter, thread scrolling, the sandbox's send form
  *
@@ -297,7 +297,7 @@
   }
 
   function enabledSend(form) {
-    var btn = form && form.querySelector('[data-testid="composer-send"], [data-testid="sandbox-send"]');
+    var btn = form && form.querySelector('[data-testid="composer-send"], [data-testid="sandbox-send"], [data-testid="note-send"]');
     return btn && !btn.disabled ? btn : null;
   }
 
@@ -313,6 +313,32 @@
     var t = e.target;
     if (t && t.hasAttribute && t.id && document.querySelector('[data-char-counter="' + t.id + '"]')) {
       updateCounter(t);
+    }
+  });
+
+  // ------------------------------------------------------------ internal notes
+  // The composer's Reply | Note tabs are radio buttons that CSS follows, so
+  // they work without JS; the keys r and n check them and focus the draft.
+
+  function openComposerMode(mode) {
+    var radio = document.getElementById('composer-mode-' + mode);
+    var ta = document.getElementById(mode === 'note' ? 'note-text' : 'composer-text');
+    if (!radio || !ta) {
+      return false;
+    }
+    radio.checked = true;
+    ta.focus();
+    var end = ta.value.length;
+    ta.setSelectionRange(end, end);
+    return true;
+  }
+
+  // A note added (or refused) comes back as a fresh Note tab: keep typing there.
+  document.addEventListener('htmx:afterSwap', function (e) {
+    var d = e.detail || {};
+    var from = d.requestConfig && d.requestConfig.elt;
+    if ((from && from.id === 'note-composer') || (d.elt && d.elt.id === 'note-composer')) {
+      openComposerMode('note');
     }
   });
 
@@ -374,10 +400,15 @@
     } else if (e.key === 'k') {
       e.preventDefault();
       moveConversation(-1);
+    } else if (e.key === 'n') {
+      if (openComposerMode('note')) {
+        e.preventDefault();
+      }
     } else if (e.key === 'r') {
       var ta = document.getElementById('composer-text');
       if (ta) {
         e.preventDefault();
+        openComposerMode('reply');
         ta.focus();
         var end = ta.value.length;
         ta.setSelectionRange(end, end);
@@ -1030,7 +1061,7 @@
     // Escape leaves the composer (after Ctrl+Enter the new one has the focus),
     // so that j and k move between conversations again.
     var t = e.target;
-    if (t && t.closest && t.closest('#composer') && isTyping(t)) {
+    if (t && t.closest && t.closest('#composer, #note-composer') && isTyping(t)) {
       t.blur();
     }
   });
