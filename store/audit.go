@@ -21,7 +21,8 @@ const (
 
 // AuditActions returns every audit action, for filters.
 func AuditActions() []string {
-	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke}
+	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke,
+		AuditContactEdit}
 }
 
 // AuditEntry is one row of the append-only audit log.
@@ -208,6 +209,8 @@ func (e AuditEntry) Summary() string {
 		return "Changed settings: " + strings.Join(parts, "; ") + "."
 	case AuditConfirmArrived, AuditResend:
 		return resolveSummary(e)
+	case AuditContactEdit:
+		return contactSummary(e)
 	case AuditTokenCreate, AuditTokenRevoke:
 		var d tokenDetail
 		if json.Unmarshal([]byte(e.Detail), &d) != nil {

@@ -16,6 +16,9 @@ type Contact struct {
 	Phone   string // E.164
 	Name    string
 	Country string // ISO 3166 region, "" when unknown
+	// Details are what agents keep about the client; nil where they were not
+	// read (the list's rows never need them).
+	Details *ContactDetails
 }
 
 // Conversation is a contact's thread with its session state.
@@ -247,7 +250,8 @@ func (s *Store) MarkRead(ctx context.Context, conversationID int64) error {
 }
 
 // upsertContact returns the contact with this phone, creating it; a non-empty
-// name replaces the stored one (Viber users change their display names).
+// name replaces the stored one (Viber users change their display names),
+// unless an agent named the client (EditContact): theirs stays.
 func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string, now time.Time) (int64, error) {
 	if name == "" {
 		name = phone
@@ -256,7 +260,8 @@ func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string,
 	err := tx.QueryRowContext(ctx, `
 		INSERT INTO contacts (phone, name, country, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (phone) DO UPDATE SET
-			name = CASE WHEN excluded.name <> excluded.phone THEN excluded.name ELSE contacts.name END,
+			name = CASE WHEN excluded.name <> excluded.phone AND contacts.name_set_by_agent = 0
+			            THEN excluded.name ELSE contacts.name END,
 			country = CASE WHEN excluded.country <> '' THEN excluded.country ELSE contacts.country END
 		RETURNING id`, phone, name, country, ms(now)).Scan(&id)
 	if err != nil {

@@ -12,6 +12,7 @@ const (
 	EventMessage = "message" // a message was added to a conversation
 	EventStatus  = "status"  // a business message's status changed
 	EventRead    = "read"    // a conversation was read
+	EventContact = "contact" // an agent edited the conversation's contact
 )
 
 // Event is one row of the append-only events table.
