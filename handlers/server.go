@@ -133,6 +133,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.POST("/c/:id/messages", s.sendForm)
 	app.POST("/c/:id/read", s.markRead)
 	app.GET("/c/:id/state", s.conversationState)
+	app.POST("/c/:id/contact", s.contactForm)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.POST("/c/:id/messages/:mid/confirm-arrived", s.confirmArrivedForm)
 	app.POST("/c/:id/messages/:mid/resend", s.resendForm)
@@ -149,6 +150,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	api.GET("/contacts/:id", s.apiContact)
+	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
 
 	if s.Phone != nil {
@@ -292,6 +295,8 @@ func render(c echo.Context, status int, comps ...templ.Component) error {
 type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Field names the refused field of a request, when one is to blame.
+	Field string `json:"field,omitempty"`
 }
 
 // errorHandler maps errors to HTTP in one place: a refusal by the rules to 409 or
@@ -316,7 +321,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case errors.Is(err, store.ErrNotFound):
 		status, body = http.StatusNotFound, apiError{Code: "not_found", Message: "No such conversation or message."}
 	case errors.As(err, &invalid):
-		status, body = http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: invalid.Message}
+		status, body = http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: invalid.Message, Field: invalid.Field}
 	case errors.As(err, &he):
 		status = he.Code
 		body = apiError{Code: codeForStatus(he.Code), Message: http.StatusText(he.Code)}

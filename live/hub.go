@@ -401,6 +401,10 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 			if c.history, err = r.Sessions(ctx, b.rows[i].ID, h.opts.History); err != nil {
 				return err
 			}
+			// And its contact's details, which the panel shows (a primary-key read).
+			if c.row.Contact, err = r.Contact(ctx, c.row.Contact.ID); err != nil {
+				return err
+			}
 		}
 		msgs, err := r.MessagesByID(ctx, msgIDs)
 		if err != nil {
