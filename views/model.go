@@ -173,14 +173,14 @@ type ConversationView struct {
 // InboxPage is the three-pane inbox.
 type InboxPage struct {
 	Chrome
-	Rows        []ConversationRow
-	ListBefore  string            // the list starts after this cursor; "" from the top
-	ListMore    ListLink          // the next page of the list
-	Selected    *ConversationView // nil when no conversation is open
+	Rows       []ConversationRow
+	ListBefore string            // the list starts after this cursor; "" from the top
+	ListMore   ListLink          // the next page of the list
+	Selected   *ConversationView // nil when no conversation is open
 	// Pane is what a phone (under 900 px) shows of the open conversation:
 	// "contact" for the session panel, "" for the thread.
-	Pane string
-	LastEventID int64             // the live stream resumes after this event
+	Pane        string
+	LastEventID int64 // the live stream resumes after this event
 }
 
 // SandboxClient is one simulated Viber user on the sandbox phone.
