@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +28,7 @@ func (s *Server) contactView(convID int64, ct store.Contact) views.ContactView {
 		Tags: strings.Join(d.Tags, ", "), Note: d.Note}
 	return views.ContactView{
 		ID: ct.ID, Phone: phone.Display(ct.Phone), Country: ct.Country, Name: ct.Name, Tags: d.Tags,
-		Values: vals, Orig: vals,
+		Values:    vals,
 		FormURL:   s.path("/c/" + strconv.FormatInt(convID, 10) + "/contact"),
 		SearchURL: s.path("/search?q=" + url.QueryEscape(ct.Phone)),
 	}
@@ -47,11 +46,12 @@ func splitTags(v string) []string {
 	return out
 }
 
-// contactForm is the contact card's post. Only the fields the agent changed
-// (those that differ from the orig_ values the form was rendered with) are
-// saved, so two agents editing different fields at once both keep theirs.
-// With htmx the answer is a fresh card (with the refusal and the typed values
-// when refused); without JS a redirect back, or the refusal as an error page.
+// contactForm is the contact card's post: the fields it holds are saved,
+// the others stay. The page's script sends only the fields the agent changed,
+// so two agents editing different fields at once both keep theirs; without
+// JS the form sends them all. With htmx the answer is a fresh card (with the
+// refusal and the typed values when refused); without JS a redirect back,
+// or the refusal as an error page.
 func (s *Server) contactForm(c echo.Context) error {
 	convID, err := conversationID(c)
 	if err != nil {
@@ -68,23 +68,31 @@ func (s *Server) contactForm(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
-	typed := views.ContactValues{Name: c.FormValue("name"), Email: c.FormValue("email"),
-		ExternalID: c.FormValue("external_id"), Tags: c.FormValue("tags"), Note: strings.ReplaceAll(c.FormValue("note"), "\r\n", "\n")}
-	orig := views.ContactValues{Name: c.FormValue("orig_name"), Email: c.FormValue("orig_email"),
-		ExternalID: c.FormValue("orig_external_id"), Tags: c.FormValue("orig_tags"), Note: strings.ReplaceAll(c.FormValue("orig_note"), "\r\n", "\n")}
-	var ch store.ContactChange
-	changed := func(name, typed, orig string) *string {
-		if typed == orig && c.Request().PostForm.Has("orig_"+name) {
-			return nil
-		}
-		return &typed
+	form, err := c.FormParams()
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "The contact form could not be read: "+err.Error())
 	}
-	ch.Name = changed("name", typed.Name, orig.Name)
-	ch.Email = changed("email", typed.Email, orig.Email)
-	ch.ExternalID = changed("external_id", typed.ExternalID, orig.ExternalID)
-	ch.Note = changed("note", typed.Note, orig.Note)
-	if tags := splitTags(typed.Tags); !slices.Equal(tags, splitTags(orig.Tags)) || !c.Request().PostForm.Has("orig_tags") {
+	typed := s.contactView(convID, ct).Values
+	var (
+		ch   store.ContactChange
+		sent []string
+	)
+	field := func(name string, dst *string, into **string) {
+		if form.Has(name) {
+			v := strings.ReplaceAll(form.Get(name), "\r\n", "\n")
+			*dst, *into = v, &v
+			sent = append(sent, name)
+		}
+	}
+	field("name", &typed.Name, &ch.Name)
+	field("email", &typed.Email, &ch.Email)
+	field("external_id", &typed.ExternalID, &ch.ExternalID)
+	field("note", &typed.Note, &ch.Note)
+	if form.Has("tags") {
+		typed.Tags = form.Get("tags")
+		tags := splitTags(typed.Tags)
 		ch.Tags = &tags
+		sent = append(sent, "tags")
 	}
 	saved, err := s.Store.EditContact(ctx, currentAgent(c).ID, ct.ID, ch)
 	var invalid *store.InvalidError
@@ -99,7 +107,7 @@ func (s *Server) contactForm(c echo.Context) error {
 	}
 	if invalid != nil {
 		v := s.contactView(convID, ct)
-		v.Values, v.Orig = typed, orig
+		v.Values, v.Sent = typed, sent
 		v.Error = &views.FieldError{Field: invalid.Field, Message: invalid.Message}
 		return render(c, http.StatusOK, views.ContactCard(s.chrome(c, ""), v, true))
 	}

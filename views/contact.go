@@ -1,5 +1,7 @@
 package views
 
+import "slices"
+
 // ContactView is the contact card of the session panel: what agents keep
 // about the client, and the form that edits it.
 type ContactView struct {
@@ -10,14 +12,18 @@ type ContactView struct {
 	Name string
 	Tags []string
 	// Values are what the form shows: the stored values, or what the agent
-	// typed when the save was refused. Orig are the values the agent started
-	// from, so that a save changes only the fields the agent changed.
-	Values, Orig ContactValues
-	FormURL      string // where the form posts
-	SearchURL    string // the search of the client's messages
+	// typed when the save was refused.
+	Values    ContactValues
+	FormURL   string // where the form posts
+	SearchURL string // the search of the client's messages
 	// Error is the refusal of the last save, nil when there is none.
 	Error *FieldError
+	// Sent names the fields of a refused save: the script sends them again
+	// with the next save even if the agent does not touch them.
+	Sent []string
 }
+
+func (v ContactView) sent(field string) bool { return slices.Contains(v.Sent, field) }
 
 // ContactValues are the contact form's fields, tags comma-separated.
 type ContactValues struct {

@@ -1260,6 +1260,26 @@
     return false;
   }
 
+  // A save sends only the fields the agent changed (the server keeps the
+  // rest), so a colleague's edit of another field meanwhile is not undone.
+  document.addEventListener('htmx:configRequest', function (e) {
+    var form = e.detail && e.detail.elt;
+    if (!form || form.id !== 'contact-form') {
+      return;
+    }
+    var fields = form.querySelectorAll('input[name], textarea[name]');
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value === fields[i].defaultValue && !fields[i].hasAttribute('data-send')) {
+        if (e.detail.formData) {
+          e.detail.formData.delete(fields[i].name);
+        }
+        if (e.detail.parameters) {
+          delete e.detail.parameters[fields[i].name];
+        }
+      }
+    }
+  });
+
   document.addEventListener('htmx:oobBeforeSwap', function (e) {
     var d = e.detail;
     if (!d || !d.target || d.target.id !== 'session-panel' || !d.fragment) {
