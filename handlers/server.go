@@ -150,6 +150,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
 	s.registerAdmin(app)
+	s.registerSearch(app, api)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:

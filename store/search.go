@@ -240,15 +240,13 @@ func (r *Reader) Search(ctx context.Context, q SearchQuery, limit int) ([]Search
 	}
 	var hits []int64 // message ids to snippet
 	if len(q.words) > 0 {
-		msgs, err := r.searchMessages(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
+		err := r.searchMessages(ctx, q, func(m messageHit) bool {
 			res := byConv[m.conv]
 			if res == nil {
 				if len(order) == limit {
-					continue // only the results already taken may still gain matches
+					// Full: stop, unless the results so far came from contacts
+					// and may still gain their matching messages.
+					return len(hits) < len(order)*matchesPerConversation && len(contactConvs) > 0
 				}
 				res = &SearchResult{}
 				byConv[m.conv] = res
@@ -258,6 +256,10 @@ func (r *Reader) Search(ctx context.Context, q SearchQuery, limit int) ([]Search
 				res.Matches = append(res.Matches, SearchMatch{MessageID: m.id, Direction: m.direction, At: fromMS(m.at)})
 				hits = append(hits, m.id)
 			}
+			return true
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if len(order) == 0 {
@@ -329,31 +331,33 @@ type messageHit struct {
 	direction    string
 }
 
-// searchMessages returns the newest matching messages, at most searchScan.
-// The full-text table hands them out newest first (order=DESC), so this reads
-// no more of a common word's matches than it returns.
-func (r *Reader) searchMessages(ctx context.Context, q SearchQuery) ([]messageHit, error) {
+// searchMessages hands each matching message to take, newest first, until
+// take returns false or searchScan were read. The full-text table hands them
+// out newest first (order=DESC), so a common word costs no more than a rare
+// one: only the messages read are looked at.
+func (r *Reader) searchMessages(ctx context.Context, q SearchQuery, take func(messageHit) bool) error {
 	rows, err := r.q.QueryContext(ctx, `
 		SELECT m.id, m.conversation_id, m.created_at, m.direction FROM messages_fts f
 		CROSS JOIN messages m ON m.id = f.docid
 		WHERE messages_fts MATCH ?
 		ORDER BY f.docid DESC LIMIT ?`, q.match(), searchScan)
 	if err != nil {
-		return nil, fmt.Errorf("search messages: %w", err)
+		return fmt.Errorf("search messages: %w", err)
 	}
 	defer rows.Close()
-	var out []messageHit
 	for rows.Next() {
 		var h messageHit
 		if err := rows.Scan(&h.id, &h.conv, &h.at, &h.direction); err != nil {
-			return nil, fmt.Errorf("search messages: %w", err)
+			return fmt.Errorf("search messages: %w", err)
 		}
-		out = append(out, h)
+		if !take(h) {
+			return nil
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search messages: %w", err)
+		return fmt.Errorf("search messages: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // snippets returns the snippet of each of these matching messages. SQLite's
@@ -513,4 +517,23 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// ThreadDepth returns how many messages of the conversation are message id or
+// newer: how many the thread must show to include it. ErrNotFound when the
+// conversation has no such message.
+func (r *Reader) ThreadDepth(ctx context.Context, conversationID, id int64) (int, error) {
+	var n int
+	var found bool
+	err := r.q.QueryRowContext(ctx, `
+		SELECT (SELECT count(*) FROM messages WHERE conversation_id = ?1 AND id >= ?2),
+		       EXISTS (SELECT 1 FROM messages WHERE id = ?2 AND conversation_id = ?1)`,
+		conversationID, id).Scan(&n, &found)
+	if err != nil {
+		return 0, fmt.Errorf("thread depth of message %d: %w", id, err)
+	}
+	if !found {
+		return 0, fmt.Errorf("message %d of conversation %d: %w", id, conversationID, ErrNotFound)
+	}
+	return n, nil
 }
