@@ -959,9 +959,26 @@
       return;
     }
     e.preventDefault();
+    swallowSlash = true;
     input.focus();
     input.select();
   });
+
+  // The / that focused the field is not typed into it. Cancelling the keydown
+  // is enough in a browser driven by a keyboard; a character delivered on its
+  // own afterwards (remote-driven browsers, some input methods) is dropped
+  // here, until the key is released.
+  var swallowSlash = false;
+  document.addEventListener('keypress', function (e) {
+    if (swallowSlash && e.key === '/') {
+      e.preventDefault();
+    }
+  }, true);
+  document.addEventListener('keyup', function (e) {
+    if (e.key === '/') {
+      swallowSlash = false;
+    }
+  }, true);
 
   // A search result links to /c/{id}?around={mid}#msg-{mid}: show that message
   // (centred, marked) instead of the newest. Runs after the thread scrolled to
