@@ -355,9 +355,20 @@ func TestMakeSnippet(t *testing.T) {
 	if strings.HasPrefix(text, "…ово") || strings.HasPrefix(text, "…лово") {
 		t.Errorf("cut inside a word: %q", text)
 	}
-	// Offsets beyond the text, or overlapping, are tolerated.
-	spans := parseOffsets("0 0 0 3 0 1 2 3 0 0 99 4 x", 5)
-	if len(spans) != 1 || spans[0] != (span{0, 5}) {
-		t.Errorf("parseOffsets: %v", spans)
+}
+
+func TestSearchMarksTheMatchingWords(t *testing.T) {
+	q, err := ParseSearch("cafe ПРИВ елк i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Un Café, привет! cafeteria précafé Ёлка I il"
+	var got []string
+	for _, sp := range q.marks(text) {
+		got = append(got, text[sp.start:sp.end])
+	}
+	want := "Café|привет|cafeteria|Ёлка|I"
+	if strings.Join(got, "|") != want {
+		t.Errorf("marked %q, want %q", strings.Join(got, "|"), want)
 	}
 }
