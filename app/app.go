@@ -55,6 +55,12 @@ type Options struct {
 	// Bodies bound request bodies in size and time; zero fields take
 	// handlers.DefaultBodyLimits.
 	Bodies handlers.BodyLimits
+	// SnoozeEvery is the longest the snooze waker sleeps (default 30 s);
+	// tests with a manual clock make it short.
+	SnoozeEvery time.Duration
+	// RemindEvery is how often sessions about to close unanswered are looked
+	// for (default 30 s).
+	RemindEvery time.Duration
 }
 
 // Unused attachment bytes (an upload refused, a download abandoned) are swept
@@ -84,13 +90,15 @@ type App struct {
 	// fake's callbacks, media downloads), so that shutdown can close its idle
 	// connections: one left unused would hold http.Server.Shutdown for 5 s when
 	// the inbox talks to itself (the sandbox).
-	outbound   *http.Transport
-	media      *media.Store
-	limits     media.Limits
-	bodies     handlers.BodyLimits
-	downloader *channel.Downloader
-	fetcher    *media.Fetcher
-	live       handlers.LiveOptions
+	outbound    *http.Transport
+	media       *media.Store
+	limits      media.Limits
+	bodies      handlers.BodyLimits
+	downloader  *channel.Downloader
+	fetcher     *media.Fetcher
+	live        handlers.LiveOptions
+	remindEvery time.Duration
+	snooze      time.Duration
 	// lock keeps a second inbox, or a restore, off the data folder until Run ends.
 	lock *store.FolderLock
 }
@@ -117,7 +125,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			lock.Unlock()
 		}
 	}()
-	a := &App{cfg: cfg, Broker: live.NewBroker(), live: opts.Live, lock: lock}
+	a := &App{cfg: cfg, Broker: live.NewBroker(), live: opts.Live, lock: lock, snooze: opts.SnoozeEvery,
+		remindEvery: opts.RemindEvery}
+	if a.snooze <= 0 {
+		a.snooze = snoozeEvery
+	}
+	if a.remindEvery <= 0 {
+		a.remindEvery = defaultRemindEvery
+	}
 	a.webhookSecret = cfg.WebhookSecret
 	if a.webhookSecret == "" {
 		secret, err := sandbox.RandomSecret(16)
@@ -278,6 +293,8 @@ func (a *App) routes() http.Handler {
 		Live:          a.liveOptions(),
 	})
 	a.handlers.Register(e)
+	// Online is having a live page open: the round robin asks the hub.
+	a.Store.SetOnlineAgents(a.handlers.Hub().OnlineAgents)
 	// Every state-changing request from another site is refused (the browser
 	// says so in Sec-Fetch-Site or Origin); scripts without those headers pass.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(e)
@@ -344,6 +361,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.media.SweepEvery(runCtx, sweepEvery, mediaGrace, a.Store.HashInUse, a.log.With("component", "media"))
 	})
 	wg.Go(func() { a.pruneEvents(runCtx) })
+	wg.Go(func() { a.wakeSnoozed(runCtx, a.snooze) })
+	wg.Go(func() { a.remindSessions(runCtx, a.remindEvery) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.ln) }()
 

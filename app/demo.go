@@ -133,7 +133,7 @@ func seedDemo(ctx context.Context, st *store.Store) (bool, error) {
 }
 
 func seedClients(ctx context.Context, st *store.Store, clients []demoClient) (added bool, err error) {
-	err = st.Atomically(ctx, func(st *store.Store) error {
+	err = st.Batch(ctx, func(st *store.Store) error {
 		var empty bool
 		if err := st.Read(ctx, func(r *store.Reader) error {
 			cs, err := r.Contacts(ctx, 1)

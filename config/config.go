@@ -60,6 +60,10 @@ type Config struct {
 	// Synchronous is SQLite's synchronous setting: NORMAL, or FULL to survive a
 	// power cut with the last transactions too.
 	Synchronous string
+
+	// NotifyBefore is how long before a session ends, with the client's last
+	// message unanswered, the conversation's agent is reminded; 0 never.
+	NotifyBefore time.Duration
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -192,6 +196,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		"how long live events (not messages) are kept, at least 1h")
 	str(&c.Synchronous, "sqlite-synchronous", "SESSIONDESK_SQLITE_SYNCHRONOUS", "NORMAL",
 		"NORMAL, or FULL to also keep the last transactions through a power cut (slower writes)")
+	dur(&c.NotifyBefore, "notify-before", "SESSIONDESK_NOTIFY_BEFORE", 15*time.Minute,
+		"remind the agent this long before a session ends with the client unanswered; 0 never")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -379,8 +385,12 @@ func (c *Config) checkRoutee(r Routee) error {
 	return nil
 }
 
-// checkStorage checks the event retention and the synchronous setting.
+// checkStorage checks the event retention and the synchronous setting (and
+// the reminder's lead time, a duration checked alongside).
 func (c *Config) checkStorage() error {
+	if c.NotifyBefore < 0 || c.NotifyBefore > 24*time.Hour {
+		return fmt.Errorf("--notify-before %s: want 0 (never) up to 24h", c.NotifyBefore)
+	}
 	if c.EventRetention < MinEventRetention {
 		return fmt.Errorf("--event-retention %s: keep events at least %s", c.EventRetention, MinEventRetention)
 	}

@@ -40,6 +40,10 @@ type testApp struct {
 
 type appOptions struct {
 	publicURL string
+	// env is the app's environment (SESSIONDESK_AUTH and the like); nil: none.
+	env map[string]string
+	// listener, when set, is served (its URL the public URL, when none is given).
+	listener net.Listener
 }
 
 // startApp starts an app; it stops at the end of the test. Its logs are shown
@@ -48,18 +52,25 @@ func startApp(t *testing.T, opts appOptions) *testApp {
 	t.Helper()
 	needBrowser(t) // skip before anything starts
 	args := []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--no-demo"}
+	if opts.listener != nil {
+		args[1] = opts.listener.Addr().String()
+		if opts.publicURL == "" {
+			opts.publicURL = "http://" + args[1]
+		}
+	}
 	if opts.publicURL != "" {
 		args = append(args, "--public-url", opts.publicURL)
 	}
-	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
+	cfg, err := config.Parse(args, func(k string) string { return opts.env[k] }, io.Discard)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
 	clk := clock.NewManual(t0)
 	a, err := app.New(context.Background(), cfg, app.Options{
-		Now: clk.Now,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Now:      clk.Now,
+		Listener: opts.listener,
+		Log:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		t.Fatalf("app: %v", err)

@@ -40,6 +40,7 @@ func (s *Server) registerAdmin(g *echo.Group) {
 	adm.GET("/audit.csv", s.adminAuditCSV)
 	adm.GET("/settings", s.adminSettings)
 	adm.POST("/settings", s.adminSaveSettings)
+	adm.POST("/auto-assign", s.adminAutoAssign)
 	adm.GET("/tokens", s.adminTokens)
 	adm.POST("/tokens", s.adminCreateToken)
 	adm.POST("/tokens/:tid/revoke", s.adminRevokeToken)
@@ -393,6 +394,10 @@ func (s *Server) adminSettings(c echo.Context) error {
 		Chrome: s.chrome(c, "Settings"),
 		Form:   withBlankRows(settingsForm(s.Store.Settings())),
 		Saved:  c.QueryParam("saved") == "1",
+	}
+	var err error
+	if p.AutoAssign, err = s.Store.AutoAssign(c.Request().Context()); err != nil {
+		return err
 	}
 	return render(c, http.StatusOK, views.AdminSettings(p))
 }

@@ -63,6 +63,11 @@ type apiConversation struct {
 	Unread      int         `json:"unread"`
 	LastMessage *apiMessage `json:"last_message"`
 	Session     apiSession  `json:"session"`
+	// Status is open, pending, snoozed or resolved; SnoozedUntil is when a
+	// snoozed one reopens (null otherwise); Assignee is null when unassigned.
+	Status       string       `json:"status"`
+	SnoozedUntil *time.Time   `json:"snoozed_until"`
+	Assignee     *apiAssignee `json:"assignee"`
 	// Sessions is the session history, the latest first; only on
 	// GET /api/v1/conversations/{id}.
 	Sessions []apiSessionRecord `json:"sessions,omitempty"`
@@ -98,6 +103,7 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 		ID:      cv.ID,
 		Contact: apiContact{Name: cv.Contact.Name, Phone: cv.Contact.Phone, Country: cv.Contact.Country},
 		Unread:  cv.Unread,
+		Status:  cv.Status,
 		Session: apiSession{
 			Open: st.Open, Number: st.Number, Used: st.Used, Remaining: st.Remaining,
 			Unanswered: st.Unanswered, UnansweredLeft: st.UnansweredLeft, Media: st.Media,
@@ -107,6 +113,13 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 	if cv.Last != nil {
 		m := toAPIMessage(*cv.Last)
 		out.LastMessage = &m
+	}
+	if cv.Status == store.ConvSnoozed {
+		until := cv.SnoozedUntil
+		out.SnoozedUntil = &until
+	}
+	if a := cv.Assignee; a != nil {
+		out.Assignee = &apiAssignee{Login: a.Login, Name: a.Name}
 	}
 	if cur := cv.State.Current; cur != nil {
 		start, end := st.StartedAt, st.EndsAt

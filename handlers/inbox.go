@@ -16,7 +16,6 @@ import (
 
 	"sessiondesk/media"
 	"sessiondesk/media/upload"
-	"sessiondesk/phone"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -65,6 +64,9 @@ func (s *Server) inbox(c echo.Context) error {
 		if page.LastEventID, err = r.LastEventID(ctx); err != nil {
 			return err
 		}
+		if page.MaxMessageID, err = r.MaxMessageID(ctx); err != nil {
+			return err
+		}
 		if page.Rows, page.ListMore, err = s.listPage(ctx, r, before, selected); err != nil {
 			return err
 		}
@@ -73,9 +75,15 @@ func (s *Server) inbox(c echo.Context) error {
 				page.Unread++
 			}
 		}
+		if page.Mentions, err = unseenMentions(ctx, r, currentAgent(c).ID); err != nil {
+			return err
+		}
 		if selected != 0 {
 			cv, err := s.conversationView(ctx, r, selected)
 			if err != nil {
+				return err
+			}
+			if cv.Actions, err = s.threadActions(ctx, r, cv.ID, cv.Header.AssigneeLogin, currentAgent(c)); err != nil {
 				return err
 			}
 			// A search result's link to an older message: reach back to it.
@@ -88,6 +96,9 @@ func (s *Server) inbox(c echo.Context) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.withPrefs(ctx, &page.Chrome, currentAgent(c).ID, c.Request().URL.Path); err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.Inbox(page))
@@ -184,9 +195,10 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 	row := views.ConversationRow{
 		ID:         cv.ID,
 		Name:       cv.Contact.Name,
-		Phone:      phone.Display(cv.Contact.Phone),
+		Phone:      cv.Contact.PhoneDisplay,
 		Unread:     cv.Unread,
 		ActivityMS: lr.Key().ActivityMS,
+		Status:     cv.Status,
 		Badge: views.SessionBadge{
 			Open:    st.Open,
 			EndsAt:  st.EndsAt,
@@ -195,7 +207,13 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 			NowUnix: now.UnixMilli(),
 		},
 	}
+	if cv.Assignee != nil {
+		row.Assignee = cv.Assignee.Name
+	}
 	if cv.Last != nil {
+		if cv.Last.Direction == store.Inbound {
+			row.LastInID = cv.Last.ID
+		}
 		row.Preview = preview(*cv.Last)
 		row.LastAt = cv.Last.CreatedAt.In(time.Local)
 	}
@@ -228,13 +246,20 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	if err != nil {
 		return views.ConversationView{}, err
 	}
+	notes, err := s.threadNotes(ctx, r, id, msgs)
+	if err != nil {
+		return views.ConversationView{}, err
+	}
 	v := views.ConversationView{
 		ID:       id,
 		Name:     cv.Contact.Name,
-		Phone:    phone.Display(cv.Contact.Phone),
+		Phone:    cv.Contact.PhoneDisplay,
+		Header:   threadStatus(cv),
 		Messages: make([]views.Message, 0, len(msgs)),
 		Panel:    panel,
 		Composer: s.composer(cv, r.Now()),
+		Notes:    notes,
+		Note:     views.NoteComposer{ConversationID: id, MaxLen: store.MaxNoteLen},
 	}
 	for _, m := range msgs {
 		v.Messages = append(v.Messages, s.messageView(m))
@@ -268,7 +293,7 @@ func (s *Server) panelView(cv store.Conversation, sessions []session.Session, no
 		NowUnix:        now.UnixMilli(),
 		Currency:       rates.Currency,
 		ContactName:    cv.Contact.Name,
-		ContactPhone:   phone.Display(cv.Contact.Phone),
+		ContactPhone:   cv.Contact.PhoneDisplay,
 		Country:        cv.Contact.Country,
 	}
 	if cur := cv.State.Current; cur != nil {

@@ -218,6 +218,17 @@ func (s *Server) stream(c echo.Context, after int64, frame frameFunc) error {
 	}
 }
 
+// writeReloadFrame tells a page to reload, then closes its socket with 1013:
+// the reloaded page connects afresh.
+func writeReloadFrame(conn *websocket.Conn) {
+	defer conn.Close()
+	deadline := time.Now().Add(wsWriteWait)
+	_ = conn.SetWriteDeadline(deadline)
+	if conn.WriteMessage(websocket.TextMessage, []byte(ReloadFrame)) == nil {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeTryAgain, "reload"), deadline)
+	}
+}
+
 // startCursor is the event a socket starts after: the page's, or the last one
 // when the page names none (integrations follow from now on). reload says the
 // page is further behind than replayCap events: it should reload instead.
@@ -370,15 +381,23 @@ func (s *Server) inboxSocket(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if after < 0 {
-		// "From now" is the store's newest event, which the hub may not have
-		// sent yet: the page joins once it has, and misses nothing after.
-		if after, _, err = s.startCursor(c.Request().Context(), after, lo.ReplayCap); err != nil {
-			release()
-			return err
-		}
+	// "From now" is the store's newest event, which the hub may not have sent
+	// yet: the page joins once it has, and misses nothing after. A page
+	// further behind the newest event than the cap reloads instead.
+	after, reload, err := s.startCursor(c.Request().Context(), after, lo.ReplayCap)
+	if err != nil {
+		release()
+		return err
 	}
-	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck}
+	if reload {
+		defer release()
+		if conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil); err == nil {
+			writeReloadFrame(conn)
+		}
+		return nil
+	}
+	opts := live.PageOptions{Viewing: max(viewing, 0), After: after, Recheck: lo.Recheck,
+		Agent: agent.ID, AgentName: agent.Name}
 	if !lo.Reauth {
 		// Header mode leaves Allowed nil: the page is sent back through the
 		// proxy at every re-check, the only one who knows a user was revoked.
@@ -430,6 +449,9 @@ func (v liveViews) Message(ctx context.Context, w io.Writer, m store.Message, ap
 
 func (v liveViews) State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error {
 	if err := views.SessionPanel(v.chrome(), v.s.panelView(cv, history, now), true).Render(ctx, w); err != nil {
+		return err
+	}
+	if err := views.ThreadStatusBar(threadStatus(cv), true).Render(ctx, w); err != nil {
 		return err
 	}
 	return views.ComposerActions(v.chrome(), v.s.composer(cv, now), true).Render(ctx, w)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"sessiondesk/phone"
 	"sessiondesk/store"
 	"sessiondesk/views"
 )
@@ -88,7 +87,7 @@ func (s *Server) searchView(c echo.Context, q string, limit int) (views.SearchVi
 		for _, sr := range res {
 			cv := sr.Conversation
 			out := views.SearchResult{ConversationID: cv.ID, Name: cv.Contact.Name,
-				Phone: phone.Display(cv.Contact.Phone), ContactMatch: sr.ContactMatch}
+				Phone: cv.Contact.PhoneDisplay, ContactMatch: sr.ContactMatch}
 			for _, m := range sr.Matches {
 				vm := views.SearchMatch{MessageID: m.MessageID, Out: m.Direction == store.Outbound, At: m.At.In(time.Local)}
 				for _, p := range m.Snippet {

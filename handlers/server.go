@@ -84,7 +84,7 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
 	s.upgrader = s.newUpgrader()
 	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
-		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1})
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s}})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopHub = cancel
 	go func() {
@@ -132,6 +132,8 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/list", s.listFragment)
 	app.POST("/c/:id/messages", s.sendForm)
 	app.POST("/c/:id/read", s.markRead)
+	app.POST("/c/:id/status", s.statusForm)
+	app.POST("/c/:id/assignee", s.assigneeForm)
 	app.GET("/c/:id/state", s.conversationState)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.POST("/c/:id/messages/:mid/confirm-arrived", s.confirmArrivedForm)
@@ -140,15 +142,20 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/attachments/:aid/:thumb", s.attachment)
 	app.POST("/attachments/:aid/retry", s.retryDownload)
 	app.GET("/ws", s.inboxSocket)
+	app.POST("/me/preferences", s.savePrefsForm)
 
 	api := app.Group("/api/v1")
 	api.GET("/conversations", s.apiConversations)
 	api.GET("/conversations/:id", s.apiConversation)
+	api.PATCH("/conversations/:id", s.apiPatchConversation)
 	api.GET("/conversations/:id/messages", s.apiMessages)
 	api.POST("/conversations/:id/messages", s.apiSend)
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	api.GET("/me/preferences", s.apiGetPrefs)
+	api.PATCH("/me/preferences", s.apiPatchPrefs)
+	s.registerNotes(app, api)
 	s.registerAdmin(app)
 	s.registerSearch(app, api)
 

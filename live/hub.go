@@ -59,6 +59,12 @@ type HubOptions struct {
 	// History is how many sessions of a touched conversation the session
 	// panel lists, the current one included (default 51).
 	History int
+	// TypingTTL is how long an agent shows as typing without a renewal
+	// (default DefaultTypingTTL); expiry is checked on the hub's second tick.
+	TypingTTL time.Duration
+	// Notes draws internal notes and the mentions badge (notes.go); nil
+	// leaves notes out of the frames.
+	Notes NoteRenderer
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -79,11 +85,24 @@ type Hub struct {
 	mu     sync.Mutex
 	cursor int64 // the last event distributed to the pages
 	pages  map[*page]struct{}
+	agents map[int64]int // agent id -> pages open (PageOptions.Agent)
 	caught chan struct{} // closed (and replaced) after every distributed batch
 	closed bool
 
 	ready     chan struct{} // closed once the cursor is known
 	readyOnce sync.Once
+
+	// replays keeps the replay frames built for the hub's current cursor:
+	// pages that reconnect together from the same event (a server restart, a
+	// network blip, a proxy that recycles connections) share one read and
+	// one render instead of each paying for its own.
+	replayMu sync.Mutex
+	replays  map[replayKey]replayFrame
+	// presence carries the pages' presence changes to the hub goroutine,
+	// which alone owns pres; stopped is closed when Run returns.
+	presence chan presenceMsg
+	pres     presenceState
+	stopped  chan struct{}
 
 	stats hubStats
 }
@@ -98,10 +117,14 @@ type Stats struct {
 	Replays  int64 // pages caught up on connect
 	Reloads  int64 // pages told to reload
 	Dropped  int64 // pages dropped for falling behind
+	Presence int64 // presence lines sent to pages
+	Ignored  int64 // messages from browsers ignored (not ours, or over the rate)
+	Notes    int64 // note bubbles rendered
 }
 
 type hubStats struct {
 	batches, rows, messages, states, frames, replays, reloads, dropped atomic.Int64
+	presence, ignored, notes                                           atomic.Int64
 }
 
 // NewHub returns a hub; Run starts it.
@@ -134,14 +157,19 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.History <= 0 {
 		opts.History = 51
 	}
-	return &Hub{opts: opts, pages: make(map[*page]struct{}), caught: make(chan struct{}), ready: make(chan struct{})}
+	if opts.TypingTTL <= 0 {
+		opts.TypingTTL = DefaultTypingTTL
+	}
+	return &Hub{opts: opts, pages: make(map[*page]struct{}), agents: make(map[int64]int), caught: make(chan struct{}), ready: make(chan struct{}),
+		presence: make(chan presenceMsg, 256), pres: newPresenceState(), stopped: make(chan struct{})}
 }
 
 // Stats returns the counters so far.
 func (h *Hub) Stats() Stats {
 	s := &h.stats
 	return Stats{Batches: s.batches.Load(), Rows: s.rows.Load(), Messages: s.messages.Load(), States: s.states.Load(),
-		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load()}
+		Frames: s.frames.Load(), Replays: s.replays.Load(), Reloads: s.reloads.Load(), Dropped: s.dropped.Load(),
+		Presence: s.presence.Load(), Ignored: s.ignored.Load(), Notes: s.notes.Load()}
 }
 
 // Pages returns how many pages are connected.
@@ -149,6 +177,19 @@ func (h *Hub) Pages() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.pages)
+}
+
+// OnlineAgents returns the ids of the agents with at least one page
+// connected, in no particular order: who is online, for the round-robin
+// assignment.
+func (h *Hub) OnlineAgents() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int64, 0, len(h.agents))
+	for id := range h.agents {
+		out = append(out, id)
+	}
+	return out
 }
 
 // Cursor returns the id of the last event sent to the live pages.
@@ -165,6 +206,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	sub := h.opts.Broker.Subscribe()
 	defer sub.Close()
 	defer h.closeAll(CloseRestart, "server restarting")
+	defer close(h.stopped) // first: pages leaving stop waiting for the hub
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) error {
 		last, err := r.LastEventID(ctx)
 		h.mu.Lock()
@@ -173,6 +215,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to report
+		}
 		return fmt.Errorf("live hub: %w", err)
 	}
 	h.readyOnce.Do(func() { close(h.ready) })
@@ -182,12 +227,27 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
+		if !h.idle(ctx, sub.C, tick.C) {
+			return nil
+		}
+	}
+}
+
+// idle handles presence changes, which need no read of the store, until new
+// events or the tick call for a catch-up; false once ctx ends.
+func (h *Hub) idle(ctx context.Context, events <-chan struct{}, tick <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-sub.C:
-		case now := <-tick.C:
+			return false
+		case <-events:
+			return true
+		case now := <-tick:
 			h.ping(now)
+			h.expireTyping(ctx, now)
+			return true
+		case m := <-h.presence:
+			h.presenceChanged(ctx, m)
 		}
 	}
 }
@@ -211,7 +271,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 	defer h.mu.Unlock()
 	var err error
 	for p := range h.pages {
-		if _, err = h.frame(ctx, b, p.viewing); err != nil {
+		if _, err = h.pageFrame(ctx, b, p); err != nil {
 			break
 		}
 	}
@@ -220,7 +280,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 			p.enqueue(outgoing{reload: true})
 			continue
 		}
-		f, _ := h.frame(ctx, b, p.viewing) // built above
+		f, _ := h.pageFrame(ctx, b, p) // built above
 		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
 	}
 	if err != nil {
@@ -309,8 +369,21 @@ func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, 
 				}
 			}
 			h.stats.messages.Add(int64(len(c.appended) + len(c.updated)))
+			if err := h.renderNotes(ctx, &buf, c); err != nil {
+				return nil, err
+			}
 			if c.row != nil {
-				if err := r.State(ctx, &buf, c.row.Conversation, c.history, b.now); err != nil {
+				// The panel lists the conversation's sessions: read only for a
+				// conversation some page shows, once per batch.
+				var history []session.Session
+				err := h.opts.Store.Read(ctx, func(rd *store.Reader) (err error) {
+					history, err = rd.Sessions(ctx, c.row.ID, h.opts.History)
+					return err
+				})
+				if err != nil {
+					return nil, err
+				}
+				if err := r.State(ctx, &buf, c.row.Conversation, history, b.now); err != nil {
 					return nil, err
 				}
 				h.stats.states.Add(1)
@@ -335,14 +408,16 @@ type batch struct {
 	list       []byte
 	cursorHTML []byte
 	frames     map[int64]*frame
+
+	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
 }
 
 // convChange is what a batch changed in one conversation.
 type convChange struct {
 	row         *store.ListRow
-	history     []session.Session // its sessions, latest first, for the panel
-	appended    []store.Message   // new messages, in order
-	updated     []store.Message   // messages whose status changed
+	appended    []store.Message // new messages, in order
+	updated     []store.Message // messages whose status changed
+	notes       []store.Note    // new internal notes, in order
 	clientWrote bool
 	part        []byte // the rendered thread parts and state
 }
@@ -376,7 +451,12 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 		b = &batch{last: events[len(events)-1].ID, now: r.Now(), convs: make(map[int64]*convChange), frames: make(map[int64]*frame)}
 		var convIDs, msgIDs []int64
 		kinds := make(map[int64]string) // message id -> the first event kind about it
+		var noteEvents []store.Event
 		for _, ev := range events {
+			if ev.Kind == store.EventNote { // read apart: a note changes no list row
+				noteEvents = append(noteEvents, ev)
+				continue
+			}
 			if _, ok := b.convs[ev.ConversationID]; !ok {
 				b.convs[ev.ConversationID] = &convChange{}
 				convIDs = append(convIDs, ev.ConversationID)
@@ -395,12 +475,7 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 			return err
 		}
 		for i := range b.rows {
-			c := b.convs[b.rows[i].ID]
-			c.row = &b.rows[i]
-			// One indexed read per touched conversation: its panel lists them.
-			if c.history, err = r.Sessions(ctx, b.rows[i].ID, h.opts.History); err != nil {
-				return err
-			}
+			b.convs[b.rows[i].ID].row = &b.rows[i]
 		}
 		msgs, err := r.MessagesByID(ctx, msgIDs)
 		if err != nil {
@@ -420,7 +495,7 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 				c.updated = append(c.updated, m)
 			}
 		}
-		return nil
+		return h.readNotes(ctx, r, b, noteEvents)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
@@ -432,6 +507,10 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 type PageOptions struct {
 	// Viewing is the conversation the page has open, 0 for none.
 	Viewing int64
+	// Agent and AgentName are who the page is signed in as: the presence
+	// line of a conversation names the agents viewing it (0: nobody known).
+	Agent     int64
+	AgentName string
 	// After is the last event the page has shown; below 0 means "from now".
 	After int64
 	// ExpiresAt closes the socket with 1013 (come back through the sign-in);
@@ -454,7 +533,7 @@ var ErrClosed = errors.New("live hub: closed")
 // (one read), registers it for the live frames, and returns; one goroutine
 // then reads the socket (pongs, close) until it ends. Serve owns conn.
 func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions) error {
-	p := &page{hub: h, conn: conn, viewing: opts.Viewing, writing: true, done: opts.Done}
+	p := &page{hub: h, conn: conn, viewing: opts.Viewing, agent: opts.Agent, agentName: opts.AgentName, writing: true, done: opts.Done}
 	fail := func(err error) error {
 		conn.Close()
 		if p.done != nil {
@@ -487,6 +566,9 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		if opts.After <= h.cursor {
 			from = h.cursor
 			h.pages[p] = struct{}{}
+			if p.agent != 0 {
+				h.agents[p.agent]++
+			}
 			p.lastPing = time.Now()
 			h.mu.Unlock()
 			break
@@ -518,8 +600,50 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		p.scheduleRecheck(opts.Recheck, opts.Allowed)
 	}
 	p.release()
+	// Joined before the reader starts, so its leave always comes after.
+	h.sendPresence(p, presenceJoin)
 	go p.read()
 	return nil
+}
+
+// replayKey names a replay frame: the events after `after` up to upTo, for a
+// page viewing a conversation (0 none).
+type replayKey struct{ after, upTo, viewing int64 }
+
+type replayFrame struct {
+	data     []byte
+	markRead bool   // the page's conversation got a client message: it is read
+	b        *batch // what it was built from: each agent's own mentions badge
+}
+
+// maxReplays bounds the replay frames kept for one cursor.
+const maxReplays = 64
+
+// cachedReplay returns the frame for key, built by build when no page has
+// asked for it since the hub's cursor last moved.
+func (h *Hub) cachedReplay(key replayKey, build func() (replayFrame, error)) (replayFrame, error) {
+	h.replayMu.Lock()
+	f, ok := h.replays[key]
+	h.replayMu.Unlock()
+	if ok {
+		return f, nil
+	}
+	f, err := build()
+	if err != nil {
+		return f, err
+	}
+	h.replayMu.Lock()
+	defer h.replayMu.Unlock()
+	for k := range h.replays {
+		if k.upTo != key.upTo || len(h.replays) >= maxReplays {
+			delete(h.replays, k)
+		}
+	}
+	if h.replays == nil {
+		h.replays = make(map[replayKey]replayFrame)
+	}
+	h.replays[key] = f
+	return f, nil
 }
 
 // replay sends a connecting page what happened after its cursor up to the
@@ -544,15 +668,23 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 		h.writeReload(ctx, p.conn)
 		return fmt.Errorf("live hub: page after event %d, events before %d are pruned", after, first)
 	}
-	b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
-	if err != nil {
+	f, err := h.cachedReplay(replayKey{after, upTo, p.viewing}, func() (replayFrame, error) {
+		b, err := h.readBatch(ctx, after, upTo, int(h.opts.ReplayCap))
+		if err != nil || b == nil { // nil: the events between were rolled back, nothing to show
+			return replayFrame{}, err
+		}
+		b.last = upTo
+		data, err := h.frameBytes(ctx, b, p.viewing)
+		if err != nil {
+			return replayFrame{}, err
+		}
+		c := b.convs[p.viewing]
+		return replayFrame{data: data, markRead: c != nil && c.clientWrote, b: b}, nil
+	})
+	if err != nil || f.data == nil {
 		return err
 	}
-	if b == nil { // the events between were rolled back: nothing to show
-		return nil
-	}
-	b.last = upTo
-	data, err := h.frameBytes(ctx, b, p.viewing)
+	data, err := h.withMentions(ctx, f.b, p.agent, f.data)
 	if err != nil {
 		return err
 	}
@@ -561,7 +693,7 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
-	if c := b.convs[p.viewing]; c != nil && c.clientWrote {
+	if f.markRead {
 		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
 			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
 		}
@@ -585,6 +717,11 @@ func (h *Hub) writeReload(ctx context.Context, conn *websocket.Conn) {
 // leave unregisters a page.
 func (h *Hub) leave(p *page) {
 	h.mu.Lock()
+	if _, ok := h.pages[p]; ok && p.agent != 0 {
+		if h.agents[p.agent]--; h.agents[p.agent] <= 0 {
+			delete(h.agents, p.agent)
+		}
+	}
 	delete(h.pages, p)
 	h.mu.Unlock()
 }

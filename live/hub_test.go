@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,12 +100,14 @@ func startHub(t testing.TB, mutate func(*HubOptions)) *hubEnv {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		viewing, _ := strconv.ParseInt(r.URL.Query().Get("conversation"), 10, 64)
 		after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+		agent, _ := strconv.ParseInt(r.URL.Query().Get("agent"), 10, 64)
 		conn, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
 		wg.Add(1)
-		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done})
+		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done,
+			Agent: agent, AgentName: r.URL.Query().Get("name")})
 	}))
 	t.Cleanup(func() {
 		cancel()
@@ -293,6 +296,43 @@ func TestHubSendsOnlyChangedRowsRenderedOnce(t *testing.T) {
 // A page that reconnects after missing a few events gets them in one frame:
 // the changed rows, the missed messages of its conversation once each, and
 // the hub's cursor; then it follows live without a duplicate.
+// The hub knows whose pages are open: an agent is online while one of their
+// pages is, however many they open and in whatever order they close them.
+func TestHubOnlineAgentsFollowTheirPages(t *testing.T) {
+	e := startHub(t, nil)
+	online := func() string {
+		ids := e.hub.OnlineAgents()
+		slices.Sort(ids)
+		return fmt.Sprint(ids)
+	}
+	dial := func(agent int64) *websocket.Conn {
+		u := strings.Replace(e.srv.URL, "http://", "ws://", 1) + fmt.Sprintf("/?after=0&agent=%d", agent)
+		conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	a1, a2, b, anon := dial(7), dial(7), dial(3), dial(0)
+	e.waitPages(t, 4)
+	if got := online(); got != "[3 7]" {
+		t.Errorf("online %s, want [3 7]", got)
+	}
+	a1.Close()
+	e.waitPages(t, 3)
+	if got := online(); got != "[3 7]" {
+		t.Errorf("with one of agent 7's two pages closed: online %s, want [3 7]", got)
+	}
+	a2.Close()
+	b.Close()
+	e.waitPages(t, 1)
+	if got := online(); got != "[]" {
+		t.Errorf("with only a page of nobody's open: online %s, want []", got)
+	}
+	anon.Close()
+}
+
 func TestHubReplaysWhatAPageMissed(t *testing.T) {
 	e := startHub(t, nil)
 	a, _ := e.write(t, 1, "a")
@@ -320,6 +360,34 @@ func TestHubReplaysWhatAPageMissed(t *testing.T) {
 	}
 	if strings.Join(g.appended, ",") != "msg-"+id(m3) {
 		t.Errorf("after the replay: %+v, want message %d only", g, m3)
+	}
+}
+
+// Pages that reconnect together from the same event (a restart, a network
+// blip) share one replay: the rows are read and rendered once, and every page
+// gets the same frame.
+func TestHubSharesOneReplayBetweenPagesFromTheSameCursor(t *testing.T) {
+	e := startHub(t, nil)
+	e.write(t, 1, "a")
+	cursor := e.waitCursor(t)
+	e.write(t, 2, "b")
+	e.write(t, 3, "c")
+	e.waitCursor(t)
+	before := e.hub.Stats().Rows
+	var first got
+	for i := range 5 {
+		g := readFrame(t, e.dial(t, 0, cursor))
+		if len(g.rows) != 2 {
+			t.Fatalf("page %d: replay %+v, want the two changed rows", i, g)
+		}
+		if i == 0 {
+			first = g
+		} else if g.size != first.size || strings.Join(g.rows, ",") != strings.Join(first.rows, ",") {
+			t.Errorf("page %d got %+v, the first %+v", i, g, first)
+		}
+	}
+	if rows := e.hub.Stats().Rows - before; rows != 2 {
+		t.Errorf("%d rows rendered for 5 pages replaying the same events, want 2 (once)", rows)
 	}
 }
 

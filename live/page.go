@@ -2,13 +2,15 @@ package live
 
 import (
 	"context"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// readLimit bounds what a browser may send: nothing but control frames.
+// readLimit bounds what a browser may send: control frames and the tiny
+// typing messages (maxInput); a longer frame ends the socket.
 const readLimit = 4 << 10
 
 // page is one connected inbox page. An idle page costs one goroutine (the
@@ -21,6 +23,12 @@ type page struct {
 	viewing int64
 	done    func()
 	expiry  *time.Timer
+
+	agent     int64 // whose page it is (presence, mentions), 0 when unknown
+	agentName string
+	// presenceSent is the presence line last queued to the page (nil: none
+	// yet, the page shows nobody else); only the hub goroutine uses it.
+	presenceSent []byte
 
 	lastPing time.Time // guarded by hub.mu
 
@@ -130,10 +138,13 @@ func (p *page) close(code int, reason string) {
 	p.conn.Close()
 }
 
-// read reads (and drops) what the browser sends, which keeps the pong and
-// close handlers running, until the connection ends; then the page leaves.
+// read reads what the browser sends, which keeps the pong and close handlers
+// running, until the connection ends; then the page leaves. The only messages
+// it takes are {"typing":true|false}, at a bounded rate; anything else is
+// ignored (a frame over readLimit ends the socket).
 func (p *page) read() {
 	defer func() {
+		p.hub.sendPresence(p, presenceLeave)
 		p.hub.leave(p)
 		if p.expiry != nil {
 			p.expiry.Stop()
@@ -153,9 +164,37 @@ func (p *page) read() {
 	p.conn.SetReadLimit(readLimit)
 	_ = p.conn.SetReadDeadline(time.Now().Add(wait))
 	p.conn.SetPongHandler(func(string) error { return p.conn.SetReadDeadline(time.Now().Add(wait)) })
+	var limit inputLimiter
 	for {
-		if _, _, err := p.conn.NextReader(); err != nil {
+		kind, r, err := p.conn.NextReader()
+		if err != nil {
 			return
+		}
+		if kind != websocket.TextMessage {
+			p.hub.stats.ignored.Add(1)
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return // over readLimit
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+		if err != nil {
+			return
+		}
+		// Read the rest too: gorilla checks readLimit only on what is read,
+		// and a message over it must end the socket, not be skipped.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+		typing, ok := parseInput(data)
+		if !ok || !limit.allow(time.Now()) || p.viewing == 0 {
+			p.hub.stats.ignored.Add(1)
+			continue
+		}
+		if typing {
+			p.hub.sendPresence(p, presenceTyping)
+		} else {
+			p.hub.sendPresence(p, presenceIdle)
 		}
 	}
 }

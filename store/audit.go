@@ -17,11 +17,13 @@ const (
 	AuditSettings    = "settings"     // an admin changed the runtime settings
 	AuditTokenCreate = "token_create" // an admin created an API token
 	AuditTokenRevoke = "token_revoke" // an admin revoked an API token
+	AuditStatus      = "status"       // a conversation's status changed (by an agent, a client message, a snooze ending)
+	AuditAssign      = "assign"       // a conversation's assignee changed (by an agent, a reply, the round robin)
 )
 
 // AuditActions returns every audit action, for filters.
 func AuditActions() []string {
-	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke}
+	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke, AuditStatus, AuditAssign}
 }
 
 // AuditEntry is one row of the append-only audit log.
@@ -208,6 +210,14 @@ func (e AuditEntry) Summary() string {
 		return "Changed settings: " + strings.Join(parts, "; ") + "."
 	case AuditConfirmArrived, AuditResend:
 		return resolveSummary(e)
+	case AuditStatus:
+		if s, ok := statusSummary(e.Detail); ok {
+			return s
+		}
+	case AuditAssign:
+		if s, ok := assignSummary(e.Detail); ok {
+			return s
+		}
 	case AuditTokenCreate, AuditTokenRevoke:
 		var d tokenDetail
 		if json.Unmarshal([]byte(e.Detail), &d) != nil {
@@ -244,6 +254,7 @@ var settingLabels = map[string]string{
 	"rate_media":      "media session rate",
 	"currency":        "currency",
 	"canned_replies":  "canned replies",
+	"auto_assign":     "round-robin auto-assignment",
 }
 
 func settingLabel(field string) string {
@@ -266,6 +277,11 @@ func changeValue(field string, v any) string {
 			return "1 reply"
 		}
 		return strconv.Itoa(len(v)) + " replies"
+	case bool:
+		if v {
+			return "on"
+		}
+		return "off"
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case string:

@@ -4,28 +4,39 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 )
 
-// batch is one write transaction shared by every write of an Atomically call.
+// The bulk path: playing many store calls as one change, through the store's
+// own code, so that what is stored is exactly what live traffic would have
+// stored. The demo data uses it to be all or nothing; the load tool's dataset
+// generator to put thousands of calls in one transaction instead of one each.
+
+// batch is the one write transaction the calls of a Batch share.
 type batch struct {
 	tx      *sql.Tx
-	changed bool // a write appended events: tell Committed after the commit
+	changed bool // some call appended events: tell Committed after the commit
 	done    bool // the transaction is over; the batch Store must not be used
 }
 
-// Atomically runs fn with a Store whose writes (and reads) all happen in one
-// write transaction: they commit together when fn returns nil, and none of
-// them is kept when fn fails. It is for the few callers that play many store
-// calls as one change (the demo data), so that a failure half-way leaves
-// nothing half-done. fn must touch nothing but the store: like any write it may
-// run again, alone, when the commit it shared fails. The Store given to fn, and its WithClock copies, must not
-// be used after fn returns.
-func (s *Store) Atomically(ctx context.Context, fn func(st *Store) error) error {
+// Batch runs fn with a copy of the store whose every write
+// (ReceiveClientMessage, AcceptBusinessMessages, ApplyStatus, EnsureAgent, …)
+// and read joins one write transaction, committed when fn returns nil and
+// rolled back entirely when it returns an error. Each call inside stays all or
+// nothing: one that fails (a refusal by the rules, bad input) leaves nothing
+// behind, as its own transaction would have, and fn may go on. Use the copy's
+// WithClock to play a history at past times.
+//
+// It holds the database's one writer until fn returns, so keep a batch to a
+// few thousand calls. fn must touch nothing but the store: like any write it
+// may run again, alone, when the commit it shared fails. The copy, and its
+// WithClock copies, must not be used after fn returns.
+func (s *Store) Batch(ctx context.Context, fn func(b *Store) error) error {
 	if s.batch != nil {
-		return errors.New("store: Atomically cannot nest")
+		return errors.New("store: batch inside a batch")
 	}
 	// One request of the group writer: it commits with whatever shares its
-	// batch, or is undone alone when fn fails.
+	// commit, or is undone alone when fn fails.
 	return s.writer.do(ctx, func(tx *sql.Tx) (bool, error) {
 		b := &batch{tx: tx}
 		inner := *s
@@ -38,12 +49,28 @@ func (s *Store) Atomically(ctx context.Context, fn func(st *Store) error) error 
 	})
 }
 
-// write runs a write of fn inside the Atomically transaction.
-func (b *batch) write(fn func(tx *sql.Tx) (bool, error)) error {
+// write applies one store call inside the batch, in its own savepoint.
+func (b *batch) write(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
 	if b.done {
-		return errors.New("store: the Atomically transaction is over")
+		return errors.New("store: the batch is over")
+	}
+	if _, err := b.tx.ExecContext(ctx, `SAVEPOINT batch_call`); err != nil {
+		return fmt.Errorf("batch: savepoint: %w", err)
 	}
 	changed, err := fn(b.tx)
+	if err != nil {
+		// ROLLBACK TO keeps the savepoint open; RELEASE then drops it, empty.
+		if _, rerr := b.tx.ExecContext(ctx, `ROLLBACK TO batch_call`); rerr != nil {
+			return errors.Join(err, fmt.Errorf("batch: roll back the failed call: %w", rerr))
+		}
+		if _, rerr := b.tx.ExecContext(ctx, `RELEASE batch_call`); rerr != nil {
+			return errors.Join(err, fmt.Errorf("batch: release the failed call: %w", rerr))
+		}
+		return err
+	}
+	if _, err := b.tx.ExecContext(ctx, `RELEASE batch_call`); err != nil {
+		return fmt.Errorf("batch: release: %w", err)
+	}
 	b.changed = b.changed || changed
-	return err
+	return nil
 }

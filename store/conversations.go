@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"time"
 
+	phonefmt "sessiondesk/phone"
 	"sessiondesk/session"
 )
 
 // Contact is a Viber user who wrote to the business.
 type Contact struct {
-	ID      int64
-	Phone   string // E.164
-	Name    string
-	Country string // ISO 3166 region, "" when unknown
+	ID    int64
+	Phone string // E.164
+	// PhoneDisplay is Phone as people write it, formatted once when stored.
+	PhoneDisplay string
+	Name         string
+	Country      string // ISO 3166 region, "" when unknown
 }
 
 // Conversation is a contact's thread with its session state.
@@ -26,6 +29,12 @@ type Conversation struct {
 	Last   *Message
 	Unread int
 	State  session.State
+	// Status is open, pending, snoozed or resolved (ConvOpen...); SnoozedUntil
+	// is when a snoozed one reopens, zero otherwise.
+	Status       string
+	SnoozedUntil time.Time
+	// Assignee is the agent the conversation is assigned to; nil when none.
+	Assignee *AgentRef
 }
 
 // sessionColumns reads one session.Session: the session row, with the counts
@@ -118,14 +127,15 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 }
 
 const conversationSelect = `
-SELECT c.id, ct.id, ct.phone, ct.name, ct.country,
+SELECT c.id, ct.id, ct.phone, ct.phone_display, ct.name, ct.country,
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
-       c.unread,
+       c.unread, c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN messages m ON m.id = c.last_message_id
-LEFT JOIN sessions ms ON ms.id = m.session_id` + latestSessionJoin
+LEFT JOIN sessions ms ON ms.id = m.session_id
+LEFT JOIN agents asg ON asg.id = c.assignee_id` + latestSessionJoin
 
 func scanConversation(row interface{ Scan(...any) error }) (Conversation, error) {
 	var (
@@ -135,10 +145,13 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 		lastAt, lastSentAt      sql.NullInt64
 		lastSession             int
 		unread                  int64
+		snoozedUntil            int64
+		assignee                AgentRef
 		st                      stateScan
 	)
-	dest := append([]any{&c.ID, &c.Contact.ID, &c.Contact.Phone, &c.Contact.Name, &c.Contact.Country,
-		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession, &unread}, st.dest()...)
+	dest := append([]any{&c.ID, &c.Contact.ID, &c.Contact.Phone, &c.Contact.PhoneDisplay, &c.Contact.Name, &c.Contact.Country,
+		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession, &unread,
+		&c.Status, &snoozedUntil, &assignee.ID, &assignee.Login, &assignee.Name}, st.dest()...)
 	if err := row.Scan(dest...); err != nil {
 		return Conversation{}, err
 	}
@@ -148,6 +161,10 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 			SentAt: fromMS(lastSentAt.Int64), SessionNumber: lastSession}
 	}
 	c.Unread = int(unread)
+	c.SnoozedUntil = fromMS(snoozedUntil)
+	if assignee.ID != 0 {
+		c.Assignee = &assignee
+	}
 	c.State = st.state()
 	return c, nil
 }
@@ -198,7 +215,7 @@ func (r *Reader) ConversationByPhone(ctx context.Context, phone string) (Convers
 // Contacts returns up to limit contacts, the most recently active first.
 func (r *Reader) Contacts(ctx context.Context, limit int) ([]Contact, error) {
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT ct.id, ct.phone, ct.name, ct.country FROM contacts ct
+		SELECT ct.id, ct.phone, ct.phone_display, ct.name, ct.country FROM contacts ct
 		LEFT JOIN conversations c ON c.contact_id = ct.id
 		ORDER BY coalesce(c.last_activity_at, 0) DESC, ct.id DESC LIMIT ?`, limit)
 	if err != nil {
@@ -208,7 +225,7 @@ func (r *Reader) Contacts(ctx context.Context, limit int) ([]Contact, error) {
 	var out []Contact
 	for rows.Next() {
 		var ct Contact
-		if err := rows.Scan(&ct.ID, &ct.Phone, &ct.Name, &ct.Country); err != nil {
+		if err := rows.Scan(&ct.ID, &ct.Phone, &ct.PhoneDisplay, &ct.Name, &ct.Country); err != nil {
 			return nil, fmt.Errorf("list contacts: %w", err)
 		}
 		out = append(out, ct)
@@ -246,6 +263,53 @@ func (s *Store) MarkRead(ctx context.Context, conversationID int64) error {
 	})
 }
 
+// fillPhoneDisplays completes migration 00016: contacts stored before it get
+// their formatted number, a thousand to a transaction. Afterwards every
+// contact has it (upsertContact sets it), so this finds nothing.
+func (s *Store) fillPhoneDisplays(ctx context.Context) error {
+	for {
+		var n int
+		err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+			rows, err := tx.QueryContext(ctx, `SELECT id, phone FROM contacts WHERE phone_display = '' LIMIT 1000`)
+			if err != nil {
+				return false, err
+			}
+			type contact struct {
+				id    int64
+				phone string
+			}
+			var todo []contact
+			for rows.Next() {
+				var c contact
+				if err := rows.Scan(&c.id, &c.phone); err != nil {
+					rows.Close()
+					return false, err
+				}
+				todo = append(todo, c)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return false, err
+			}
+			for _, c := range todo {
+				// A number that cannot be formatted shows as stored.
+				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET phone_display = ? WHERE id = ?`,
+					phonefmt.Display(c.phone), c.id); err != nil {
+					return false, err
+				}
+			}
+			n = len(todo)
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("format the numbers of contacts stored before 00016: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
 // upsertContact returns the contact with this phone, creating it; a non-empty
 // name replaces the stored one (Viber users change their display names).
 func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string, now time.Time) (int64, error) {
@@ -254,11 +318,11 @@ func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string,
 	}
 	var id int64
 	err := tx.QueryRowContext(ctx, `
-		INSERT INTO contacts (phone, name, country, created_at) VALUES (?, ?, ?, ?)
+		INSERT INTO contacts (phone, phone_display, name, country, created_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (phone) DO UPDATE SET
 			name = CASE WHEN excluded.name <> excluded.phone THEN excluded.name ELSE contacts.name END,
 			country = CASE WHEN excluded.country <> '' THEN excluded.country ELSE contacts.country END
-		RETURNING id`, phone, name, country, ms(now)).Scan(&id)
+		RETURNING id`, phone, phonefmt.Display(phone), name, country, ms(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("save contact %s: %w", phone, err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -192,19 +193,29 @@ func TestCountersBackfilledByTheMigration(t *testing.T) {
 	if err := recount(ctx, s); err == nil {
 		t.Fatal("zeroed counters still match: the check cannot fail")
 	}
-	// Back to the schema before 00010, through each later migration's own Down.
+	// The migrations after 00010 go first, by their own Down.
+	if err := migrateDownTo(ctx, s.write, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM goose_db_version WHERE version_id = 10;
+		DROP TRIGGER conversations_count_unread; DROP TRIGGER messages_count_delete;
+		DROP TRIGGER messages_count_update; DROP TRIGGER messages_count_insert;
+		ALTER TABLE conversations DROP COLUMN unread; ALTER TABLE conversations DROP COLUMN unanswered;
+		ALTER TABLE conversations DROP COLUMN last_in_id; ALTER TABLE sessions DROP COLUMN media_used;
+		ALTER TABLE sessions DROP COLUMN used`); err != nil {
+		t.Fatal(err)
+	}
+	// The later migrations stay applied: 00010 alone runs again.
 	dir, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.DownTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, s.write); err != nil {
+	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := recount(ctx, s); err != nil {
@@ -214,4 +225,55 @@ func TestCountersBackfilledByTheMigration(t *testing.T) {
 	if st.Current == nil || st.Current.Used != 4 || st.Unanswered != 1 {
 		t.Errorf("after the migration: %+v, want 4 used and 1 unanswered", st)
 	}
+}
+
+// A contact's number is formatted once, when it is stored, and contacts
+// stored before that (migration 00016) get theirs when the store opens.
+func TestPhoneDisplayStoredOnceAndFilledIn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	ctx := context.Background()
+	s, err := Open(ctx, path, Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := receive(t, s, "+375298603938", "hello")
+	display := func(s *Store) string {
+		var c Conversation
+		if err := s.Read(ctx, func(rd *Reader) (err error) {
+			c, err = rd.Conversation(ctx, r.Message.ConversationID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c.Contact.PhoneDisplay
+	}
+	if got := display(s); got != "+375 29 860-39-38" {
+		t.Errorf("stored display %q", got)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE contacts SET phone_display = ''`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path, Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := display(s); got != "+375 29 860-39-38" {
+		t.Errorf("display after reopening %q, want it filled in", got)
+	}
+}
+
+// migrateDownTo runs the Down of every migration above version.
+func migrateDownTo(ctx context.Context, db *sql.DB, version int64) error {
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	_, err = p.DownTo(ctx, version)
+	return err
 }

@@ -12,6 +12,10 @@ const (
 	EventMessage = "message" // a message was added to a conversation
 	EventStatus  = "status"  // a business message's status changed
 	EventRead    = "read"    // a conversation was read
+	// EventConversation: the conversation itself changed (status, assignee):
+	// pages redraw its row and, when viewing it, the thread header.
+	EventConversation = "conversation"
+	EventNote         = "note" // an internal note was added (notes.go)
 )
 
 // Event is one row of the append-only events table.
@@ -20,6 +24,7 @@ type Event struct {
 	Kind           string
 	ConversationID int64
 	MessageID      int64 // 0 when the event is about the conversation
+	NoteID         int64 // the note of an EventNote; 0 otherwise
 	At             time.Time
 }
 
@@ -46,7 +51,7 @@ func (r *Reader) LastEventID(ctx context.Context) (int64, error) {
 
 // EventsAfter returns up to limit events with an id above after, oldest first.
 func (r *Reader) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT id, kind, conversation_id, coalesce(message_id, 0), created_at
+	rows, err := r.q.QueryContext(ctx, `SELECT id, kind, conversation_id, coalesce(message_id, 0), coalesce(note_id, 0), created_at
 		FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", after, err)
@@ -56,7 +61,7 @@ func (r *Reader) EventsAfter(ctx context.Context, after int64, limit int) ([]Eve
 	for rows.Next() {
 		var e Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Kind, &e.ConversationID, &e.MessageID, &at); err != nil {
+		if err := rows.Scan(&e.ID, &e.Kind, &e.ConversationID, &e.MessageID, &e.NoteID, &at); err != nil {
 			return nil, fmt.Errorf("events after %d: %w", after, err)
 		}
 		e.At = fromMS(at)

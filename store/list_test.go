@@ -79,30 +79,47 @@ func TestListPagesReachEveryConversationOnce(t *testing.T) {
 	}
 }
 
+// queryPlan is SQLite's plan for q, one step a line.
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n")
+}
+
 func TestListPageUsesTheActivityIndex(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	for _, q := range []string{
 		listSelect + ` ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`,
 		listSelect + ` WHERE (c.last_activity_at, c.id) < (1, 1) ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`,
 	} {
-		rows, err := s.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		all := strings.Join(plan, "\n")
+		all := queryPlan(t, s, q)
 		if !strings.Contains(all, "conversations_by_activity") || strings.Contains(all, "TEMP B-TREE FOR ORDER BY") {
 			t.Errorf("the list query does not walk the activity index:\n%s", all)
 		}
+	}
+}
+
+// The outbox reads its work on every wake: through the partial indexes of
+// queued and unconfirmed messages, never a scan of every message stored.
+func TestQueuedUsesItsIndexes(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	all := queryPlan(t, s, queuedSelect, 10)
+	if strings.Contains(all, "SCAN m\n") || strings.HasSuffix(all, "SCAN m") ||
+		!strings.Contains(all, "messages_queued") || !strings.Contains(all, "messages_unconfirmed") {
+		t.Errorf("the outbox query scans the messages:\n%s", all)
 	}
 }
 

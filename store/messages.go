@@ -266,6 +266,13 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
 			return false, err
 		}
+		// A new session (a new client, or a client back after the window) is
+		// new work: the round robin, when on, gives it to an online agent.
+		if opened {
+			if err := s.autoAssign(ctx, tx, convID, now); err != nil {
+				return false, err
+			}
+		}
 		m, err := messageByID(ctx, tx, msgID)
 		if err != nil {
 			return false, err
@@ -375,6 +382,10 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	}
 	// Replying means the agent has read the conversation.
 	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
+		return nil, err
+	}
+	// And, to an unassigned conversation, that the agent takes it.
+	if err := assignOnReply(ctx, tx, now, send.ConversationID, send.AgentID); err != nil {
 		return nil, err
 	}
 	out := make([]Message, 0, len(ids))
@@ -622,18 +633,24 @@ type Outgoing struct {
 	Checks int
 }
 
+// queuedSelect reads the outbox's work in acceptance order. Each status is
+// found through its own partial index (an OR of the two would scan every
+// message ever stored, on every wake of the outbox).
+var queuedSelect = `SELECT q.*, ct.phone, mm.tried_at, mm.checks FROM (` + messageSelect + `
+		WHERE m.id IN (SELECT id FROM messages WHERE status = 'queued' AND provider_id IS NULL
+		               UNION ALL SELECT id FROM messages WHERE status = 'unconfirmed' AND checking = 1)
+		ORDER BY m.id LIMIT ?) q
+		JOIN messages mm ON mm.id = q.id
+		JOIN conversations c ON c.id = q.conversation_id JOIN contacts ct ON ct.id = c.contact_id
+		ORDER BY q.id`
+
 // Queued returns up to limit business messages waiting to be sent, or, when
 // unconfirmed, to be looked up at the provider, in the order they were
 // accepted, which keeps each client's messages in order. It includes messages
 // whose next attempt is not due yet: they hold back their client's later
 // messages. An unconfirmed message that waits for an agent is not included.
 func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT q.*, ct.phone, mm.tried_at, mm.checks FROM (`+messageSelect+`
-		WHERE (m.status = 'queued' AND m.provider_id IS NULL) OR (m.status = 'unconfirmed' AND m.checking = 1)
-		ORDER BY m.id LIMIT ?) q
-		JOIN messages mm ON mm.id = q.id
-		JOIN conversations c ON c.id = q.conversation_id JOIN contacts ct ON ct.id = c.contact_id
-		ORDER BY q.id`, limit)
+	rows, err := s.read.QueryContext(ctx, queuedSelect, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list queued messages: %w", err)
 	}

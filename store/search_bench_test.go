@@ -29,7 +29,7 @@ import (
 //	SESSIONDESK_BENCH_SEARCH_SIZE=1000000 go test ./store -run '^$' -bench BenchmarkSearch -benchtime 400x
 //
 // The database is generated once through the store's own calls (client
-// messages and agents' replies, in batched transactions) and kept in the
+// messages and agents' replies, through Store.Batch) and kept in the
 // system's temporary folder, named by its size, for the next runs.
 
 // benchSearchSize reads the database size from the environment, or skips.
@@ -127,7 +127,7 @@ func generateSearchDB(path string, size int) error {
 	convOf := make(map[int]int64, contacts)
 	const batch = 2000
 	for done := 0; done < size; {
-		err := s.Atomically(ctx, func(st *Store) error {
+		err := s.Batch(ctx, func(st *Store) error {
 			for i := 0; i < batch && done < size; i++ {
 				clk.Add(30 * time.Second)
 				c := rng.IntN(contacts)

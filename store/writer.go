@@ -112,14 +112,16 @@ func (w *groupWriter) run() {
 // caller's trouble never becomes another's error. A batch of one is simply
 // that transaction, without savepoints.
 func (w *groupWriter) runBatch(batch []*writeReq) {
+	// Committed runs before any caller is answered: a write that returned has
+	// already woken the live pages.
 	if len(batch) > 1 {
 		changed, err := w.shared(batch)
 		if err == nil {
-			for _, r := range batch {
-				r.result <- r.err
-			}
 			if changed {
 				w.committed()
+			}
+			for _, r := range batch {
+				r.result <- r.err
 			}
 			return
 		}
@@ -127,10 +129,10 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 	for _, r := range batch {
 		r.changed = false
 		err := w.single(r)
-		r.result <- err
 		if err == nil && r.changed {
 			w.committed()
 		}
+		r.result <- err
 	}
 }
 

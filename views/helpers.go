@@ -400,3 +400,16 @@ func boolAttr(b bool) string {
 	}
 	return "false"
 }
+
+// convStatusLabel names a conversation status in the header and the list.
+func convStatusLabel(status string) string {
+	switch status {
+	case "pending":
+		return "Pending"
+	case "snoozed":
+		return "Snoozed"
+	case "resolved":
+		return "Resolved"
+	}
+	return "Open"
+}

@@ -21,6 +21,14 @@ type Chrome struct {
 	// Unread is how many conversations have unread messages: the inbox's tab
 	// title starts with it, "(3) Sessiondesk".
 	Unread int
+	// AgentID is the signed-in agent; Prefs their notification settings
+	// (nil: no settings menu on this page); Path the page's own path, where
+	// saving the settings comes back to.
+	AgentID int64
+	Prefs   *NotifyPrefs
+	Path    string
+	// Mentions is how many notes mention the agent unseen: the header's badge.
+	Mentions int
 }
 
 // URL prefixes p with the base path.
@@ -39,6 +47,13 @@ type ConversationRow struct {
 	// ActivityMS is the row's place in the list (last activity, Unix ms); with
 	// the id it orders rows the same way the server does.
 	ActivityMS int64
+	// Status is open, pending, snoozed or resolved; Assignee the assignee's
+	// name, "" when unassigned (the row shows the initials).
+	Status   string
+	Assignee string
+	// LastInID is the newest message's id when the client wrote it, else 0:
+	// the script notifies when it grows.
+	LastInID int64
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
@@ -159,14 +174,38 @@ type Canned struct {
 	Title, Text string
 }
 
+// ThreadStatus is what the thread header says of a conversation's status and
+// assignee. It is the same for every agent: live frames carry it to every
+// page that shows the conversation.
+type ThreadStatus struct {
+	ConversationID int64
+	Status         string    // open, pending, snoozed or resolved
+	SnoozedUntil   time.Time // when a snoozed conversation reopens
+	AssigneeLogin  string    // "" when unassigned
+	AssigneeName   string
+}
+
+// ThreadActions are the header's forms: the status buttons, the snooze
+// picker and the assignment. They post without JS; keys e, s, p and a press them.
+type ThreadActions struct {
+	StatusURL   string // POST: status (and the snooze time)
+	AssigneeURL string // POST: assignee (a login, "" for nobody)
+	MeLogin     string // the signed-in agent: "Assign to me"
+	Agents      []Option
+}
+
 // ConversationView is the selected conversation: header, thread, panel and composer.
 type ConversationView struct {
 	ID       int64
 	Name     string
 	Phone    string
+	Header   ThreadStatus
+	Actions  ThreadActions
 	Messages []Message
+	Notes    []Note // the internal notes of the time the messages cover
 	Panel    Panel
 	Composer Composer
+	Note     NoteComposer
 }
 
 // InboxPage is the three-pane inbox.
@@ -177,6 +216,9 @@ type InboxPage struct {
 	ListMore    ListLink          // the next page of the list
 	Selected    *ConversationView // nil when no conversation is open
 	LastEventID int64             // the live stream resumes after this event
+	// MaxMessageID is the newest message when the page was drawn: client
+	// messages after it are news (the script notifies of them).
+	MaxMessageID int64
 }
 
 // SandboxClient is one simulated Viber user on the sandbox phone.
@@ -279,6 +321,8 @@ type AdminSettingsPage struct {
 	Form  SettingsForm
 	Saved bool   // the last post saved
 	Error string // why the last post was refused
+	// AutoAssign is the round-robin auto-assignment's switch.
+	AutoAssign bool
 }
 
 // TokenRow is one API token in the list.

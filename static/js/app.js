@@ -3,8 +3,8 @@
  * - the live cursor: every websocket (re)connect resumes after the last event seen
  * - countdowns driven by the server's clock (S10), ticking every second
  * - every time shown rewritten in the browser's time zone
- * - keyboard: j / k to move between conversations, r to reply, Ctrl+Enter to
- *   send, Escape to leave the composer
+ * - keyboard: j / k to move between conversations, r to reply, n to write an
+ *   internal note, Ctrl+Enter to send, Escape to leave the composer
  * - the tab title's count of unread conversations
  * - the composer's character counter, thread scrolling, the sandbox's send form
  *
@@ -42,10 +42,15 @@
     }
   }
 
+  // liveSocket is the page's socket, for the little the page says back
+  // (typing; see presence below).
+  var liveSocket = null;
+
   if (window.htmx) {
     window.htmx.createWebSocket = function (url) {
       var s = new WebSocket(withCursor(url));
       s.binaryType = window.htmx.config.wsBinaryType;
+      liveSocket = s;
       return s;
     };
   }
@@ -292,7 +297,7 @@
   }
 
   function enabledSend(form) {
-    var btn = form && form.querySelector('[data-testid="composer-send"], [data-testid="sandbox-send"]');
+    var btn = form && form.querySelector('[data-testid="composer-send"], [data-testid="sandbox-send"], [data-testid="note-send"]');
     return btn && !btn.disabled ? btn : null;
   }
 
@@ -308,6 +313,32 @@
     var t = e.target;
     if (t && t.hasAttribute && t.id && document.querySelector('[data-char-counter="' + t.id + '"]')) {
       updateCounter(t);
+    }
+  });
+
+  // ------------------------------------------------------------ internal notes
+  // The composer's Reply | Note tabs are radio buttons that CSS follows, so
+  // they work without JS; the keys r and n check them and focus the draft.
+
+  function openComposerMode(mode) {
+    var radio = document.getElementById('composer-mode-' + mode);
+    var ta = document.getElementById(mode === 'note' ? 'note-text' : 'composer-text');
+    if (!radio || !ta) {
+      return false;
+    }
+    radio.checked = true;
+    ta.focus();
+    var end = ta.value.length;
+    ta.setSelectionRange(end, end);
+    return true;
+  }
+
+  // A note added (or refused) comes back as a fresh Note tab: keep typing there.
+  document.addEventListener('htmx:afterSwap', function (e) {
+    var d = e.detail || {};
+    var from = d.requestConfig && d.requestConfig.elt;
+    if ((from && from.id === 'note-composer') || (d.elt && d.elt.id === 'note-composer')) {
+      openComposerMode('note');
     }
   });
 
@@ -369,15 +400,109 @@
     } else if (e.key === 'k') {
       e.preventDefault();
       moveConversation(-1);
+    } else if (e.key === 'n') {
+      if (openComposerMode('note')) {
+        e.preventDefault();
+      }
     } else if (e.key === 'r') {
       var ta = document.getElementById('composer-text');
       if (ta) {
         e.preventDefault();
+        openComposerMode('reply');
         ta.focus();
         var end = ta.value.length;
         ta.setSelectionRange(end, end);
       }
     }
+  });
+
+  // ---------------------------------------------- status, snooze, assignment
+
+  // e resolves, p sets pending, a assigns to me: each clicks its header
+  // button, so the key and the click are one path. s opens the snooze picker.
+  var STATUS_KEYS = {e: 'status-resolved', p: 'status-pending', a: 'assign-me'};
+
+  function snoozePicker() {
+    return document.getElementById('snooze-picker');
+  }
+
+  document.addEventListener('keydown', function (e) {
+    var picker = snoozePicker();
+    if (e.key === 'Escape' && picker && picker.open) {
+      picker.open = false;
+      picker.querySelector('summary').focus();
+      return;
+    }
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) {
+      return;
+    }
+    var id = STATUS_KEYS[e.key];
+    if (id) {
+      var btn = document.querySelector('[data-testid="' + id + '"]');
+      if (btn && btn.form) {
+        e.preventDefault();
+        // A click, not requestSubmit: htmx takes the submitter's name=value
+        // from the button last clicked.
+        btn.click();
+      }
+    } else if (e.key === 's' && picker) {
+      e.preventDefault();
+      picker.open = true;
+      var first = picker.querySelector('[data-testid="snooze-1h"]');
+      if (first) {
+        first.focus();
+      }
+    }
+  });
+
+  // The snooze time in the browser's zone: "tomorrow 9:00" and a typed time
+  // are the agent's own, so the exact instant goes to the server. 1 h and 4 h
+  // are left to the server's clock (S10).
+  document.addEventListener('click', function (e) {
+    var b = e.target && e.target.closest && e.target.closest('[data-snooze-form] button[name="snooze"]');
+    if (!b) {
+      return;
+    }
+    var until = b.form.querySelector('[data-snooze-until]');
+    until.value = '';
+    var d = null;
+    if (b.value === 'tomorrow') {
+      d = new Date();
+      d.setDate(d.getDate() + 1);
+      d.setHours(9, 0, 0, 0);
+    } else if (b.value === 'at') {
+      var typed = b.form.querySelector('[data-snooze-local]').value;
+      d = typed ? new Date(typed) : null;
+    }
+    if (d && !isNaN(d.getTime())) {
+      until.value = d.toISOString();
+    }
+  }, true);
+
+  // A refused change says why under the buttons; a done one closes the picker.
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var form = e.detail && e.detail.elt;
+    var actions = form && form.closest && form.closest('[data-testid="thread-actions"]');
+    if (!actions) {
+      return;
+    }
+    var box = actions.querySelector('[data-thread-actions-error]');
+    if (e.detail.successful) {
+      box.hidden = true;
+      var picker = snoozePicker();
+      if (picker && form.hasAttribute('data-snooze-form')) {
+        picker.open = false;
+      }
+      return;
+    }
+    var xhr = e.detail.xhr, msg = 'Not saved (no connection). Try again.';
+    if (xhr && xhr.status) {
+      var doc = new DOMParser().parseFromString(xhr.responseText || '', 'text/html');
+      var m = doc.querySelector('[data-testid="error-message"]');
+      msg = m ? m.textContent : 'Not saved (HTTP ' + xhr.status + ').';
+    }
+    box.textContent = msg;
+    box.hidden = false;
   });
 
   // -------------------------------------------------------------------- sandbox
@@ -936,7 +1061,7 @@
     // Escape leaves the composer (after Ctrl+Enter the new one has the focus),
     // so that j and k move between conversations again.
     var t = e.target;
-    if (t && t.closest && t.closest('#composer') && isTyping(t)) {
+    if (t && t.closest && t.closest('#composer, #note-composer') && isTyping(t)) {
       t.blur();
     }
   });
@@ -1019,6 +1144,358 @@
     }
   }
 
+  // ------------------------------------------------- presence and collisions
+  // The page tells the server while its agent types ({"typing":true} at most
+  // every 2 s, {"typing":false} on send and blur); the server sends the
+  // thread header's presence line (#presence-{id}) of the other agents. Before
+  // a send while another agent types there, or into a conversation assigned
+  // to another agent, the composer asks first, inline.
+
+  var TYPING_EVERY = 2 * SECOND;
+  var typingSentAt = 0;
+
+  function sendLive(obj) {
+    if (liveSocket && liveSocket.readyState === 1) {
+      liveSocket.send(JSON.stringify(obj));
+      return true;
+    }
+    return false;
+  }
+
+  function typingStarted() {
+    var now = Date.now();
+    if (now - typingSentAt >= TYPING_EVERY && sendLive({ typing: true })) {
+      typingSentAt = now;
+    }
+  }
+
+  function typingStopped() {
+    if (typingSentAt !== 0) {
+      typingSentAt = 0;
+      sendLive({ typing: false });
+    }
+  }
+
+  document.addEventListener('input', function (e) {
+    if (e.target && e.target.id === 'composer-text' && e.target.value !== '') {
+      typingStarted();
+    }
+  });
+
+  document.addEventListener('focusout', function (e) {
+    if (e.target && e.target.id === 'composer-text') {
+      typingStopped();
+    }
+  });
+
+  function myAgentID() {
+    var bar = document.querySelector('.topbar[data-agent-id]');
+    return bar ? bar.getAttribute('data-agent-id') : '';
+  }
+
+  // collision says why a send should be confirmed first, or ''.
+  function collision() {
+    var thread = document.querySelector('[data-testid="thread"][data-conversation-id]');
+    if (!thread) {
+      return '';
+    }
+    var line = document.getElementById('presence-' + thread.getAttribute('data-conversation-id'));
+    var typing = line && line.querySelector('[data-typing="true"][data-agent-name]');
+    if (typing) {
+      return typing.getAttribute('data-agent-name') + ' is typing here: send anyway?';
+    }
+    // The assignment, once the thread header carries it.
+    var assigned = thread.querySelector('[data-assignee-id]');
+    var who = assigned ? assigned.getAttribute('data-assignee-id') : '';
+    if (who && who !== '0' && who !== myAgentID()) {
+      var name = assigned.getAttribute('data-assignee-name') || 'another agent';
+      return 'This conversation is assigned to ' + name + ': send anyway?';
+    }
+    return '';
+  }
+
+  function closeCollision(focusText) {
+    var box = document.getElementById('collision-confirm');
+    if (box) {
+      box.remove();
+    }
+    var ta = document.getElementById('composer-text');
+    if (focusText && ta) {
+      ta.focus();
+    }
+  }
+
+  function askCollision(question, proceed) {
+    closeCollision(false);
+    var actions = document.getElementById('composer-actions');
+    if (!actions) {
+      proceed();
+      return;
+    }
+    var box = document.createElement('div');
+    box.id = 'collision-confirm';
+    box.className = 'collision-confirm';
+    box.setAttribute('role', 'alertdialog');
+    box.setAttribute('aria-live', 'assertive');
+    box.setAttribute('data-testid', 'collision-confirm');
+    var p = document.createElement('p');
+    p.className = 'collision-question';
+    p.id = 'collision-question';
+    p.setAttribute('data-testid', 'collision-question');
+    p.textContent = question;
+    box.setAttribute('aria-labelledby', p.id);
+    var send = document.createElement('button');
+    send.type = 'button';
+    send.className = 'btn btn-primary';
+    send.setAttribute('data-testid', 'collision-send');
+    send.textContent = 'Send anyway';
+    var cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.className = 'btn btn-secondary';
+    cancel.setAttribute('data-testid', 'collision-cancel');
+    cancel.textContent = 'Cancel';
+    send.addEventListener('click', function () {
+      closeCollision(false);
+      proceed();
+    });
+    cancel.addEventListener('click', function () { closeCollision(true); });
+    box.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        closeCollision(true);
+      }
+    });
+    box.appendChild(p);
+    box.appendChild(send);
+    box.appendChild(cancel);
+    actions.parentNode.insertBefore(box, actions);
+    send.focus();
+  }
+
+  // htmx asks before every request it makes: a composer send waits for the
+  // agent's answer when it would collide.
+  document.addEventListener('htmx:confirm', function (e) {
+    var form = e.detail && e.detail.elt;
+    if (!form || form.id !== 'composer') {
+      return;
+    }
+    var question = collision();
+    if (!question) {
+      return;
+    }
+    e.preventDefault();
+    // htmx forgets the button clicked once focus leaves it: keep its value
+    // (the confirmation of a new billed session) for the send.
+    var ev = e.detail.triggeringEvent;
+    var button = ev && ev.submitter;
+    askCollision(question, function () {
+      var keep = null;
+      if (button && button.name && document.body.contains(form)) {
+        keep = document.createElement('input');
+        keep.type = 'hidden';
+        keep.name = button.name;
+        keep.value = button.value;
+        form.appendChild(keep);
+      }
+      e.detail.issueRequest(true);
+      if (keep) {
+        keep.remove();
+      }
+    });
+  });
+
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    if (e.detail && e.detail.elt && e.detail.elt.id === 'composer') {
+      typingStopped();
+    }
+  });
+
+  // ------------------------------------------------------------ notifications
+  // A client's new message in Mine or Unassigned plays a short tone (if the
+  // agent turned sound on) and, while the page is in the background, shows a
+  // desktop notification (if turned on and allowed); so does a reminder of a
+  // session about to close unanswered. New means after the newest message
+  // the page was drawn with, once per message.
+
+  var notifyFloor = null;
+  var notifiedIn = {};
+  var notifiedKeys = {};
+
+  function pref(name) {
+    var bar = document.querySelector('.topbar[data-agent-id]');
+    return !!bar && bar.getAttribute('data-notify-' + name) === 'true';
+  }
+
+  // notifyWorthy is the rule "Mine or Unassigned": until conversations carry
+  // an assignee (data-assignee-id on the row), every one counts as unassigned.
+  function notifyWorthy(row) {
+    var who = row.getAttribute('data-assignee-id');
+    if (who === null) {
+      who = row.getAttribute('data-assignee');
+    }
+    return !who || who === '0' || who === myAgentID();
+  }
+
+  var audio = null;
+
+  function audioContext() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!audio && AC) {
+      audio = new AC();
+    }
+    return audio;
+  }
+
+  // Browsers let a page make sound only after its user did something there.
+  ['pointerdown', 'keydown'].forEach(function (name) {
+    document.addEventListener(name, function () {
+      if (pref('sound')) {
+        var ac = audioContext();
+        if (ac && ac.state === 'suspended') {
+          ac.resume();
+        }
+      }
+    }, { passive: true });
+  });
+
+  function beep() {
+    try {
+      var ac = audioContext();
+      if (!ac) {
+        return;
+      }
+      var t = ac.currentTime;
+      var osc = ac.createOscillator();
+      var gain = ac.createGain();
+      osc.type = 'sine';
+      osc.frequency.setValueAtTime(880, t);
+      osc.frequency.setValueAtTime(660, t + 0.12);
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.2, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.3);
+      osc.connect(gain);
+      gain.connect(ac.destination);
+      osc.start(t);
+      osc.stop(t + 0.32);
+    } catch (err) {
+      // No sound is no reason to break the page.
+    }
+  }
+
+  function notify(n) {
+    var played = false;
+    if (pref('sound')) {
+      beep();
+      played = true;
+    }
+    var shown = false;
+    if (pref('desktop') && document.hidden && 'Notification' in window && Notification.permission === 'granted') {
+      try {
+        var note = new Notification(n.title, { body: n.body, tag: n.tag });
+        note.onclick = function () {
+          window.focus();
+          if (n.url) {
+            window.location.href = n.url;
+          }
+          note.close();
+        };
+        shown = true;
+      } catch (err) {
+        shown = false;
+      }
+    }
+    // What happened, for the curious (and the browser tests).
+    document.body.setAttribute('data-notified', n.tag + (played ? ' sound' : '') + (shown ? ' desktop' : ''));
+  }
+
+  function newInbound(row) {
+    var id = row.getAttribute('data-conversation-id');
+    var lastIn = Number(row.getAttribute('data-last-in')) || 0;
+    if (lastIn <= (notifyFloor || 0) || lastIn <= (notifiedIn[id] || 0)) {
+      return;
+    }
+    notifiedIn[id] = lastIn;
+    if (!notifyWorthy(row)) {
+      return;
+    }
+    var thread = document.querySelector('[data-testid="thread"][data-conversation-id]');
+    if (!document.hidden && thread && thread.getAttribute('data-conversation-id') === id) {
+      return; // the agent is looking at it
+    }
+    var name = row.querySelector('[data-testid="row-name"]');
+    var text = row.querySelector('[data-testid="row-preview"]');
+    var link = row.querySelector('a[href]');
+    notify({
+      title: (name ? name.textContent : 'A client') + ' wrote',
+      body: text ? text.textContent : '',
+      url: link ? link.href : '',
+      tag: 'message-' + lastIn
+    });
+  }
+
+  function noticeOf(el) {
+    var key = el.getAttribute('data-notify-key');
+    if (!key || notifiedKeys[key]) {
+      return;
+    }
+    notifiedKeys[key] = true;
+    notify({
+      title: el.getAttribute('data-notify-title') || '',
+      body: el.getAttribute('data-notify-body') || '',
+      url: el.getAttribute('data-notify-url') ? new URL(el.getAttribute('data-notify-url'), window.location.href).toString() : '',
+      tag: key
+    });
+  }
+
+  // Frames are read before htmx swaps them in (the list's rows leave
+  // #list-delta as soon as they are placed).
+  document.addEventListener('htmx:wsBeforeMessage', function (e) {
+    var msg = e.detail && e.detail.message;
+    if (notifyFloor === null || typeof msg !== 'string' ||
+        (msg.indexOf('data-last-in=') < 0 && msg.indexOf('data-notify-key=') < 0)) {
+      return;
+    }
+    var t = document.createElement('template');
+    t.innerHTML = msg;
+    t.content.querySelectorAll('[data-conversation-id][data-last-in]').forEach(newInbound);
+    t.content.querySelectorAll('[data-notify-key]').forEach(noticeOf);
+  });
+
+  function permissionState() {
+    var el = document.querySelector('[data-notify-permission-state]');
+    if (!el) {
+      return;
+    }
+    if (!('Notification' in window)) {
+      el.textContent = 'This browser has no desktop notifications.';
+    } else if (Notification.permission === 'granted') {
+      el.textContent = 'Allowed in this browser.';
+    } else if (Notification.permission === 'denied') {
+      el.textContent = 'Blocked in this browser\u2019s site settings.';
+    } else {
+      el.textContent = '';
+    }
+  }
+
+  document.addEventListener('click', function (e) {
+    if (!e.target.closest || !e.target.closest('[data-notify-permission]')) {
+      return;
+    }
+    if ('Notification' in window && Notification.permission === 'default') {
+      Notification.requestPermission().then(permissionState, permissionState);
+    }
+    permissionState();
+  });
+
+  function startNotifications() {
+    var el = document.getElementById('live-notify');
+    if (el && el.hasAttribute('data-max-message-id')) {
+      notifyFloor = Number(el.getAttribute('data-max-message-id')) || 0;
+    }
+    permissionState();
+  }
+
   // ------------------------------------------------------------ wiring with htmx
 
   function refresh() {
@@ -1036,6 +1513,7 @@
   });
 
   function ready() {
+    startNotifications();
     localizeTimes();
     startClock();
     watchScrollers();

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestQuickShrinksEverythingButExplicitFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--quick", "--agents", "7"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.runs != 1 || o.conversations != 300 || o.messages != 1500 || o.duration != 500*time.Millisecond || len(o.pageSizes) != 0 {
+		t.Errorf("--quick: %+v", o)
+	}
+	if o.agents != 7 {
+		t.Errorf("--agents 7 with --quick gave %d agents", o.agents)
+	}
+	full, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.runs != 3 || full.messages != 1_000_000 || len(full.scenarios) != len(allScenarios) {
+		t.Errorf("defaults: %+v", full)
+	}
+}
+
+func TestBadFlagsAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--scenarios", "live,nope"},
+		{"--scenarios", ","},
+		{"--runs", "0"},
+		{"--conversations", "10", "--messages", "5"},
+		{"--rates", "100,fast"},
+		{"--sockets", "-5"},
+		{"--duration", "1ms"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestOnlyLoopbackIsDialled(t *testing.T) {
+	dialled := ""
+	dial := loopbackOnly(func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialled = addr
+		return nil, nil
+	})
+	for _, addr := range []string{"10.0.0.1:80", "example.com:443", "[2001:db8::1]:80", "garbage"} {
+		if _, err := dial(context.Background(), "tcp", addr); err == nil || dialled != "" {
+			t.Errorf("dialled %q", addr)
+		}
+	}
+	if _, err := dial(context.Background(), "tcp", "127.0.0.1:8080"); err != nil || dialled != "127.0.0.1:8080" {
+		t.Errorf("loopback refused: %v", err)
+	}
+}
+
+// The ratio is the median of each run's own ratio, not the ratio of medians.
+func TestReportRatiosAreMediansOfRunRatios(t *testing.T) {
+	r := &report{Runs: 3}
+	f := r.fig("ingest", "msg/s", "", "")
+	for _, run := range [][2]float64{{10, 100}, {30, 100}, {20, 40}} {
+		f.addWith(run[0], "raw", "tx/s", run[1])
+	}
+	r.fig("never shown", "", "0", "").add(math.NaN())
+	lat := r.fig("live p50", "ms", "", "")
+	for _, v := range []float64{math.Inf(1), 20, math.Inf(1)} { // two runs showed nothing
+		lat.add(v)
+	}
+	r.finish()
+	if !math.IsInf(lat.Median, 1) {
+		t.Errorf("median of two runs with nothing shown and one at 20 ms = %v, want none shown", lat.Median)
+	}
+	if f.Median != 20 || f.BaseMedian != 100 || f.RatioMedian != 0.3 {
+		t.Errorf("median %v, baseline %v, ratio %v; want 20, 100, 0.3", f.Median, f.BaseMedian, f.RatioMedian)
+	}
+	var md strings.Builder
+	r.writeMarkdown(&md)
+	if !strings.Contains(md.String(), "| ingest | 20 msg/s | raw: 100 tx/s | 30% |") || !strings.Contains(md.String(), "| live p50 | none shown |") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+	var js strings.Builder
+	if err := r.writeJSON(&js); err != nil || strings.Contains(js.String(), "NaN") || strings.Contains(js.String(), "Inf") {
+		t.Errorf("JSON with NaN or failing (%v):\n%s", err, js.String())
+	}
+}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sessiondesk/cmd/sessiondesk-load/internal/dataset"
+	"sessiondesk/cmd/sessiondesk-load/internal/product"
+	"sessiondesk/config"
+)
+
+// runner plays the scenarios of every run and collects the report.
+type runner struct {
+	o      options
+	bin    string
+	work   string // this invocation's temporary folder
+	log    io.Writer
+	client *http.Client
+	rep    *report
+	phase  int // numbers the latency measurements, so their markers differ
+}
+
+func buildProduct(ctx context.Context, dir string) (string, error) { return product.Build(ctx, dir) }
+
+func newRunner(o options, bin, work string, log io.Writer) *runner {
+	tr := &http.Transport{
+		DialContext:         loopbackOnly((&net.Dialer{Timeout: 10 * time.Second}).DialContext),
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &runner{o: o, bin: bin, work: work, log: log,
+		client: &http.Client{Transport: tr, Timeout: 60 * time.Second},
+		rep:    &report{Machine: machine(), Runs: o.runs, Date: time.Now().UTC()}}
+}
+
+// loopbackOnly refuses to dial anything but 127.0.0.1: the tool loads nothing else.
+func loopbackOnly(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || !config.IsLoopbackHost(host) {
+			return nil, fmt.Errorf("sessiondesk-load only talks to loopback, not %q", addr)
+		}
+		return dial(ctx, network, addr)
+	}
+}
+
+func (r *runner) close() { r.client.CloseIdleConnections() }
+
+func (r *runner) say(format string, args ...any) {
+	fmt.Fprintf(r.log, "sessiondesk-load: "+format+"\n", args...)
+}
+
+// all runs every run and returns the finished report.
+func (r *runner) all(ctx context.Context) (*report, error) {
+	main := dataset.Spec{Conversations: r.o.conversations, Messages: r.o.messages}
+	r.rep.Dataset = fmt.Sprintf("Dataset %d conversations / %d messages", main.Conversations, main.Messages)
+	r.say("dataset %d conversations / %d messages (cache %s)", main.Conversations, main.Messages, r.o.cacheDir)
+	mainPath, took, err := dataset.Cached(ctx, r.o.cacheDir, main, r.log)
+	if err != nil {
+		return nil, err
+	}
+	if took > 0 {
+		r.rep.Import = fmt.Sprintf("%s (%.0f messages/s)", took.Round(time.Second), float64(main.Messages)/took.Seconds())
+	}
+	var small []dataset.Spec
+	if r.o.scenarios["pages"] {
+		for _, n := range r.o.pageSizes {
+			if n < main.Conversations {
+				small = append(small, dataset.Spec{Conversations: n, Messages: 10 * n})
+			}
+		}
+	}
+	smallPaths := make([]string, len(small))
+	for i, s := range small {
+		if smallPaths[i], _, err = dataset.Cached(ctx, r.o.cacheDir, s, r.log); err != nil {
+			return nil, err
+		}
+	}
+	for run := 1; run <= r.o.runs; run++ {
+		for i, s := range small {
+			r.say("run %d: pages at %d conversations", run, s.Conversations)
+			if err := r.withProduct(ctx, fmt.Sprintf("run%d-small%d", run, i), smallPaths[i], func(p *product.Product) error {
+				return r.pages(ctx, p, s)
+			}); err != nil {
+				return nil, err
+			}
+		}
+		r.say("run %d: main dataset", run)
+		if err := r.withProduct(ctx, fmt.Sprintf("run%d-main", run), mainPath, func(p *product.Product) error {
+			return r.mainRun(ctx, p, main)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	r.rep.finish()
+	return r.rep, nil
+}
+
+// withProduct starts the product on a fresh copy of the dataset, runs fn, and
+// stops it.
+func (r *runner) withProduct(ctx context.Context, name, ds string, fn func(p *product.Product) error) error {
+	dir := filepath.Join(r.work, name)
+	if err := dataset.CopyTo(ds, filepath.Join(dir, "sessiondesk.db")); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logf, err := os.Create(filepath.Join(r.work, name+".log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	var plog io.Writer = logf
+	if r.o.verbose {
+		plog = io.MultiWriter(logf, r.log)
+	}
+	p, err := product.Start(ctx, product.Config{Binary: r.bin, DataDir: dir, Log: plog})
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, tail(logf.Name()))
+	}
+	if len(p.ExtraFlags) > 0 {
+		r.note(fmt.Sprintf("The product was started with %v (found in its -h).", p.ExtraFlags))
+	}
+	ferr := fn(p)
+	r.client.CloseIdleConnections()
+	serr := p.Stop()
+	if ferr != nil {
+		return fmt.Errorf("%w\nproduct log:\n%s", ferr, tail(logf.Name()))
+	}
+	if serr != nil {
+		return fmt.Errorf("%w\n%s", serr, tail(logf.Name()))
+	}
+	return nil
+}
+
+// note adds a remark to the report once.
+func (r *runner) note(n string) {
+	for _, have := range r.rep.Notes {
+		if have == n {
+			return
+		}
+	}
+	r.rep.Notes = append(r.rep.Notes, n)
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// mainRun plays the scenarios on the main dataset, in an order that keeps
+// each measurement clean: memory and pages first, on the untouched dataset.
+func (r *runner) mainRun(ctx context.Context, p *product.Product, spec dataset.Spec) error {
+	sc := r.o.scenarios
+	size := sizeName(spec)
+	if sc["coldstart"] {
+		r.rep.fig("cold start, "+size, "ms", "≤ 300 ms at 1M messages", "").add(ms(p.ColdStart))
+	}
+	if sc["rss"] {
+		time.Sleep(time.Second) // let start-up settle
+		rss, err := p.RSS()
+		if err != nil {
+			return err
+		}
+		r.rep.fig("idle RSS, "+size, "MB", "≤ 30 MB", "23 MB").add(float64(rss) / (1 << 20))
+	}
+	if sc["pages"] {
+		if err := r.pages(ctx, p, spec); err != nil {
+			return err
+		}
+	}
+	var raw float64
+	if sc["ingest"] || sc["send"] {
+		var err error
+		if raw, err = r.rawSQLite(ctx); err != nil {
+			return err
+		}
+	}
+	if sc["ingest"] {
+		if err := r.ingest(ctx, p, spec, raw, nil); err != nil {
+			return err
+		}
+	}
+	if (sc["ingest"] || sc["live"]) && r.o.agents > 0 {
+		agents, err := r.openAgents(ctx, p, r.o.agents)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer agents.close()
+			if sc["ingest"] {
+				if err := r.ingest(ctx, p, spec, raw, agents); err != nil {
+					return err
+				}
+			}
+			if sc["live"] {
+				for _, rate := range r.o.rates {
+					agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
+					name := fmt.Sprintf("live, %d msg/s, %d agents", rate, len(agents.list))
+					if err := r.live(ctx, p, spec, agents, rate, name, nil); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	if sc["send"] {
+		if err := r.send(ctx, p, raw); err != nil {
+			return err
+		}
+	}
+	if sc["sockets"] {
+		for _, n := range r.o.sockets {
+			if err := r.idleSockets(ctx, p, n); err != nil {
+				return err
+			}
+		}
+	}
+	if sc["churn"] {
+		if err := r.churn(ctx, p, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sizeName(s dataset.Spec) string {
+	return short(s.Conversations) + " conv / " + short(s.Messages) + " msgs"
+}
+
+func short(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.Itoa(n/1000) + "k"
+	default:
+		return strconv.Itoa(n)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rawSQLite measures the baseline of the write paths on the disk of the
+// product's database.
+func (r *runner) rawSQLite(ctx context.Context) (float64, error) {
+	rate, err := rawTxRate(ctx, filepath.Join(r.work, "raw-baseline.db"), r.o.duration)
+	if err != nil {
+		return 0, err
+	}
+	r.rep.fig("raw SQLite one-row transactions (baseline)", "tx/s", "", "").add(rate)
+	return rate, nil
+}
+
+// inbound is the JSON Routee posts for a client's message.
+type inbound struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Message   string `json:"message"`
+	SentDate  string `json:"sentDate"`
+	Direction string `json:"direction"`
+	MessageID string `json:"messageId"`
+}
+
+var inboundSeq atomic.Int64
+
+// postInbound delivers a client's message through the Routee webhook and
+// returns once the product answered (it answers after the commit).
+func (r *runner) postInbound(ctx context.Context, p *product.Product, phone, text string) error {
+	body, err := json.Marshal(inbound{From: phone, To: "sessiondesk", Message: text, Direction: "Inbound",
+		SentDate:  time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		MessageID: fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), inboundSeq.Add(1))})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/webhooks/routee/"+p.WebhookSecret+"/inbound", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("webhook: HTTP %d: %s", resp.StatusCode, out)
+	}
+	return nil
+}
+
+// ingest runs the closed-loop webhook senders, with the agents' sockets open
+// when agents is not nil.
+func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Spec, raw float64, agents *agentSet) error {
+	na := 0
+	if agents != nil {
+		na = len(agents.list)
+	}
+	for _, k := range r.o.senders {
+		if agents != nil {
+			agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
+		}
+		var ok, failed atomic.Int64
+		var firstErr atomic.Value
+		deadline := time.Now().Add(r.o.duration)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range k {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+				for i := 0; time.Now().Before(deadline) && ctx.Err() == nil && i < 10_000_000; i++ {
+					phone := dataset.Phone(rng.IntN(spec.Conversations))
+					if err := r.postInbound(ctx, p, phone, fmt.Sprintf("Ingest %d/%d: where is my order?", w, i)); err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					ok.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		rate := float64(ok.Load()) / time.Since(start).Seconds()
+		if ok.Load() == 0 {
+			return fmt.Errorf("ingest with %d senders: no webhook succeeded (%v)", k, firstErr.Load())
+		}
+		if failed.Load() > 0 {
+			r.note(fmt.Sprintf("ingest, %d senders, %d agents: %d webhook posts failed, e.g. %v", k, na, failed.Load(), firstErr.Load()))
+		}
+		name := fmt.Sprintf("ingest, %d senders, %d agents", k, na)
+		target, before := "", ""
+		if na > 0 {
+			target, before = "≥ 25% of raw", "0.2–0.3% of raw"
+		}
+		r.rep.fig(name, "msg/s", target, before).addWith(rate, "raw SQLite", "tx/s", raw)
+		if na > 0 {
+			zero := r.rep.fig(fmt.Sprintf("ingest, %d senders, 0 agents", k), "msg/s", "", "")
+			if len(zero.Values) > 0 {
+				r.rep.fig(fmt.Sprintf("ingest, %d senders: %d agents vs 0", k, na), "msg/s", "≥ 80% of 0 agents", "").
+					addWith(rate, "0 agents", "msg/s", zero.Values[len(zero.Values)-1])
+			}
+		}
+		r.say("ingest %d senders, %d agents: %.0f msg/s", k, na, rate)
+	}
+	return nil
+}
+
+// cursorAttr finds the event cursor at the end of every frame.
+var cursorAttr = regexp.MustCompile(`data-last-event-id="(\d+)"`)
+
+// latestCursor returns the last event id a frame carries, or 0.
+func latestCursor(frame []byte) int64 {
+	all := cursorAttr.FindAllSubmatch(frame, -1)
+	if len(all) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(all[len(all)-1][1]), 10, 64)
+	return n
+}
+
+// infIfNone is v, or +Inf when there were no samples (nothing was shown).
+func infIfNone(n int, v float64) float64 {
+	if n == 0 {
+		return math.Inf(1)
+	}
+	return v
+}
