@@ -118,7 +118,9 @@ func TestLiveFramesCarryOnlyTheChangedRow(t *testing.T) {
 			t.Errorf("other: the thread of a conversation it does not show")
 		}
 		t.Logf("%s: a frame of %d bytes", name, len(data))
-		if len(data) > 6000 {
+		// The viewer's frame carries the whole session panel (with the contact
+		// card and its form since issue 11) and the phone's session strip.
+		if len(data) > 7000 {
 			t.Errorf("%s: a frame of %d bytes for one changed row", name, len(data))
 		}
 	}

@@ -59,6 +59,9 @@ func (s *Server) inbox(c echo.Context) error {
 		return err
 	}
 	page := views.InboxPage{Chrome: s.chrome(c, "Inbox"), ListBefore: c.QueryParam("before")}
+	if c.QueryParam("pane") == "contact" { // a phone shows the panel instead of the thread
+		page.Pane = "contact"
+	}
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
 		var err error
 		if page.LastEventID, err = r.LastEventID(ctx); err != nil {
@@ -270,10 +273,14 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 // historyLimit is how many past sessions the panel and the API list.
 const historyLimit = 50
 
-// panel reads what the session panel shows: the current session and the ones before it.
+// panel reads what the session panel shows: the current session and the
+// ones before it, and the contact's details.
 func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversation) (views.Panel, error) {
 	sessions, err := r.Sessions(ctx, cv.ID, historyLimit+1)
 	if err != nil {
+		return views.Panel{}, err
+	}
+	if cv.Contact, err = r.Contact(ctx, cv.Contact.ID); err != nil {
 		return views.Panel{}, err
 	}
 	return s.panelView(cv, sessions, r.Now()), nil
@@ -292,9 +299,7 @@ func (s *Server) panelView(cv store.Conversation, sessions []session.Session, no
 		MaxUnanswered:  rules.MaxUnanswered,
 		NowUnix:        now.UnixMilli(),
 		Currency:       rates.Currency,
-		ContactName:    cv.Contact.Name,
-		ContactPhone:   cv.Contact.PhoneDisplay,
-		Country:        cv.Contact.Country,
+		Contact:        s.contactView(cv.ID, cv.Contact),
 	}
 	if cur := cv.State.Current; cur != nil {
 		p.Cost, p.Currency = cur.Cost(), sessionCurrency(*cur, rates)
@@ -328,6 +333,7 @@ func (s *Server) composer(cv store.Conversation, now time.Time) views.Composer {
 		Status:         st,
 		MaxUnanswered:  rules.MaxUnanswered,
 		MaxTextLen:     rules.MaxTextLen,
+		ContactName:    cv.Contact.Name,
 		Limits: views.AttachLimits{
 			ImageMax: s.Limits.ImageMax, FileMax: s.Limits.FileMax,
 			ImageWarn: s.Limits.ImageWarn, FileWarn: s.Limits.FileWarn,
@@ -466,6 +472,7 @@ func (s *Server) conversationState(c echo.Context) error {
 		}
 		comps = append(comps,
 			views.SessionPanel(chrome, panel, true),
+			views.SessionStrip(chrome, panel, true),
 			views.ComposerActions(chrome, s.composer(cv, r.Now()), true))
 		return nil
 	})

@@ -448,7 +448,11 @@ func (v liveViews) Message(ctx context.Context, w io.Writer, m store.Message, ap
 }
 
 func (v liveViews) State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error {
-	if err := views.SessionPanel(v.chrome(), v.s.panelView(cv, history, now), true).Render(ctx, w); err != nil {
+	p := v.s.panelView(cv, history, now)
+	if err := views.SessionPanel(v.chrome(), p, true).Render(ctx, w); err != nil {
+		return err
+	}
+	if err := views.SessionStrip(v.chrome(), p, true).Render(ctx, w); err != nil {
 		return err
 	}
 	if err := views.ThreadStatusBar(threadStatus(cv), true).Render(ctx, w); err != nil {

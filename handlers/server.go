@@ -135,6 +135,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.POST("/c/:id/status", s.statusForm)
 	app.POST("/c/:id/assignee", s.assigneeForm)
 	app.GET("/c/:id/state", s.conversationState)
+	app.POST("/c/:id/contact", s.contactForm)
 	app.POST("/c/:id/messages/:mid/retry", s.retryForm)
 	app.POST("/c/:id/messages/:mid/confirm-arrived", s.confirmArrivedForm)
 	app.POST("/c/:id/messages/:mid/resend", s.resendForm)
@@ -156,6 +157,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/me/preferences", s.apiGetPrefs)
 	api.PATCH("/me/preferences", s.apiPatchPrefs)
 	s.registerNotes(app, api)
+	api.GET("/contacts/:id", s.apiContact)
+	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
 	s.registerSearch(app, api)
 
@@ -300,6 +303,8 @@ func render(c echo.Context, status int, comps ...templ.Component) error {
 type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Field names the refused field of a request, when one is to blame.
+	Field string `json:"field,omitempty"`
 }
 
 // errorHandler maps errors to HTTP in one place: a refusal by the rules to 409 or
@@ -324,7 +329,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case errors.Is(err, store.ErrNotFound):
 		status, body = http.StatusNotFound, apiError{Code: "not_found", Message: "No such conversation or message."}
 	case errors.As(err, &invalid):
-		status, body = http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: invalid.Message}
+		status, body = http.StatusUnprocessableEntity, apiError{Code: "invalid", Message: invalid.Message, Field: invalid.Field}
 	case errors.As(err, &he):
 		status = he.Code
 		body = apiError{Code: codeForStatus(he.Code), Message: http.StatusText(he.Code)}

@@ -375,15 +375,20 @@ func (h *Hub) frameBytes(ctx context.Context, b *batch, viewing int64) ([]byte, 
 			if c.row != nil {
 				// The panel lists the conversation's sessions: read only for a
 				// conversation some page shows, once per batch.
+				// The same for the contact's details, which the panel shows.
 				var history []session.Session
+				cv := c.row.Conversation
 				err := h.opts.Store.Read(ctx, func(rd *store.Reader) (err error) {
-					history, err = rd.Sessions(ctx, c.row.ID, h.opts.History)
+					if history, err = rd.Sessions(ctx, cv.ID, h.opts.History); err != nil {
+						return err
+					}
+					cv.Contact, err = rd.Contact(ctx, cv.Contact.ID)
 					return err
 				})
 				if err != nil {
 					return nil, err
 				}
-				if err := r.State(ctx, &buf, c.row.Conversation, history, b.now); err != nil {
+				if err := r.State(ctx, &buf, cv, history, b.now); err != nil {
 					return nil, err
 				}
 				h.stats.states.Add(1)

@@ -23,7 +23,8 @@ const (
 
 // AuditActions returns every audit action, for filters.
 func AuditActions() []string {
-	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke, AuditStatus, AuditAssign}
+	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke,
+		AuditStatus, AuditAssign, AuditContactEdit}
 }
 
 // AuditEntry is one row of the append-only audit log.
@@ -218,6 +219,8 @@ func (e AuditEntry) Summary() string {
 		if s, ok := assignSummary(e.Detail); ok {
 			return s
 		}
+	case AuditContactEdit:
+		return contactSummary(e)
 	case AuditTokenCreate, AuditTokenRevoke:
 		var d tokenDetail
 		if json.Unmarshal([]byte(e.Detail), &d) != nil {

@@ -19,6 +19,9 @@ type Contact struct {
 	PhoneDisplay string
 	Name         string
 	Country      string // ISO 3166 region, "" when unknown
+	// Details are what agents keep about the client; nil where they were not
+	// read (the list's rows never need them).
+	Details *ContactDetails
 }
 
 // Conversation is a contact's thread with its session state.
@@ -311,7 +314,8 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 }
 
 // upsertContact returns the contact with this phone, creating it; a non-empty
-// name replaces the stored one (Viber users change their display names).
+// name replaces the stored one (Viber users change their display names),
+// unless an agent named the client (EditContact): theirs stays.
 func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string, now time.Time) (int64, error) {
 	if name == "" {
 		name = phone
@@ -320,7 +324,8 @@ func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string,
 	err := tx.QueryRowContext(ctx, `
 		INSERT INTO contacts (phone, phone_display, name, country, created_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (phone) DO UPDATE SET
-			name = CASE WHEN excluded.name <> excluded.phone THEN excluded.name ELSE contacts.name END,
+			name = CASE WHEN excluded.name <> excluded.phone AND contacts.name_set_by_agent = 0
+			            THEN excluded.name ELSE contacts.name END,
 			country = CASE WHEN excluded.country <> '' THEN excluded.country ELSE contacts.country END
 		RETURNING id`, phone, phonefmt.Display(phone), name, country, ms(now)).Scan(&id)
 	if err != nil {

@@ -15,7 +15,8 @@ const (
 	// EventConversation: the conversation itself changed (status, assignee):
 	// pages redraw its row and, when viewing it, the thread header.
 	EventConversation = "conversation"
-	EventNote         = "note" // an internal note was added (notes.go)
+	EventNote         = "note"    // an internal note was added (notes.go)
+	EventContact      = "contact" // an agent edited the conversation's contact
 )
 
 // Event is one row of the append-only events table.

@@ -239,6 +239,10 @@ func (s *Store) SaveSettings(ctx context.Context, agentID int64, next AdminSetti
 	if err := validateSettings(&next); err != nil {
 		return err
 	}
+	// Checked on save only: replies saved before placeholders existed still load.
+	if err := checkPlaceholders(next.CannedReplies); err != nil {
+		return err
+	}
 	var swapped *AdminSettings
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		old := s.settings.Load()

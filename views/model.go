@@ -120,9 +120,8 @@ type Panel struct {
 	NowUnix        int64 // the server's time at render, in ms: the countdown runs from it (S10)
 	Cost           float64
 	Currency       string
-	ContactName    string
-	ContactPhone   string
-	Country        string
+	// Contact is the contact card, with its form.
+	Contact ContactView
 	// EndedUnanswered: the current session is over and the client's last
 	// message in it went unanswered (case 9).
 	EndedUnanswered bool
@@ -157,6 +156,8 @@ type Composer struct {
 	// Limits are what the server accepts in an attachment: the form carries
 	// them so that the script refuses before uploading what would be refused.
 	Limits AttachLimits
+	// ContactName fills {{contact.name}} in canned replies (in the browser).
+	ContactName string
 }
 
 // AttachLimits are the attachment rules the composer checks before sending;
@@ -219,6 +220,9 @@ type InboxPage struct {
 	// MaxMessageID is the newest message when the page was drawn: client
 	// messages after it are news (the script notifies of them).
 	MaxMessageID int64
+	// Pane is what a phone (under 900 px) shows of the open conversation:
+	// "contact" for the session panel, "" for the thread.
+	Pane string
 }
 
 // SandboxClient is one simulated Viber user on the sandbox phone.

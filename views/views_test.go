@@ -51,9 +51,8 @@ func panelFor(id int64, st session.State, now time.Time) Panel {
 		MaxUnanswered:  set.MaxUnanswered,
 		NowUnix:        now.UnixMilli(),
 		Currency:       rates.Currency,
-		ContactName:    "Olga Petrova",
-		ContactPhone:   "+375 29 860-39-38",
-		Country:        "Belarus (BY)",
+		Contact: ContactView{ID: id, Name: "Olga Petrova", Phone: "+375 29 860-39-38", Country: "Belarus (BY)",
+			Values: ContactValues{Name: "Olga Petrova"}, FormURL: "/c/1/contact", SearchURL: "/search?q=%2B375298603938"},
 	}
 	if st.Current != nil {
 		p.Cost = rates.Cost(*st.Current)

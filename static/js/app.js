@@ -4,7 +4,9 @@
  * - countdowns driven by the server's clock (S10), ticking every second
  * - every time shown rewritten in the browser's time zone
  * - keyboard: j / k to move between conversations, r to reply, n to write an
- *   internal note, Ctrl+Enter to send, Escape to leave the composer
+ *   internal note, Ctrl+Enter to send, Escape to leave the composer, ? for the
+ *   help, c for the contact
+ * - canned replies: / in the empty composer, placeholders filled in the browser
  * - the tab title's count of unread conversations
  * - the composer's character counter, thread scrolling, the sandbox's send form
  *
@@ -907,6 +909,34 @@
     updateUsage();
   }
 
+  // usageFor says what sending text (with the picked files) would use: the
+  // usage line, or why it would be refused (why, "" when it would go). The
+  // composer and the canned-reply preview both show it.
+  function usageFor(text) {
+    var actions = document.getElementById('composer-actions');
+    var lim = composerLimits();
+    var files = currentFiles();
+    var refused = files.filter(function (f) { return checkFile(f, lim).refusal; }).length;
+    var hasText = text.trim() !== '';
+    var n = files.length + (hasText || files.length === 0 ? 1 : 0);
+    var chars = countChars(text);
+    var left = actions ? Number(actions.getAttribute('data-unanswered-left')) : 0;
+    var remaining = actions ? Number(actions.getAttribute('data-remaining')) : 0;
+    var why = '';
+    if (lim.textMax > 0 && chars > lim.textMax) {
+      why = 'The text has ' + chars + ' characters; Viber allows at most ' + lim.textMax + '. Shorten it by ' + (chars - lim.textMax) + '.';
+    } else if (refused > 0) {
+      why = refused === 1 ? 'An attachment cannot be sent: rename or remove it.' : refused + ' attachments cannot be sent: rename or remove them.';
+    } else if (n > left) {
+      why = 'This send needs ' + n + ' messages but only ' + left + ' more may go before the client must reply. Remove ' + (n - left) + '.';
+    }
+    return {
+      n: n, why: why,
+      line: 'Uses ' + n + (n === 1 ? ' message' : ' messages') + ' \u00b7 ' + remaining + ' left in this session \u00b7 ' +
+        left + ' more before the client must reply'
+    };
+  }
+
   // updateUsage says how many messages the send will use, and disables Send
   // (and the confirmation) when the server would refuse it: text over the limit, a refused attachment, or more messages than the
   // session allows (spec case 16).
@@ -916,30 +946,14 @@
     if (!actions || !ta) {
       return;
     }
-    var lim = composerLimits();
-    var files = currentFiles();
-    var refused = files.filter(function (f) { return checkFile(f, lim).refusal; }).length;
-    var hasText = ta.value.trim() !== '';
-    var n = files.length + (hasText || files.length === 0 ? 1 : 0);
-    var chars = countChars(ta.value);
-    var left = Number(actions.getAttribute('data-unanswered-left'));
-    var remaining = Number(actions.getAttribute('data-remaining'));
+    var u = usageFor(ta.value);
+    var why = u.why;
     var usage = actions.querySelector('[data-testid="composer-usage"]');
-    var why = '';
-    if (lim.textMax > 0 && chars > lim.textMax) {
-      why = 'The text has ' + chars + ' characters; Viber allows at most ' + lim.textMax + '. Shorten it by ' + (chars - lim.textMax) + '.';
-    } else if (refused > 0) {
-      why = refused === 1 ? 'An attachment cannot be sent: rename or remove it.' : refused + ' attachments cannot be sent: rename or remove them.';
-    } else if (n > left) {
-      why = 'This send needs ' + n + ' messages but only ' + left + ' more may go before the client must reply. Remove ' + (n - left) + '.';
-    }
     var blocked = why !== '';
     actions.setAttribute('data-blocked', blocked ? why : '');
     var canSend = actions.getAttribute('data-can-send') === 'true';
     if (usage && canSend) {
-      usage.textContent = blocked ? why
-        : 'Uses ' + n + (n === 1 ? ' message' : ' messages') + ' \u00b7 ' + remaining + ' left in this session \u00b7 ' +
-          left + ' more before the client must reply';
+      usage.textContent = blocked ? why : u.line;
       usage.classList.toggle('is-over', blocked);
     }
     var send = actions.querySelector('[data-testid="composer-send"]');
@@ -1001,21 +1015,14 @@
     }
   });
 
-  // A canned reply goes into the draft where the cursor is; the agent still sends it.
+  // A canned reply goes into the draft where the cursor is, its placeholders
+  // filled (see the canned replies below); the agent still sends it.
   document.addEventListener('click', function (e) {
     var chip = e.target.closest && e.target.closest('[data-canned]');
-    var ta = document.getElementById('composer-text');
-    if (!chip || !ta) {
+    if (!chip || !document.getElementById('composer-text')) {
       return;
     }
-    var text = chip.getAttribute('data-canned');
-    var start = ta.selectionStart || 0;
-    var end = ta.selectionEnd || 0;
-    ta.value = ta.value.slice(0, start) + text + ta.value.slice(end);
-    ta.selectionStart = ta.selectionEnd = start + text.length;
-    ta.focus();
-    updateCounter(ta);
-    updateUsage();
+    chooseCanned(chip.getAttribute('data-canned'));
   });
 
   // ------------------------------------------------------------------- lightbox
@@ -1063,6 +1070,450 @@
     var t = e.target;
     if (t && t.closest && t.closest('#composer, #note-composer') && isTyping(t)) {
       t.blur();
+    }
+  });
+
+  // ------------------------------------------------------------- canned replies
+  // "/" in an empty composer opens the canned replies (the chips the server
+  // rendered): type to filter, arrows to pick, Enter to choose, Escape to
+  // close. A reply's placeholders are filled here, from what the page
+  // already has: {{contact.name}} (the composer's data-contact-name, which
+  // frames keep fresh), {{agent.name}} (the form's data-agent-name), and
+  // {{ask:Question}}, which asks the agent in the picker before inserting.
+  // Anything else between braces stays as typed (admins cannot save it).
+  // Every value goes in as text: the draft is a textarea's value and the
+  // preview a textContent, never HTML.
+
+  var PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
+
+  function askLabels(tpl) {
+    var out = [];
+    tpl.replace(PLACEHOLDER, function (all, inner) {
+      var m = /^ask:(.*)$/.exec(inner);
+      var label = m ? m[1].trim() : '';
+      if (label && out.indexOf(label) < 0) {
+        out.push(label);
+      }
+      return all;
+    });
+    return out;
+  }
+
+  // fillPlaceholders replaces the known placeholders; an unanswered question
+  // shows as [Question] in the preview (asks null) and is asked before insert.
+  function fillPlaceholders(tpl, asks) {
+    var actions = document.getElementById('composer-actions');
+    var form = document.getElementById('composer');
+    var contact = actions ? actions.getAttribute('data-contact-name') || '' : '';
+    var agent = form ? form.getAttribute('data-agent-name') || '' : '';
+    return tpl.replace(PLACEHOLDER, function (all, inner) {
+      if (inner === 'contact.name') {
+        return contact;
+      }
+      if (inner === 'agent.name') {
+        return agent;
+      }
+      var m = /^ask:(.*)$/.exec(inner);
+      var label = m ? m[1].trim() : '';
+      if (!label) {
+        return all;
+      }
+      return asks && Object.prototype.hasOwnProperty.call(asks, label) ? asks[label] : '[' + label + ']';
+    });
+  }
+
+  function insertDraft(text) {
+    var ta = document.getElementById('composer-text');
+    if (!ta) {
+      return;
+    }
+    var start = ta.selectionStart || 0;
+    var end = ta.selectionEnd || 0;
+    ta.value = ta.value.slice(0, start) + text + ta.value.slice(end);
+    ta.selectionStart = ta.selectionEnd = start + text.length;
+    ta.focus();
+    updateCounter(ta);
+    updateUsage();
+  }
+
+  function cannedReplies() {
+    return Array.prototype.slice.call(document.querySelectorAll('#composer [data-canned]')).map(function (chip) {
+      return { title: chip.textContent.trim(), text: chip.getAttribute('data-canned') };
+    });
+  }
+
+  function closeCanned(refocus) {
+    var box = document.getElementById('canned-picker');
+    if (box) {
+      box.remove();
+    }
+    var ta = document.getElementById('composer-text');
+    if (refocus && ta) {
+      ta.focus();
+    }
+  }
+
+  function el(tag, cls, text, testid) {
+    var e = document.createElement(tag);
+    if (cls) {
+      e.className = cls;
+    }
+    if (text) {
+      e.textContent = text;
+    }
+    if (testid) {
+      e.setAttribute('data-testid', testid);
+    }
+    return e;
+  }
+
+  // pickerBox is the picker's frame: a preview of the reply as it will be
+  // inserted and the usage line of the composer for it.
+  function pickerBox(label) {
+    closeCanned(false);
+    var composer = document.getElementById('composer');
+    var box = el('div', 'canned-picker', '', 'canned-picker');
+    box.id = 'canned-picker';
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', label);
+    var body = el('div', 'canned-picker-body');
+    var preview = el('p', 'canned-preview', '', 'canned-preview');
+    var usage = el('p', 'canned-usage', '', 'canned-usage');
+    usage.setAttribute('aria-live', 'polite');
+    box.appendChild(body);
+    box.appendChild(preview);
+    box.appendChild(usage);
+    // Above the composer, outside its form: Enter in the picker never sends.
+    composer.parentNode.insertBefore(box, composer);
+    return {
+      box: box, body: body,
+      show: function (text) {
+        preview.textContent = text;
+        var u = usageFor(text);
+        usage.textContent = u.why || u.line;
+        usage.classList.toggle('is-over', u.why !== '');
+      }
+    };
+  }
+
+  // onEnter runs fn when Enter is released in el: acting on the key's release
+  // moves the focus only once the key has done everything it does, so its
+  // character never lands in the field that gets the focus.
+  function onEnter(el, fn) {
+    var down = false;
+    el.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        down = !e.isComposing;
+      }
+    });
+    el.addEventListener('keyup', function (e) {
+      if (e.key === 'Enter' && down) {
+        down = false;
+        e.preventDefault();
+        fn(e);
+      }
+    });
+  }
+
+  // chooseCanned inserts a reply, asking its questions first.
+  function chooseCanned(tpl) {
+    var labels = askLabels(tpl);
+    if (labels.length === 0) {
+      closeCanned(false);
+      insertDraft(fillPlaceholders(tpl, {}));
+      return;
+    }
+    var p = pickerBox('Fill in the canned reply');
+    var form = el('div', 'canned-ask', '', 'canned-ask');
+    var inputs = labels.map(function (label, i) {
+      var lab = el('label', 'canned-ask-field');
+      lab.appendChild(el('span', '', label));
+      var input = document.createElement('input');
+      input.type = 'text';
+      input.autocomplete = 'off';
+      input.setAttribute('data-ask', label);
+      input.setAttribute('data-testid', 'canned-ask-input');
+      input.id = 'canned-ask-' + i;
+      lab.appendChild(input);
+      form.appendChild(lab);
+      return input;
+    });
+    var values = function () {
+      var v = {};
+      inputs.forEach(function (input) { v[input.getAttribute('data-ask')] = input.value; });
+      return v;
+    };
+    var insert = el('button', 'btn btn-secondary', 'Insert', 'canned-ask-insert');
+    insert.type = 'button';
+    var cancel = el('button', 'link-button', 'Cancel');
+    cancel.type = 'button';
+    form.appendChild(insert);
+    form.appendChild(cancel);
+    p.body.appendChild(form);
+    var done = function () {
+      var text = fillPlaceholders(tpl, values());
+      closeCanned(false);
+      insertDraft(text);
+    };
+    insert.addEventListener('click', done);
+    cancel.addEventListener('click', function () { closeCanned(true); });
+    form.addEventListener('input', function () { p.show(fillPlaceholders(tpl, values())); });
+    onEnter(form, function (e) {
+      var i = inputs.indexOf(e.target);
+      if (i >= 0 && i < inputs.length - 1) {
+        inputs[i + 1].focus();
+      } else {
+        done();
+      }
+    });
+    p.show(fillPlaceholders(tpl, values()));
+    inputs[0].focus();
+  }
+
+  function openCanned() {
+    var replies = cannedReplies();
+    if (replies.length === 0) {
+      return false;
+    }
+    var p = pickerBox('Canned replies');
+    var filter = document.createElement('input');
+    filter.type = 'text';
+    filter.className = 'canned-filter';
+    filter.placeholder = 'Filter canned replies';
+    filter.autocomplete = 'off';
+    filter.setAttribute('role', 'combobox');
+    filter.setAttribute('aria-expanded', 'true');
+    filter.setAttribute('aria-controls', 'canned-options');
+    filter.setAttribute('aria-label', 'Filter canned replies');
+    filter.setAttribute('data-testid', 'canned-filter');
+    var list = el('ul', 'canned-options', '', 'canned-options');
+    list.id = 'canned-options';
+    list.setAttribute('role', 'listbox');
+    list.setAttribute('aria-label', 'Canned replies');
+    p.body.appendChild(filter);
+    p.body.appendChild(list);
+    var shown = [];
+    var current = 0;
+    var select = function (i) {
+      current = Math.max(0, Math.min(i, shown.length - 1));
+      Array.prototype.forEach.call(list.children, function (li, j) {
+        li.setAttribute('aria-selected', j === current ? 'true' : 'false');
+        li.classList.toggle('is-active', j === current);
+      });
+      if (shown.length > 0) {
+        filter.setAttribute('aria-activedescendant', 'canned-option-' + current);
+        p.show(fillPlaceholders(shown[current].text, null));
+      } else {
+        filter.removeAttribute('aria-activedescendant');
+        p.show('');
+      }
+    };
+    var render = function () {
+      var q = filter.value.trim().toLowerCase();
+      shown = replies.filter(function (r) {
+        return !q || r.title.toLowerCase().indexOf(q) >= 0 || r.text.toLowerCase().indexOf(q) >= 0;
+      });
+      list.textContent = '';
+      shown.forEach(function (r, i) {
+        var li = el('li', 'canned-option', '', 'canned-option');
+        li.id = 'canned-option-' + i;
+        li.setAttribute('role', 'option');
+        li.appendChild(el('strong', '', r.title));
+        li.appendChild(el('span', 'canned-option-text', r.text));
+        li.addEventListener('mousedown', function (e) { e.preventDefault(); });
+        li.addEventListener('click', function () { chooseCanned(r.text); });
+        list.appendChild(li);
+      });
+      if (shown.length === 0) {
+        list.appendChild(el('li', 'canned-none', 'No canned reply matches.'));
+      }
+      select(0);
+    };
+    filter.addEventListener('input', render);
+    filter.addEventListener('keydown', function (e) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        select(current + (e.key === 'ArrowDown' ? 1 : -1));
+      }
+    });
+    onEnter(filter, function () {
+      if (shown[current]) {
+        chooseCanned(shown[current].text);
+      }
+    });
+    render();
+    filter.focus();
+    return true;
+  }
+
+  // "/" typed into the empty composer opens the picker instead (read from the
+  // input, so that every keyboard, virtual ones included, is heard).
+  document.addEventListener('input', function (e) {
+    var t = e.target;
+    if (t && t.id === 'composer-text' && t.value === '/' && (!e.inputType || e.inputType === 'insertText') &&
+      cannedReplies().length > 0) {
+      t.value = '';
+      updateCounter(t);
+      updateUsage();
+      openCanned();
+    }
+  });
+
+  // Captured before the other key handlers: Escape inside the picker closes
+  // it (it would otherwise leave the composer).
+  document.addEventListener('keydown', function (e) {
+    var t = e.target;
+    if (e.key === 'Escape' && t && t.closest && t.closest('#canned-picker')) {
+      e.preventDefault();
+      e.stopPropagation();
+      closeCanned(true);
+    }
+  }, true);
+
+  // -------------------------------------------------------------- contact card
+  // A frame redraws the whole session panel when anything in the conversation
+  // changes; the contact form an agent is editing is kept as it is (htmx's
+  // hx-preserve, set on the incoming copy) until they save it.
+
+  function formDirty(form) {
+    var fields = form.querySelectorAll('input:not([type="hidden"]), textarea');
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== fields[i].defaultValue) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A save sends only the fields the agent changed (the server keeps the
+  // rest), so a colleague's edit of another field meanwhile is not undone.
+  document.addEventListener('htmx:configRequest', function (e) {
+    var form = e.detail && e.detail.elt;
+    if (!form || form.id !== 'contact-form') {
+      return;
+    }
+    var fields = form.querySelectorAll('input[name], textarea[name]');
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value === fields[i].defaultValue && !fields[i].hasAttribute('data-send')) {
+        if (e.detail.formData) {
+          e.detail.formData.delete(fields[i].name);
+        }
+        if (e.detail.parameters) {
+          delete e.detail.parameters[fields[i].name];
+        }
+      }
+    }
+  });
+
+  document.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var d = e.detail;
+    if (!d || !d.target || d.target.id !== 'session-panel' || !d.fragment) {
+      return;
+    }
+    var form = document.getElementById('contact-form');
+    if (!form || !(form.contains(document.activeElement) || formDirty(form))) {
+      return;
+    }
+    var incoming = d.fragment.querySelector('#contact-form');
+    if (incoming) {
+      incoming.setAttribute('hx-preserve', 'true');
+    }
+  });
+
+  // ------------------------------------------------------------ keyboard help
+  // ? opens the list of every key (views.Keys), a modal dialog: the focus
+  // stays in it, Escape (or Close) closes it and gives the focus back.
+
+  var keysReturn = null;
+
+  function openKeys() {
+    var d = document.getElementById('keys-help');
+    if (!d || d.open) {
+      return;
+    }
+    keysReturn = document.activeElement;
+    if (typeof d.showModal === 'function') {
+      d.showModal();
+    } else {
+      d.setAttribute('open', '');
+    }
+    var close = d.querySelector('[data-close-keys]');
+    if (close) {
+      close.focus();
+    }
+  }
+
+  function closeKeys() {
+    var d = document.getElementById('keys-help');
+    if (d && d.open) {
+      if (typeof d.close === 'function') {
+        d.close();
+      } else {
+        d.removeAttribute('open');
+      }
+    }
+  }
+
+  document.addEventListener('close', function (e) {
+    if (e.target && e.target.id === 'keys-help' && keysReturn && keysReturn.focus) {
+      keysReturn.focus();
+      keysReturn = null;
+    }
+  }, true);
+
+  document.addEventListener('click', function (e) {
+    if (e.target.closest && e.target.closest('[data-open-keys]')) {
+      openKeys();
+    } else if (e.target.closest && e.target.closest('[data-close-keys]')) {
+      closeKeys();
+    } else if (e.target.id === 'keys-help') {
+      closeKeys(); // a click on the backdrop
+    }
+  });
+
+  document.addEventListener('keydown', function (e) {
+    var d = document.getElementById('keys-help');
+    if (d && d.open) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        closeKeys();
+      } else if (e.key === 'Tab') {
+        // Keep the focus among the dialog's own controls.
+        var f = d.querySelectorAll('button, [href], input, [tabindex]:not([tabindex="-1"])');
+        if (f.length === 0) {
+          return;
+        }
+        var first = f[0];
+        var last = f[f.length - 1];
+        if (!d.contains(document.activeElement) || (e.shiftKey && document.activeElement === first) ||
+          (!e.shiftKey && document.activeElement === last)) {
+          e.preventDefault();
+          (e.shiftKey ? last : first).focus();
+        }
+      }
+      return;
+    }
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) {
+      return;
+    }
+    if (e.key === '?') {
+      e.preventDefault();
+      openKeys();
+    } else if (e.key === 'c') {
+      // The contact: its form in the panel, or on a phone the panel's page.
+      var name = document.querySelector('#contact-form [name="name"]');
+      if (!name) {
+        return;
+      }
+      e.preventDefault();
+      var link = document.querySelector('[data-testid="open-contact"]');
+      if (!name.getClientRects().length && link) {
+        window.location.href = link.href;
+        return;
+      }
+      name.focus();
+      name.select();
     }
   });
 

@@ -45,7 +45,11 @@ INSERT INTO sqlite_sequence (name, seq)
     AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events_before_notes');
 UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'events'))
     WHERE name = 'events_before_notes';
+-- Triggers of other migrations write to events (00011's messages_reopen):
+-- the legacy rename leaves them alone, to find the rebuilt table by its name.
+PRAGMA legacy_alter_table = ON;
 DROP TABLE events;
 ALTER TABLE events_before_notes RENAME TO events;
+PRAGMA legacy_alter_table = OFF;
 DROP TABLE note_mentions;
 DROP TABLE notes;
