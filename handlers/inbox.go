@@ -89,6 +89,10 @@ func (s *Server) inbox(c echo.Context) error {
 			if cv.Actions, err = s.threadActions(ctx, r, cv.ID, cv.Header.AssigneeLogin, currentAgent(c)); err != nil {
 				return err
 			}
+			// A search result's link to an older message: reach back to it.
+			if err := s.reachBack(ctx, r, &cv, c.QueryParam("around")); err != nil {
+				return err
+			}
 			page.Selected = &cv
 			page.Title = cv.Name
 		}

@@ -160,6 +160,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/contacts/:id", s.apiContact)
 	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
+	s.registerSearch(app, api)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:

@@ -1517,6 +1517,67 @@
     }
   });
 
+  // --------------------------------------------------------------------- search
+
+  // Key / focuses the search field when no field has the focus (in the
+  // composer, / is typed, or opens the canned replies). Escape leaves the
+  // field, so that j and k work again; the text and results stay.
+  document.addEventListener('keydown', function (e) {
+    var input = document.getElementById('search-input');
+    if (!input) {
+      return;
+    }
+    if (e.key === 'Escape' && e.target === input) {
+      input.blur();
+      return;
+    }
+    if (e.key !== '/' || e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) {
+      return;
+    }
+    e.preventDefault();
+    swallowSlash = true;
+    input.focus();
+    input.select();
+  });
+
+  // The / that focused the field is not typed into it. Cancelling the keydown
+  // is enough in a browser driven by a keyboard; a character delivered on its
+  // own afterwards (remote-driven browsers, some input methods) is dropped
+  // here, until the key is released.
+  var swallowSlash = false;
+  document.addEventListener('keypress', function (e) {
+    if (swallowSlash && e.key === '/') {
+      e.preventDefault();
+    }
+  }, true);
+  document.addEventListener('keyup', function (e) {
+    if (e.key === '/') {
+      swallowSlash = false;
+    }
+  }, true);
+
+  // A search result links to /c/{id}?around={mid}#msg-{mid}: show that message
+  // (centred, marked) instead of the newest. Runs after the thread scrolled to
+  // its bottom, and once more after the layout settles.
+  function showLinkedMessage() {
+    var m = /^#msg-(\d+)$/.exec(window.location.hash);
+    var el = m && document.getElementById('msg-' + m[1]);
+    if (!el || el.hasAttribute('data-found')) {
+      return;
+    }
+    el.setAttribute('data-found', '');
+    el.classList.add('is-found');
+    var show = function () {
+      el.scrollIntoView({ block: 'center' });
+    };
+    show();
+    if (typeof requestAnimationFrame === 'function') {
+      requestAnimationFrame(function () {
+        requestAnimationFrame(show);
+      });
+    }
+  }
+
   // ------------------------------------------------------------------ tab title
 
   // The tab says how many conversations are unread: "(3) Sessiondesk". The
@@ -1907,6 +1968,7 @@
     localizeTimes();
     startClock();
     watchScrollers();
+    showLinkedMessage();
     updateCounter(document.getElementById('composer-text'));
     updateUsage();
     updateTitle();
