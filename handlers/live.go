@@ -280,12 +280,8 @@ func (s *Server) takeSocket(agentID int64, max int) (release func(), err error) 
 func (s *Server) stillAllowed(ctx context.Context, a store.Agent) (bool, error) {
 	var ok bool
 	err := s.Store.Read(ctx, func(r *store.Reader) error {
-		agents, err := r.Agents(ctx)
-		for _, b := range agents {
-			if b.ID == a.ID {
-				ok = b.Role == a.Role
-			}
-		}
+		role, found, err := r.AgentRole(ctx, a.ID)
+		ok = found && role == a.Role
 		return err
 	})
 	return ok, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -173,6 +174,19 @@ func (r *Reader) Agents(ctx context.Context) ([]Agent, error) {
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// AgentRole returns the role of the agent with id, and false when there is no
+// such agent: one indexed read, for checks that run per open page.
+func (r *Reader) AgentRole(ctx context.Context, id int64) (role string, ok bool, err error) {
+	err = r.q.QueryRowContext(ctx, `SELECT role FROM agents WHERE id = ?`, id).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("agent %d: %w", id, err)
+	}
+	return role, true, nil
 }
 
 // Summary says in one sentence what the entry records.

@@ -520,8 +520,7 @@ func (s *Store) releaseSession(ctx context.Context, tx *sql.Tx, convID, sessionI
 		latest       bool
 	)
 	err := tx.QueryRowContext(ctx, `
-		SELECT s.number, s.opened_by,
-		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1),
+		SELECT s.number, s.opened_by, s.used,
 		       s.number = (SELECT max(number) FROM sessions WHERE conversation_id = s.conversation_id)
 		FROM sessions s WHERE s.id = ?`, sessionID).Scan(&number, &openedBy, &used, &latest)
 	if err != nil {
