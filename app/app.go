@@ -291,6 +291,7 @@ func (a *App) routes() http.Handler {
 		Limits:        a.limits,
 		LocalHosts:    a.localHosts(),
 		Live:          a.liveOptions(),
+		ExpiringWithin: a.cfg.ExpiringWithin,
 	})
 	a.handlers.Register(e)
 	// Online is having a live page open: the round robin asks the hub.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/websocket"
@@ -58,6 +59,9 @@ type Deps struct {
 	LocalHosts []string
 	// Live tunes the websockets; zero values are the defaults.
 	Live LiveOptions
+	// ExpiringWithin is how close to its end a session shows in the Expiring
+	// view (0: store.DefaultExpiringWithin).
+	ExpiringWithin time.Duration
 }
 
 // Server holds the handlers' dependencies.
@@ -132,6 +136,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/list", s.listFragment)
 	app.POST("/c/:id/messages", s.sendForm)
 	app.POST("/c/:id/read", s.markRead)
+	app.POST("/c/:id/unread", s.markUnread)
 	app.POST("/c/:id/status", s.statusForm)
 	app.POST("/c/:id/assignee", s.assigneeForm)
 	app.GET("/c/:id/state", s.conversationState)
@@ -154,6 +159,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	api.POST("/conversations/:id/read", s.apiMarkRead)
+	api.POST("/conversations/:id/unread", s.apiMarkUnread)
 	api.GET("/me/preferences", s.apiGetPrefs)
 	api.PATCH("/me/preferences", s.apiPatchPrefs)
 	s.registerNotes(app, api)

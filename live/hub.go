@@ -281,7 +281,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 			continue
 		}
 		f, _ := h.pageFrame(ctx, b, p) // built above
-		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
+		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.afterFor(p)})
 	}
 	if err != nil {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
@@ -312,16 +312,27 @@ func (h *Hub) frame(ctx context.Context, b *batch, viewing int64) (*frame, error
 	f := &frame{data: data, msg: msg}
 	if c := b.convs[viewing]; c != nil && c.clientWrote {
 		// The agent has the conversation open: what the client wrote is read
-		// once a page showing it has received it (once per batch).
-		var once sync.Once
-		f.after = func() {
-			once.Do(func() {
-				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.WriteWait)
-				defer cancel()
-				if err := h.opts.Store.MarkRead(mctx, viewing); err != nil {
-					h.opts.Log.Warn("mark read", "conversation", viewing, "err", err)
-				}
-			})
+		// for them once their page has received it (once per agent and batch,
+		// however many of their pages show it). Unread is per agent: nobody
+		// else's mark moves.
+		var mu sync.Mutex
+		done := make(map[int64]bool)
+		f.after = func(agent int64) {
+			if agent == 0 {
+				return
+			}
+			mu.Lock()
+			first := !done[agent]
+			done[agent] = true
+			mu.Unlock()
+			if !first {
+				return
+			}
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.WriteWait)
+			defer cancel()
+			if err := h.opts.Store.MarkRead(mctx, agent, viewing); err != nil {
+				h.opts.Log.Warn("mark read", "conversation", viewing, "agent", agent, "err", err)
+			}
 		}
 	}
 	b.frames[viewing] = f
@@ -430,7 +441,15 @@ type convChange struct {
 type frame struct {
 	data  []byte
 	msg   *websocket.PreparedMessage
-	after func()
+	after func(agent int64) // once a page of agent has written the frame; nil: nothing
+}
+
+// afterFor is what p's writer calls once it has written the frame.
+func (f *frame) afterFor(p *page) func() {
+	if f.after == nil {
+		return nil
+	}
+	return func() { f.after(p.agent) }
 }
 
 // readBatch reads up to limit events after `after` (and up to upTo, when not
@@ -698,8 +717,8 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
-	if f.markRead {
-		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
+	if f.markRead && p.agent != 0 {
+		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.agent, p.viewing); err != nil {
 			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
 		}
 	}
