@@ -88,7 +88,8 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
 	s.upgrader = s.newUpgrader()
 	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
-		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s}})
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s},
+		ExpiringWithin: d.ExpiringWithin})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopHub = cancel
 	go func() {

@@ -65,6 +65,11 @@ type HubOptions struct {
 	// Notes draws internal notes and the mentions badge (notes.go); nil
 	// leaves notes out of the frames.
 	Notes NoteRenderer
+	// ExpiringWithin is the Expiring view's window (0: the store's default);
+	// CountEvery how often the sidebar's counts go out without events
+	// (default DefaultCountEvery), since time alone moves conversations
+	// between the session views.
+	ExpiringWithin, CountEvery time.Duration
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -103,6 +108,8 @@ type Hub struct {
 	presence chan presenceMsg
 	pres     presenceState
 	stopped  chan struct{}
+	// counts is what the hub goroutine last sent of the sidebar's counts.
+	counts countState
 
 	stats hubStats
 }
@@ -227,6 +234,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
+		h.sendCounts(ctx, time.Now())
 		if !h.idle(ctx, sub.C, tick.C) {
 			return nil
 		}
@@ -287,6 +295,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
+	h.counts.dirty = true
 	h.stats.batches.Add(1)
 	close(h.caught)
 	h.caught = make(chan struct{})
@@ -426,6 +435,11 @@ type batch struct {
 	frames     map[int64]*frame
 
 	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
+
+	// marks are the online agents' read marks of the touched conversations
+	// (views.go); markFrames the frames with them, per (view, agent).
+	marks      map[int64]map[int64]int64
+	markFrames map[[2]int64]*frame
 }
 
 // convChange is what a batch changed in one conversation.
@@ -518,6 +532,9 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 			} else {
 				c.updated = append(c.updated, m)
 			}
+		}
+		if err := h.readMarks(ctx, r, b); err != nil {
+			return err
 		}
 		return h.readNotes(ctx, r, b, noteEvents)
 	})
@@ -711,6 +728,9 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	data, err := h.withMentions(ctx, f.b, p.agent, f.data)
 	if err != nil {
 		return err
+	}
+	if marks := f.b.marks[p.agent]; len(marks) > 0 {
+		data = append(marksHTML(marks), data...)
 	}
 	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
