@@ -42,7 +42,8 @@ func (s *Server) threadActions(ctx context.Context, r *store.Reader, id int64, a
 		return views.ThreadActions{}, err
 	}
 	base := "/c/" + strconv.FormatInt(id, 10)
-	a := views.ThreadActions{StatusURL: s.path(base + "/status"), AssigneeURL: s.path(base + "/assignee"), MeLogin: me.Login}
+	a := views.ThreadActions{StatusURL: s.path(base + "/status"), AssigneeURL: s.path(base + "/assignee"), MeLogin: me.Login,
+		UnreadURL: s.path(base + "/unread")}
 	for _, ag := range agents {
 		a.Agents = append(a.Agents, views.Option{Value: ag.Login, Label: ag.Name, Selected: ag.Login == assignee})
 	}

@@ -100,19 +100,26 @@ func (s *Server) listScope(q store.ListQuery) views.ListScope {
 }
 
 // markUnread is "mark as unread" (key u): the client's newest message is
-// unread again for the signed-in agent only; the page goes back to the list.
+// unread again for the signed-in agent only, and the page goes back to the
+// list (staying on the conversation would read it again at once), in the
+// view the page came from (the form's view, checked like ?view=).
 func (s *Server) markUnread(c echo.Context) error {
 	id, err := conversationID(c)
 	if err != nil {
 		return err
 	}
+	view, err := store.ParseView(c.FormValue("view"))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "view: "+err.Error())
+	}
 	if err := s.Store.MarkUnread(c.Request().Context(), currentAgent(c).ID, id); err != nil {
 		return err
 	}
-	if c.Request().Header.Get("HX-Request") == "true" {
-		return c.NoContent(http.StatusNoContent)
+	back := s.path("/")
+	if qs := viewQuery(store.ListQuery{View: view, Status: store.ConvOpen}).Encode(); qs != "" {
+		back += "?" + qs
 	}
-	return c.Redirect(http.StatusSeeOther, s.path("/"))
+	return c.Redirect(http.StatusSeeOther, back)
 }
 
 // apiMarkRead is POST /api/v1/conversations/{id}/read: every client message

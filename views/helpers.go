@@ -414,9 +414,6 @@ func convStatusLabel(status string) string {
 	return "Open"
 }
 
-// viewOrder is the sidebar's order of the views.
-var viewOrder = []string{"mine", "unassigned", "all", "waiting", "expiring", "locked", "lost"}
-
 // viewLabel is the list's heading: the current view's name.
 func viewLabel(n ViewNav, view string) string {
 	for _, v := range n.Items {

@@ -200,6 +200,7 @@ type ThreadActions struct {
 	AssigneeURL string // POST: assignee (a login, "" for nobody)
 	MeLogin     string // the signed-in agent: "Assign to me"
 	Agents      []Option
+	UnreadURL   string // POST: mark as unread for the signed-in agent, back to the list
 }
 
 // ConversationView is the selected conversation: header, thread, panel and composer.
