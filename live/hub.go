@@ -234,6 +234,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
+		h.moveByTime(ctx)
 		h.sendCounts(ctx, time.Now())
 		if !h.idle(ctx, sub.C, tick.C) {
 			return nil

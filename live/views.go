@@ -96,6 +96,71 @@ type countState struct {
 	dirty bool             // a batch changed something since the last round
 	last  time.Time        // when the last round ran
 	sent  map[int64]string // agent -> the counts frame last sent to their pages
+	moved time.Time        // the store's time up to which time's moves were sent
+	round time.Time        // when moveByTime last read (wall clock)
+}
+
+// moveByTime sends every page the rows that time alone moved between the
+// session views since the last round (a session that ended, one that entered
+// the Expiring window): a page whose view they now belong to had not loaded
+// them. One read and one render for all pages, every CountEvery.
+func (h *Hub) moveByTime(ctx context.Context) {
+	cs := &h.counts
+	every := h.opts.CountEvery
+	if every <= 0 {
+		every = DefaultCountEvery
+	}
+	if time.Since(cs.round) < every {
+		return
+	}
+	cs.round = time.Now()
+	var rows []store.ListRow
+	var now time.Time
+	err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
+		now = r.Now()
+		if !cs.moved.IsZero() { // zero: the pages were drawn at start, nothing moved before
+			rows, err = r.ListRowsEndingIn(ctx, cs.moved, now, h.expiringWithin())
+		}
+		return err
+	})
+	if err != nil {
+		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+		return
+	}
+	cs.moved = now
+	if len(rows) == 0 {
+		return
+	}
+	cs.dirty = true
+	var buf, list bytes.Buffer
+	for _, row := range rows {
+		if err := h.opts.Renderer.Row(ctx, &buf, row, now); err != nil {
+			h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+			return
+		}
+		h.stats.rows.Add(1)
+	}
+	if err := h.opts.Renderer.ListDelta(ctx, &list, buf.Bytes()); err != nil {
+		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+		return
+	}
+	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, list.Bytes())
+	if err != nil {
+		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for p := range h.pages {
+		p.enqueue(outgoing{msg: msg, size: list.Len()})
+	}
+}
+
+func (h *Hub) expiringWithin() time.Duration {
+	if h.opts.ExpiringWithin > 0 {
+		return h.opts.ExpiringWithin
+	}
+	return store.DefaultExpiringWithin
 }
 
 // sendCounts sends every online agent's pages the sidebar's counts when they
@@ -119,7 +184,7 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	var counts store.ViewCounts
 	unread := make(map[int64]int, len(agents))
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
-		if counts, err = r.ViewCounts(ctx, store.ConvOpen, h.opts.ExpiringWithin); err != nil {
+		if counts, err = r.ViewCounts(ctx, store.ConvOpen, h.expiringWithin()); err != nil {
 			return err
 		}
 		for _, a := range agents {

@@ -136,3 +136,36 @@ func TestHubSendsEachAgentTheirReadMarks(t *testing.T) {
 		t.Errorf("Ivan's marks %q, want %q (he read nothing)", got, want)
 	}
 }
+
+// Time alone moves conversations between the session views: when a waiting
+// client's session ends (Closed unanswered) or nears its end (Expiring), every
+// page gets the row again, so a page whose view it enters can show it.
+func TestHubSendsTheRowsTimeMoved(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.CountEvery = 20 * time.Millisecond })
+	a, _ := e.write(t, 1, "hello")
+	cursor := e.waitCursor(t)
+	page := e.dial(t, 0, cursor)
+	e.waitPages(t, 1)
+	rowsIn := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			_ = page.SetReadDeadline(deadline)
+			_, data, err := page.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for row %s: %v", want, err)
+			}
+			doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
+			if doc.Find(`#list-delta li[data-conversation-id="` + want + `"]`).Length() == 1 {
+				return
+			}
+		}
+		t.Fatalf("no frame with row %s", want)
+	}
+	// 24 h - 30 min later the session is within the hour of its end.
+	e.clk.Add(23*time.Hour + 30*time.Minute)
+	rowsIn(strconv.FormatInt(a, 10))
+	// And after its end, the client unanswered: lost.
+	e.clk.Add(time.Hour)
+	rowsIn(strconv.FormatInt(a, 10))
+}

@@ -546,3 +546,24 @@ func (r *Reader) UnreadInViews(ctx context.Context, agent int64) (int, error) {
 	}
 	return n, nil
 }
+
+// MaxTimeMoves bounds the rows one ListRowsEndingIn returns.
+const MaxTimeMoves = 500
+
+// ListRowsEndingIn returns the rows (at most MaxTimeMoves) whose latest
+// session ends in (from, to] or, with expiringWithin, enters the Expiring
+// window in that time: the conversations that time alone moved between the
+// session views since from. A short range of conversations_by_end each.
+func (r *Reader) ListRowsEndingIn(ctx context.Context, from, to time.Time, expiringWithin time.Duration) ([]ListRow, error) {
+	if !to.After(from) {
+		return nil, nil
+	}
+	rows, err := r.listRows(ctx, listSelect+`
+		WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > ? AND c.session_ends_at <= ?)
+		ORDER BY c.session_ends_at LIMIT ?`,
+		ms(from), ms(to), ms(from.Add(expiringWithin)), ms(to.Add(expiringWithin)), MaxTimeMoves)
+	if err != nil {
+		return nil, fmt.Errorf("rows ending from %s to %s: %w", from, to, err)
+	}
+	return rows, nil
+}

@@ -191,6 +191,7 @@ func TestViewsUseTheirIndexes(t *testing.T) {
 		{"lost", listSelect + ` WHERE c.status = ? AND ` + waitingCond + ` AND c.session_ends_at <= ? ORDER BY c.session_ends_at DESC, c.id DESC LIMIT 51`, "conversations_waiting"},
 		{"count waiting", `SELECT count(*) FROM conversations WHERE status = ? AND last_in_id > 0 AND unanswered = 0 AND session_ends_at > ?`, "conversations_waiting"},
 		{"count by assignee", `SELECT assignee_id, count(*) FROM conversations WHERE status = ? AND 1 = ? GROUP BY assignee_id`, "conversations_by_status_assignee"},
+		{"moved by time", listSelect + ` WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > 7 AND c.session_ends_at <= 8) ORDER BY c.session_ends_at LIMIT 500`, "conversations_by_end"},
 		{"count locked", `SELECT count(*) FROM conversations WHERE +status = ? AND session_ends_at > ? AND session_ends_at <= 9 AND unanswered >= 5`, "conversations_by_end"},
 		{"locked", listSelect + ` WHERE +c.status = ? AND c.session_ends_at > ? AND c.session_ends_at <= 9 AND c.unanswered >= 5 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`, "conversations_by_end"},
 		{"expiring", listSelect + ` WHERE +c.status = ? AND c.session_ends_at > ? AND c.session_ends_at <= 5 AND c.unanswered < 5 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`, "conversations_by_end"},
