@@ -18,7 +18,9 @@ const rowIDsJS = `Array.from(document.querySelectorAll('#conversation-rows > [da
 // newest first (id among equals).
 const sortedJS = `(function () {
 	var rows = Array.from(document.querySelectorAll('#conversation-rows > [data-testid="conversation-row"]'));
-	var now = Date.now(), seen = {};
+	// The server's clock (the test's manual one), as the page knows it.
+	var clock = document.querySelector('[data-server-now]');
+	var now = clock ? Number(clock.getAttribute('data-server-now')) : Date.now(), seen = {};
 	function key(r) {
 		var n = function (a) { return Number(r.getAttribute(a)) || 0; };
 		if (n('data-last-in') > 0 && n('data-unanswered') === 0 && n('data-ends') > now) {
