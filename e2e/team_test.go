@@ -296,6 +296,26 @@ func TestTeamDayTwoAgentsAndAClient(t *testing.T) {
 	anna.waitFor("it leaves Anna's Unassigned list; her Mine counts it", `!`+rowInListJS(conv)+` && `+countsJS(map[string]int{"unassigned": 0, "mine": 1, "waiting": 1}))
 	boris.waitFor("Boris's Unassigned count drops; his Mine stays empty", countsJS(map[string]int{"unassigned": 0, "mine": 0, "waiting": 1})+` && `+rowInListJS(conv))
 	boris.waitFor("Boris sees Anna viewing, no longer typing", presence+`.textContent.indexOf('Anna is viewing') >= 0`)
+	// Boris's send into Anna's conversation asks first, too; he cancels.
+	boris.do("Boris types and presses Ctrl+Enter",
+		chromedp.SendKeys(chromedp.CSS(`#composer-text`), "mine now"),
+		chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+	)
+	boris.waitFor("Boris is asked first", `document.querySelector('[data-testid="collision-question"]')`)
+	if q := boris.text(testid("collision-question")); q != "This conversation is assigned to Anna: send anyway?" {
+		t.Errorf("the question is %q", q)
+	}
+	boris.do("Boris cancels with Escape", chromedp.KeyEvent("\x1b"))
+	boris.waitFor("the question is gone", `!document.querySelector('[data-testid="collision-confirm"]')`)
+	eval[chromedp.Void](boris, `(function () {
+		var c = document.getElementById('composer-text');
+		c.value = '';
+		c.dispatchEvent(new Event('input', { bubbles: true }));
+		c.blur();
+	})()`)
+	if n := eval[int](boris, `document.querySelectorAll('#thread-messages [data-direction="out"]').length`); n != 0 {
+		t.Errorf("%d replies in Boris's thread after he cancelled", n)
+	}
 
 	// 5. Anna writes an internal note: both see it; it answers nobody.
 	anna.do("Anna presses n and writes a note",

@@ -29,7 +29,7 @@ func threadStatus(cv store.Conversation) views.ThreadStatus {
 		v.SnoozedUntil = cv.SnoozedUntil.In(time.Local) // the fallback's zone; the page shows the browser's
 	}
 	if a := cv.Assignee; a != nil {
-		v.AssigneeLogin, v.AssigneeName = a.Login, a.Name
+		v.AssigneeLogin, v.AssigneeName, v.AssigneeID = a.Login, a.Name, a.ID
 	}
 	return v
 }

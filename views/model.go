@@ -191,6 +191,7 @@ type ThreadStatus struct {
 	SnoozedUntil   time.Time // when a snoozed conversation reopens
 	AssigneeLogin  string    // "" when unassigned
 	AssigneeName   string
+	AssigneeID     int64 // 0 when unassigned: the composer asks before sending into a colleague's
 }
 
 // ThreadActions are the header's forms: the status buttons, the snooze

@@ -1866,8 +1866,8 @@
     if (typing) {
       return typing.getAttribute('data-agent-name') + ' is typing here: send anyway?';
     }
-    // The assignment, once the thread header carries it.
-    var assigned = thread.querySelector('[data-assignee-id]');
+    // The assignment, from the thread header (kept live by the frames).
+    var assigned = document.getElementById('thread-status');
     var who = assigned ? assigned.getAttribute('data-assignee-id') : '';
     if (who && who !== '0' && who !== myAgentID()) {
       var name = assigned.getAttribute('data-assignee-name') || 'another agent';
