@@ -103,7 +103,9 @@ func ParseSessionCursor(s string) (SessionCursor, error) {
 }
 
 // Cursor is the position after r.
-func (r SessionRow) Cursor() SessionCursor { return SessionCursor{StartedAt: r.Session.StartedAt, ID: r.ID} }
+func (r SessionRow) Cursor() SessionCursor {
+	return SessionCursor{StartedAt: r.Session.StartedAt, ID: r.ID}
+}
 
 // SessionRows returns up to f.Limit sessions that started in [f.From, f.To),
 // after f.After, in the order (started, id): one page of the export. The
