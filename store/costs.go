@@ -270,6 +270,17 @@ func (s *Store) CheckBudget(ctx context.Context) (BudgetStatus, []int, error) {
 	if err != nil || b.Reached == 0 {
 		return b, nil, err
 	}
+	// Once logged, a threshold needs no write: pages check on every render.
+	var known []BudgetAlert
+	if err := s.Read(ctx, func(r *Reader) error {
+		known, err = r.BudgetAlerts(ctx, b.Month)
+		return err
+	}); err != nil {
+		return b, nil, err
+	}
+	if len(known) > 0 && known[len(known)-1].Threshold >= b.Reached {
+		return b, nil, nil
+	}
 	var logged []int
 	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		logged = logged[:0]
