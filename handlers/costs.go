@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
 )
@@ -302,3 +305,90 @@ func (s *Server) apiSessions(c echo.Context) error {
 }
 
 func roundMoney(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// costsForm shows the cost settings as the form's fields.
+func costsForm(f *views.SettingsForm, set store.AdminSettings) {
+	codes := make([]string, 0, len(set.CountryRates))
+	for code := range set.CountryRates {
+		codes = append(codes, code)
+	}
+	slices.Sort(codes)
+	var lines []string
+	for _, code := range codes {
+		r := set.CountryRates[code]
+		lines = append(lines, code+" "+strconv.FormatFloat(r.Text, 'f', -1, 64)+" "+strconv.FormatFloat(r.Media, 'f', -1, 64))
+	}
+	f.CountryRates = strings.Join(lines, "\n")
+	f.SenderCountry = set.SenderCountry
+	f.RateInternational = strconv.FormatFloat(set.InternationalRate, 'f', -1, 64)
+	f.MonthlyBudget = strconv.FormatFloat(set.MonthlyBudget, 'f', -1, 64)
+}
+
+// typedCosts copies the cost fields of a posted settings form; a field the
+// form did not carry (an older page, a script) keeps what is in force.
+func typedCosts(typed *views.SettingsForm, form url.Values, cur store.AdminSettings) {
+	var was views.SettingsForm
+	costsForm(&was, cur)
+	for _, f := range []struct {
+		name     string
+		dst, def *string
+	}{
+		{"country_rates", &typed.CountryRates, &was.CountryRates},
+		{"sender_country", &typed.SenderCountry, &was.SenderCountry},
+		{"rate_international", &typed.RateInternational, &was.RateInternational},
+		{"monthly_budget", &typed.MonthlyBudget, &was.MonthlyBudget},
+	} {
+		if form.Has(f.name) {
+			*f.dst = form.Get(f.name)
+		} else {
+			*f.dst = *f.def
+		}
+	}
+}
+
+// parseCosts reads the typed cost fields into next; the message says what
+// could not be read. The store checks the values themselves.
+func parseCosts(next *store.AdminSettings, f views.SettingsForm) string {
+	dec := func(label, v string) (float64, string) {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return 0, ""
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return 0, label + " must be a number, such as 0.05."
+		}
+		return x, ""
+	}
+	var msg string
+	if next.InternationalRate, msg = dec("The international rate", f.RateInternational); msg != "" {
+		return msg
+	}
+	if next.MonthlyBudget, msg = dec("The monthly budget", f.MonthlyBudget); msg != "" {
+		return msg
+	}
+	next.SenderCountry = f.SenderCountry
+	rates := map[string]session.CountryRates{}
+	for i, line := range strings.Split(strings.ReplaceAll(f.CountryRates, "\r\n", "\n"), "\n") {
+		fields := strings.Fields(strings.ReplaceAll(line, ",", " "))
+		if len(fields) == 0 {
+			continue
+		}
+		bad := fmt.Sprintf("Rates per country, line %d: write the country code, the text rate and the media rate, such as DE 0.02 0.04.", i+1)
+		if len(fields) != 3 {
+			return bad
+		}
+		t, m1 := dec("", fields[1])
+		m, m2 := dec("", fields[2])
+		if m1 != "" || m2 != "" {
+			return bad
+		}
+		code := strings.ToUpper(fields[0])
+		if _, dup := rates[code]; dup {
+			return fmt.Sprintf("Rates per country: %s is given twice.", code)
+		}
+		rates[code] = session.CountryRates{Text: t, Media: m}
+	}
+	next.CountryRates = rates
+	return ""
+}

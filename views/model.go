@@ -350,6 +350,12 @@ type SettingsForm struct {
 	RateMedia     string
 	Currency      string
 	Canned        []CannedReplyForm // the saved replies, then empty rows to add more
+	// Costs (issue 12): rates per country, one "DE 0.02 0.04" a line; the
+	// sender's country; the international per-message rate; the budget.
+	CountryRates      string
+	SenderCountry     string
+	RateInternational string
+	MonthlyBudget     string
 }
 
 // AdminSettingsPage is the runtime settings form.
