@@ -5,8 +5,8 @@ package views
 // every "now" comes from the model (S10).
 
 import (
-	"math"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"

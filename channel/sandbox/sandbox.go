@@ -62,7 +62,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Provider, error) {
 		return nil, err
 	}
 	return &Provider{
-		fake:       fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now, HTTPClient: cfg.HTTPClient,
+		fake: fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now, HTTPClient: cfg.HTTPClient,
 			Prices: cfg.Prices}),
 		store:      st,
 		log:        log,
