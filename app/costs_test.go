@@ -332,6 +332,37 @@ func TestSessionsCSVMatchesSQL(t *testing.T) {
 	if len(convs) != 4 {
 		t.Fatalf("%d conversations", len(convs))
 	}
+	// The contact's session history shows each earlier session's reported
+	// cost beside its estimate, in the page and in the API.
+	de := convs["+4915112345678"]
+	_, page := ta.do(t, "GET", "/c/"+strconv.FormatInt(de, 10), "", "")
+	doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(page))
+	past := doc.Find(`[data-testid="past-session-reported"]`)
+	if past.Length() == 0 || !strings.Contains(past.First().Text(), "EUR") {
+		t.Errorf("no reported cost in the session history: %q", past.Text())
+	}
+	if doc.Find(`[data-testid="past-session-cost-diff"]`).Length() == 0 {
+		t.Error("a past session priced unlike its estimate shows no difference")
+	}
+	_, body := ta.do(t, "GET", "/api/v1/conversations/"+strconv.FormatInt(de, 10), "", "")
+	var apiConv struct {
+		Sessions []struct {
+			Cost         float64  `json:"cost"`
+			ReportedCost *float64 `json:"reported_cost"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(body, &apiConv); err != nil {
+		t.Fatal(err)
+	}
+	priced := 0
+	for _, s := range apiConv.Sessions {
+		if s.ReportedCost != nil {
+			priced++
+		}
+	}
+	if priced == 0 {
+		t.Errorf("no reported cost in the API's session history: %s", body)
+	}
 
 	// Date ranges: both ends inclusive, in the server's zone.
 	day := func(d int) time.Time { return time.Date(2026, 11, 20+d, 0, 0, 0, 0, time.Local) }
@@ -540,5 +571,58 @@ func TestBudgetWarnsOncePerThreshold(t *testing.T) {
 	}
 	if page("/admin").Find(`[data-testid="budget-warning"]`).Length() != 0 {
 		t.Error("a warning at 50% of the budget by the reported prices")
+	}
+}
+
+// The cost settings refuse what they cannot use, say why, and keep what was
+// in force; a form without the cost fields (an older page) keeps them too.
+func TestCostSettingsRefuseBadInput(t *testing.T) {
+	ta := startApp(t, func(c *config.Config) {
+		c.Rates = session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}
+		c.Costs.MonthlyBudget = 50
+	})
+	base := url.Values{"window_hours": {"24"}, "max_per_session": {"60"}, "max_unanswered": {"5"},
+		"after_cap": {"rollover"}, "text_max": {"1000"}, "rate_text": {"0.05"}, "rate_media": {"0.1"}, "currency": {"EUR"}}
+	for field, value := range map[string]string{
+		"country_rates":      "DE 0.3",
+		"monthly_budget":     "-1",
+		"rate_international": "cheap",
+		"sender_country":     "Germany",
+	} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form.Set(field, value)
+		status, body := ta.do(t, "POST", "/admin/settings", "application/x-www-form-urlencoded", form.Encode())
+		doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(body))
+		if msg := doc.Find(`[data-testid="settings-error"]`).Text(); status != http.StatusUnprocessableEntity || msg == "" {
+			t.Errorf("%s=%q: %d %q", field, value, status, msg)
+		}
+	}
+	for _, lines := range []string{"XYZ 1 2", "DE 1 2\nde 3 4", "DE -1 2"} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form.Set("country_rates", lines)
+		if status, _ := ta.do(t, "POST", "/admin/settings", "application/x-www-form-urlencoded", form.Encode()); status != http.StatusUnprocessableEntity {
+			t.Errorf("country rates %q: %d", lines, status)
+		}
+	}
+	saveCostSettings(t, ta, url.Values{"rate_text": {"0.06"}}) // no cost fields at all
+	if set := ta.Store.Settings(); set.MonthlyBudget != 50 || set.CountryRates != nil || set.Rates.Text != 0.06 {
+		t.Fatalf("after refusals and a save without cost fields: %+v", set)
+	}
+	saveCostSettings(t, ta, url.Values{"country_rates": {"de 0.02 0.04\r\n\r\nBY, 0.03, 0.05"}, "monthly_budget": {""}})
+	set := ta.Store.Settings()
+	if set.MonthlyBudget != 0 || set.CountryRates["DE"] != (session.CountryRates{Text: 0.02, Media: 0.04}) ||
+		set.CountryRates["BY"] != (session.CountryRates{Text: 0.03, Media: 0.05}) {
+		t.Fatalf("saved: %+v", set)
+	}
+	_, body := ta.do(t, "GET", "/admin/settings", "", "")
+	doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(body))
+	if got := doc.Find(`[data-testid="settings-country-rates"]`).Text(); got != "BY 0.03 0.05\nDE 0.02 0.04" {
+		t.Errorf("the form shows %q", got)
 	}
 }

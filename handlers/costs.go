@@ -392,3 +392,13 @@ func parseCosts(next *store.AdminSettings, f views.SettingsForm) string {
 	next.CountryRates = rates
 	return ""
 }
+
+// reportedAmount is a session's reported cost for the API, nil before the
+// provider priced any of its messages.
+func reportedAmount(ss session.Session) *float64 {
+	if ss.Reported.Priced == 0 {
+		return nil
+	}
+	v := roundMoney(ss.Reported.Amount)
+	return &v
+}
