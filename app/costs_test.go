@@ -344,6 +344,11 @@ func TestSessionsCSVMatchesSQL(t *testing.T) {
 	if doc.Find(`[data-testid="past-session-cost-diff"]`).Length() == 0 {
 		t.Error("a past session priced unlike its estimate shows no difference")
 	}
+	// The Belarusian client's last session was billed after the change, per message.
+	_, page = ta.do(t, "GET", "/c/"+strconv.FormatInt(convs["+375298603938"], 10), "", "")
+	if !bytes.Contains(page, []byte(`data-testid="session-per-message"`)) {
+		t.Error("the international client's session is not marked as billed per message")
+	}
 	_, body := ta.do(t, "GET", "/api/v1/conversations/"+strconv.FormatInt(de, 10), "", "")
 	var apiConv struct {
 		Sessions []struct {
@@ -531,6 +536,10 @@ func TestBudgetWarnsOncePerThreshold(t *testing.T) {
 		t.Fatal("a warning below 80%")
 	}
 	bill("+375298603935") // 0.08: 80 %
+	// The send that crossed it logged it, before any page was opened.
+	if n := budgetAudits(); n != 1 {
+		t.Fatalf("%d budget events right after the send that reached 80%%, want 1", n)
+	}
 	for _, path := range []string{"/admin", "/", "/admin/audit", "/admin/settings"} {
 		w := page(path).Find(`[data-testid="budget-warning"]`)
 		if w.Length() != 1 || !strings.Contains(w.Text(), "80%") {

@@ -279,6 +279,7 @@ func (s *Server) apiSend(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		s.checkBudget(c.Request().Context()) // a send may bill a session
 		out := make([]apiMessage, 0, len(msgs))
 		for _, m := range msgs {
 			out = append(out, toAPIMessage(m))
@@ -302,6 +303,7 @@ func (s *Server) apiSend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.checkBudget(c.Request().Context()) // a send may bill a session
 	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(msgs[0])})
 }
 

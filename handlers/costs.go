@@ -41,6 +41,9 @@ func (s *Server) registerCosts(app *echo.Group, api *echo.Group) {
 // checkBudget logs the first crossing of each budget threshold in the month
 // (see store.CheckBudget). A failure is only logged: the caller's work is done.
 func (s *Server) checkBudget(ctx context.Context) {
+	if s.Store.Settings().MonthlyBudget <= 0 {
+		return
+	}
 	b, logged, err := s.Store.CheckBudget(ctx)
 	if err != nil {
 		s.Log.Error("budget check failed", "err", err)

@@ -442,6 +442,9 @@ func (s *Server) sendForm(c echo.Context) error {
 	if sendErr != nil && !errors.As(sendErr, &refusal) {
 		return sendErr
 	}
+	if sendErr == nil {
+		s.checkBudget(ctx) // a send may bill a session
+	}
 	if c.Request().Header.Get("HX-Request") != "true" {
 		if refusal != nil {
 			return sendErr // rendered as an error page with the reason
