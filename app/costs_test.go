@@ -635,3 +635,36 @@ func TestCostSettingsRefuseBadInput(t *testing.T) {
 		t.Errorf("the form shows %q", got)
 	}
 }
+
+// With prices set for the sandbox, the whole path runs locally: the outbox
+// sends to the in-process fake Routee over HTTP, the phone shows the message,
+// the fake posts Delivered with the price of the client's country to the
+// status webhook, and the session has its reported cost.
+func TestSandboxReportsPrices(t *testing.T) {
+	ta := startApp(t, func(c *config.Config) {
+		c.Rates = session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}
+		c.Costs.SandboxPrices = map[string]float64{"BY": 0.04, "": 0.06}
+	})
+	conv := ta.clientWrites(t, "+375298603938", "Hello")
+	msgs, err := ta.Store.AcceptBusinessMessages(context.Background(), store.BusinessSend{
+		ConversationID: conv, Parts: []session.Part{{Kind: session.Text, Text: "Hi Olga"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ta, msgs[0].ID, store.StatusSent)
+	if status, _ := ta.do(t, "GET", "/sandbox?phone=%2B375298603938", "", ""); status != 200 {
+		t.Fatalf("sandbox page: %d", status)
+	}
+	waitStatus(t, ta, msgs[0].ID, store.StatusDelivered)
+	if r := currentSession(t, ta.Store, conv).Reported; r.Priced != 1 || r.Amount != 0.04 {
+		t.Fatalf("reported %+v, want the BY price 0.04", r)
+	}
+	if status, _ := ta.do(t, "POST", "/sandbox/messages/"+strconv.FormatInt(msgs[0].ID, 10)+"/seen", "", ""); status != http.StatusNoContent {
+		t.Fatalf("seen: %d", status)
+	}
+	waitStatus(t, ta, msgs[0].ID, store.StatusSeen)
+	if r := currentSession(t, ta.Store, conv).Reported; r.Priced != 1 || r.Amount != 0.04 {
+		t.Fatalf("after Seen: %+v, want still 0.04 (a repeated price counts once)", r)
+	}
+}

@@ -350,3 +350,38 @@ func TestMonthSpendMatchesTheSessions(t *testing.T) {
 		check(step)
 	}
 }
+
+// Pages and callbacks that find the budget crossed at once log each
+// threshold once.
+func TestCheckBudgetAtOnceLogsOnce(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	saveCard(t, s, func(a *AdminSettings) {
+		a.Rates = session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}
+		a.MonthlyBudget = 0.1
+	})
+	for _, p := range []string{"+4915112345678", "+4915112345679"} {
+		mustSend(t, s, receiveIn(t, s, p, "DE"))
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if b, _, err := s.CheckBudget(ctx); err != nil || b.Reached != 100 {
+				t.Errorf("%+v, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	var alerts []BudgetAlert
+	err := s.Read(ctx, func(r *Reader) error {
+		var err error
+		alerts, err = r.BudgetAlerts(ctx, "2026-11")
+		return err
+	})
+	if err != nil || len(alerts) != 2 || alerts[0].Threshold != 80 || alerts[1].Threshold != 100 {
+		t.Fatalf("alerts %+v, %v; want 80 and 100 once each", alerts, err)
+	}
+	if n := len(audit(t, s, AuditFilter{Action: AuditBudget})); n != 2 {
+		t.Fatalf("%d audit entries, want 2", n)
+	}
+}
