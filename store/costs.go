@@ -125,20 +125,23 @@ func (r *Reader) SessionRows(ctx context.Context, f SessionFilter) ([]SessionRow
 		JOIN contacts ct ON ct.id = c.contact_id
 		LEFT JOIN agents fa ON fa.id = (SELECT agent_id FROM messages
 		                                 WHERE session_id = s.id AND direction = 'out' AND counted = 1
-		                                 ORDER BY id LIMIT 1)
-		WHERE 1`
-	var args []any
+		                                 ORDER BY id LIMIT 1)`
+	// Only the filters in use: each a constant, its value an argument.
+	var (
+		conds []string
+		args  []any
+	)
 	if !f.From.IsZero() {
-		q += ` AND s.started_at >= ?`
-		args = append(args, ms(f.From))
+		conds, args = append(conds, `s.started_at >= ?`), append(args, ms(f.From))
 	}
 	if !f.To.IsZero() {
-		q += ` AND s.started_at < ?`
-		args = append(args, ms(f.To))
+		conds, args = append(conds, `s.started_at < ?`), append(args, ms(f.To))
 	}
 	if !f.After.IsZero() {
-		q += ` AND (s.started_at, s.id) > (?, ?)`
-		args = append(args, ms(f.After.StartedAt), f.After.ID)
+		conds, args = append(conds, `(s.started_at, s.id) > (?, ?)`), append(args, ms(f.After.StartedAt), f.After.ID)
+	}
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	q += ` ORDER BY s.started_at, s.id LIMIT ?`
 	args = append(args, limit)
