@@ -168,6 +168,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/contacts/:id", s.apiContact)
 	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
+	s.registerCosts(app, api)
 	s.registerSearch(app, api)
 
 	if s.Phone != nil {
@@ -280,6 +281,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		IsAdmin:   currentAgent(c).Role == auth.RoleAdmin,
 		BasePath:  s.BasePath,
 		LogoutURL: s.LogoutURL,
+		Budget:    s.budgetLine(c),
 	}
 }
 
