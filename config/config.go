@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -64,6 +65,12 @@ type Config struct {
 	// NotifyBefore is how long before a session ends, with the client's last
 	// message unanswered, the conversation's agent is reminded; 0 never.
 	NotifyBefore time.Duration
+
+	// MetricsAllow are the peer addresses that may read /metrics without a
+	// token (default loopback); MetricsToken, when set, is a bearer token
+	// that lets any address read it.
+	MetricsAllow []netip.Prefix
+	MetricsToken string
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -199,6 +206,13 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.NotifyBefore, "notify-before", "SESSIONDESK_NOTIFY_BEFORE", 15*time.Minute,
 		"remind the agent this long before a session ends with the client unanswered; 0 never")
 
+	// Metrics: who may scrape /metrics.
+	var metricsAllow string
+	str(&metricsAllow, "metrics-allow", "SESSIONDESK_METRICS_ALLOW", DefaultMetricsAllow,
+		"CIDRs whose connections may read /metrics without a token; none for the token only")
+	str(&c.MetricsToken, "metrics-token", "SESSIONDESK_METRICS_TOKEN", "",
+		"bearer token that lets any address read /metrics (at least 16 characters)")
+
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -239,6 +253,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, err
 	}
 	if err := c.checkStorage(); err != nil {
+		return Config{}, err
+	}
+	if err := c.checkMetrics(metricsAllow); err != nil {
 		return Config{}, err
 	}
 	switch c.LogFormat {

@@ -24,6 +24,7 @@ import (
 	"sessiondesk/live"
 	"sessiondesk/media"
 	"sessiondesk/media/upload"
+	"sessiondesk/metrics"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -58,6 +59,9 @@ type Deps struct {
 	LocalHosts []string
 	// Live tunes the websockets; zero values are the defaults.
 	Live LiveOptions
+	// Metrics counts the webhooks' messages, statuses, prices and errors;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server holds the handlers' dependencies.
