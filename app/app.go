@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.limits = media.DefaultLimits()
 	a.bodies = withDefaults(opts.Bodies, handlers.DefaultBodyLimits(a.limits))
 	a.addDemo(ctx, cfg)
+	st.OnAccept(a.metrics.Accepted) // after the demo: the metrics count this run's traffic
 	a.ln = opts.Listener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

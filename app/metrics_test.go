@@ -204,10 +204,11 @@ func TestMetricsCountTheTrafficSent(t *testing.T) {
 		{"sessiondesk_messages_out_total", []string{"status", "seen"}, 2},
 		{"sessiondesk_provider_send_duration_seconds", []string{"outcome", "ok"}, 3},
 		{"sessiondesk_provider_send_duration_seconds", []string{"outcome", "rejected"}, 1},
-		{"sessiondesk_sessions_opened", []string{"opened_by", "client"}, 3},
-		{"sessiondesk_sessions_opened", []string{"opened_by", "rollover"}, 0},
-		// C's session was released with its refused message: never billed.
-		{"sessiondesk_sessions_billed", []string{"opened_by", "client"}, 2},
+		{"sessiondesk_messages_out_total", []string{"status", "queued"}, 4},
+		{"sessiondesk_sessions_opened_total", []string{"opened_by", "client"}, 3},
+		{"sessiondesk_sessions_opened_total", []string{"opened_by", "rollover"}, 0},
+		// C's too: billed when the send was accepted, before Routee refused it.
+		{"sessiondesk_sessions_billed_total", nil, 3},
 		{"sessiondesk_outbox_messages", []string{"status", "queued"}, 0},
 		{"sessiondesk_outbox_messages", []string{"status", "unconfirmed"}, 0},
 		{"sessiondesk_outbox_oldest_queued_age_seconds", nil, 0},

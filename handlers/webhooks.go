@@ -67,6 +67,9 @@ func (s *Server) routeeInbound(c echo.Context) error {
 	if !rec.Duplicate {
 		s.Metrics.MessageIn(string(rec.Message.Kind))
 	}
+	if rec.SessionOpened {
+		s.Metrics.SessionOpened()
+	}
 	s.Log.Info("client message received", "message", rec.Message.ID, "conversation", rec.Message.ConversationID,
 		"duplicate", rec.Duplicate, "session_opened", rec.SessionOpened)
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "duplicate": rec.Duplicate})

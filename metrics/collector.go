@@ -17,23 +17,12 @@ var (
 		[]string{"status"}, nil)
 	oldestDesc = prometheus.NewDesc(namespace+"_outbox_oldest_queued_age_seconds",
 		"How long ago the oldest queued business message was accepted; 0 when none is queued.", nil, nil)
-	sessionsDesc = prometheus.NewDesc(namespace+"_sessions_opened",
-		"Sessions kept in the database, by who opened them: client (a client's message) or rollover (a business "+
-			"message past the cap). A gauge: a session undone when its only message is refused goes away.",
-		[]string{"opened_by"}, nil)
-	billedDesc = prometheus.NewDesc(namespace+"_sessions_billed",
-		"Of those sessions, the ones billed: a business message counted in them, so the provider charges them.",
-		[]string{"opened_by"}, nil)
 	pagesDesc = prometheus.NewDesc(namespace+"_live_pages",
 		"Inbox pages open with a live connection (websocket) right now.", nil, nil)
 )
 
-// openedBy are the session origins always reported, so that a series exists
-// (at 0) before the first session of its kind.
-var openedBy = []string{"client", "rollover"}
-
-// dbCollector reads the outbox depth and the session totals from the store,
-// and the live pages from the hub, at each scrape.
+// dbCollector reads the outbox depth from the store, and the live pages from
+// the hub, at each scrape.
 type dbCollector struct {
 	src   Sources
 	pages atomic.Pointer[func() int]
@@ -41,7 +30,7 @@ type dbCollector struct {
 
 // Describe sends the descriptions of the scrape-time metrics.
 func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, sessionsDesc, billedDesc, pagesDesc} {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc} {
 		ch <- desc
 	}
 }
@@ -66,7 +55,7 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		return err
 	})
 	if err != nil {
-		d.src.Log.Warn("metrics: reading the outbox and sessions failed", "err", err)
+		d.src.Log.Warn("metrics: reading the outbox failed", "err", err)
 		ch <- prometheus.NewInvalidMetric(outboxDesc, err)
 		return
 	}
@@ -78,8 +67,4 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		age = max(d.src.Now().Sub(g.OldestQueued).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
-	for _, by := range openedBy {
-		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(g.Sessions[by]), by)
-		ch <- prometheus.MustNewConstMetric(billedDesc, prometheus.GaugeValue, float64(g.Billed[by]), by)
-	}
 }

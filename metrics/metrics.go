@@ -31,7 +31,7 @@ const scrapeTimeout = 5 * time.Second
 
 // Sources are what the scrape-time figures are read from.
 type Sources struct {
-	// Store answers the outbox depth and the session totals.
+	// Store answers the outbox depth.
 	Store *store.Store
 	// Now is the clock the age of the oldest queued message is taken on;
 	// nil means time.Now.
@@ -50,6 +50,8 @@ type Metrics struct {
 	hookErrors  *prometheus.CounterVec
 	cost        *prometheus.CounterVec
 	requests    *prometheus.HistogramVec
+	opened      *prometheus.CounterVec
+	billed      prometheus.Counter
 
 	db *dbCollector
 }
@@ -70,8 +72,9 @@ func New(src Sources) *Metrics {
 	}, []string{"kind"})
 	m.out = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "messages_out_total",
-		Help: "Business messages that reached a status: sent (the provider took it), unconfirmed (its answer was lost), " +
-			"failed (refused or given up), and the provider's delivery reports (delivered, seen, undelivered, expired, failed).",
+		Help: "Business messages that reached a status: queued (accepted from an agent or the API), sent (the provider " +
+			"took it), unconfirmed (its answer was lost), failed (refused or given up), and the provider's delivery " +
+			"reports (delivered, seen, undelivered, expired, failed).",
 	}, []string{"status"})
 	m.sendLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "provider_send_duration_seconds",
@@ -93,8 +96,19 @@ func New(src Sources) *Metrics {
 		Help:    "Time to answer an HTTP request, by method, route template and status code.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"method", "route", "code"})
+	m.opened = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "sessions_opened_total",
+		Help: "Sessions opened, by who opened them: client (a client's message) or rollover (a business message past the cap).",
+	}, []string{"opened_by"})
+	m.billed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "sessions_billed_total",
+		Help: "Sessions billed: a business message was accepted into a session with none counted yet (a rollover is billed at once).",
+	})
+	for _, by := range []string{"client", "rollover"} {
+		m.opened.WithLabelValues(by) // both series exist from the start, at 0
+	}
 	m.db = &dbCollector{src: src}
-	m.reg.MustRegister(m.in, m.out, m.sendLatency, m.hookErrors, m.cost, m.requests, m.db,
+	m.reg.MustRegister(m.in, m.out, m.sendLatency, m.hookErrors, m.cost, m.requests, m.opened, m.billed, m.db,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -115,6 +129,24 @@ func (m *Metrics) SetPages(pages func() int) {
 func (m *Metrics) MessageIn(kind string) {
 	if m != nil {
 		m.in.WithLabelValues(kind).Inc()
+	}
+}
+
+// SessionOpened counts a session a client's message opened.
+func (m *Metrics) SessionOpened() {
+	if m != nil {
+		m.opened.WithLabelValues("client").Inc()
+	}
+}
+
+// Accepted counts what an accepted send began: its messages (queued), the
+// sessions it opened past the cap, the sessions it billed. Give it to
+// store.Store.OnAccept.
+func (m *Metrics) Accepted(a store.Accepted) {
+	if m != nil {
+		m.out.WithLabelValues(store.StatusQueued).Add(float64(a.Messages))
+		m.opened.WithLabelValues("rollover").Add(float64(a.Rollovers))
+		m.billed.Add(float64(a.Billed))
 	}
 }
 
