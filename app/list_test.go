@@ -18,16 +18,23 @@ import (
 	"sessiondesk/store"
 )
 
-// manyConversations stores n clients' first messages, a second apart, the
-// first client oldest; it returns their phones in that order.
+// manyConversations stores n clients' first messages, each answered at
+// once, a second apart, the first client oldest; it returns their phones in
+// that order. Nobody waits on us, so the list is in activity order, newest
+// first (waiting clients would come first, by session end).
 func (ta *testApp) manyConversations(t *testing.T, n int) []string {
 	t.Helper()
 	phones := make([]string, n)
 	for i := range n {
 		phones[i] = fmt.Sprintf("+3752986%05d", i)
 		ta.clock.Add(time.Second)
-		if _, err := ta.Store.ReceiveClientMessage(context.Background(), store.ClientMessage{
-			Phone: phones[i], Name: fmt.Sprintf("Client %d", i), Kind: session.Text, Text: "hello " + strconv.Itoa(i)}); err != nil {
+		r, err := ta.Store.ReceiveClientMessage(context.Background(), store.ClientMessage{
+			Phone: phones[i], Name: fmt.Sprintf("Client %d", i), Kind: session.Text, Text: "hello " + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ta.Store.AcceptBusinessMessages(context.Background(), store.BusinessSend{
+			ConversationID: r.Message.ConversationID, Parts: []session.Part{{Kind: session.Text, Text: "hi " + strconv.Itoa(i)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +95,7 @@ func TestLiveFramesCarryOnlyTheChangedRow(t *testing.T) {
 
 	for name, conn := range map[string]*websocket.Conn{"viewer": viewer, "other": other} {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := conn.ReadMessage()
+		_, data, err := readLive(conn)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -132,7 +132,7 @@ func readFrameUpTo(t *testing.T, conn *websocket.Conn, want int64) *goquery.Docu
 	t.Helper()
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := conn.ReadMessage()
+		_, data, err := readLive(conn)
 		if err != nil {
 			t.Fatalf("read frame: %v", err)
 		}
@@ -206,7 +206,7 @@ func TestNoteAppearsLiveOnlyInItsThread(t *testing.T) {
 	}
 	_ = phone.SetReadDeadline(time.Now().Add(2 * time.Second))
 	for {
-		_, data, err := phone.ReadMessage()
+		_, data, err := readLive(phone)
 		if err != nil {
 			break // nothing more within the wait
 		}

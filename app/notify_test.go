@@ -172,7 +172,7 @@ func TestReminderReachesTheAgentOnce(t *testing.T) {
 	var notice *goquery.Selection
 	for notice == nil {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, data, err := conn.ReadMessage()
+		_, data, err := readLive(conn)
 		if err != nil {
 			t.Fatalf("no reminder: %v", err)
 		}
@@ -231,7 +231,7 @@ func TestPresenceOverTheInboxSockets(t *testing.T) {
 		t.Helper()
 		for {
 			_ = boris.SetReadDeadline(time.Now().Add(10 * time.Second))
-			_, data, err := boris.ReadMessage()
+			_, data, err := readLive(boris)
 			if err != nil {
 				t.Fatalf("Boris's socket: %v", err)
 			}

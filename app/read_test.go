@@ -10,18 +10,23 @@ import (
 	"sessiondesk/store"
 )
 
+// unread is how many client messages of conv the local dev login's agent
+// ("local", who signs the test requests) has not read.
 func (ta *testApp) unread(t *testing.T, conv int64) int {
 	t.Helper()
-	var n int
-	err := ta.Store.Read(context.Background(), func(r *store.Reader) error {
-		c, err := r.Conversation(context.Background(), conv)
-		n = c.Unread
+	agent, err := ta.Store.EnsureAgent(context.Background(), "local", "Local", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n map[int64]int
+	err = ta.Store.Read(context.Background(), func(r *store.Reader) (err error) {
+		n, err = r.UnreadCounts(context.Background(), agent.ID, []int64{conv})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return n[conv]
 }
 
 // A GET changes nothing: opening a conversation's page leaves it unread (link

@@ -217,7 +217,7 @@ func TestCase19_SendAgainOnceThroughTheAPI(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_ = conn.SetReadDeadline(deadline)
-		_, data, err := conn.ReadMessage()
+		_, data, err := readLive(conn)
 		if err != nil {
 			t.Fatalf("no frame redrew the failed message without its button: %v", err)
 		}

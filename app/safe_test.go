@@ -233,11 +233,11 @@ func TestWebsocketTooFarBehindReloads(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, data, err := conn.ReadMessage()
+	_, data, err := readLive(conn)
 	if err != nil || string(data) != handlers.ReloadFrame {
 		t.Fatalf("first frame %.300q, %v; want the reload frame", data, err)
 	}
-	_, data, err = conn.ReadMessage()
+	_, data, err = readLive(conn)
 	if !websocket.IsCloseError(err, 1013) {
 		t.Fatalf("after the reload frame: %.300q, %v; want close 1013", data, err)
 	}
@@ -302,7 +302,7 @@ func readClose(t *testing.T, conn *websocket.Conn) *websocket.CloseError {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
-		_, _, err := conn.ReadMessage()
+		_, _, err := readLive(conn)
 		if err == nil {
 			continue
 		}

@@ -207,7 +207,7 @@ func TestJWTModeVerifiesTheAssertion(t *testing.T) {
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
-		if _, _, err = conn.ReadMessage(); err != nil {
+		if _, _, err = readLive(conn); err != nil {
 			break
 		}
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	// NotifyBefore is how long before a session ends, with the client's last
 	// message unanswered, the conversation's agent is reminded; 0 never.
 	NotifyBefore time.Duration
+	// ExpiringWithin is how close to its end a session shows in the
+	// Expiring view.
+	ExpiringWithin time.Duration
 
 	// MetricsAllow are the peer addresses that may read /metrics without a
 	// token (default loopback); MetricsToken, when set, is a bearer token
@@ -205,6 +208,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		"NORMAL, or FULL to also keep the last transactions through a power cut (slower writes)")
 	dur(&c.NotifyBefore, "notify-before", "SESSIONDESK_NOTIFY_BEFORE", 15*time.Minute,
 		"remind the agent this long before a session ends with the client unanswered; 0 never")
+	dur(&c.ExpiringWithin, "expiring-within", "SESSIONDESK_EXPIRING_WITHIN", time.Hour,
+		"how close to its end a session shows in the Expiring view (1m to 24h)")
 
 	// Metrics: who may scrape /metrics.
 	var metricsAllow string
@@ -407,6 +412,9 @@ func (c *Config) checkRoutee(r Routee) error {
 func (c *Config) checkStorage() error {
 	if c.NotifyBefore < 0 || c.NotifyBefore > 24*time.Hour {
 		return fmt.Errorf("--notify-before %s: want 0 (never) up to 24h", c.NotifyBefore)
+	}
+	if c.ExpiringWithin < time.Minute || c.ExpiringWithin > 24*time.Hour {
+		return fmt.Errorf("--expiring-within %s: want 1m up to 24h", c.ExpiringWithin)
 	}
 	if c.EventRetention < MinEventRetention {
 		return fmt.Errorf("--event-retention %s: keep events at least %s", c.EventRetention, MinEventRetention)

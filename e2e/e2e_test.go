@@ -41,12 +41,14 @@ func TestLiveMessageAppearsWithoutReload(t *testing.T) {
 
 	ta.clock.Add(time.Minute)
 	ta.clientWrites(t, ivan, ivanName, "Where is my invoice?")
-	took := tb.waitFor("Ivan's row is at the top of the list with an unread badge", `(function () {
-		var row = `+firstRowJS+`;
-		if (!row) return false;
-		var name = row.querySelector('[data-testid="row-name"]');
-		var unread = row.querySelector('[data-testid="unread"]');
-		return name && name.textContent.trim() === `+js(ivanName)+` && unread && unread.textContent.trim() === '1';
+	// Both wait on us: Olga, whose session ends first, stays on top, and
+	// Ivan's row comes in under her, unread.
+	took := tb.waitFor("Ivan's row is listed under Olga's, unread", `(function () {
+		var rows = document.querySelectorAll('#conversation-list [data-testid="conversation-row"]');
+		if (rows.length !== 2) return false;
+		var name = rows[1].querySelector('[data-testid="row-name"]');
+		return name && name.textContent.trim() === `+js(ivanName)+` && rows[1].classList.contains('is-unread') &&
+			rows[0].textContent.indexOf(`+js(olgaName)+`) >= 0;
 	})()`)
 	if took > live {
 		t.Errorf("Ivan's message showed after %v, want within %v", took, live)
@@ -55,7 +57,7 @@ func TestLiveMessageAppearsWithoutReload(t *testing.T) {
 	if n := eval[int](tb, `document.querySelectorAll('#conversation-list [data-testid="conversation-row"]').length`); n != 2 {
 		t.Errorf("%d rows in the list, want 2", n)
 	}
-	if preview := tb.text(`#conversation-list [data-testid="conversation-row"] [data-testid="row-preview"]`); preview != "Where is my invoice?" {
+	if preview := tb.text(`#conversation-list [data-testid="conversation-row"]:nth-child(2) [data-testid="row-preview"]`); preview != "Where is my invoice?" {
 		t.Errorf("Ivan's row previews %q", preview)
 	}
 }

@@ -12,20 +12,38 @@ import (
 // rowIDsJS lists the conversation ids of the list's rows, top first.
 const rowIDsJS = `Array.from(document.querySelectorAll('#conversation-rows > [data-testid="conversation-row"]')).map(function (r) { return r.getAttribute('data-conversation-id'); })`
 
-// sortedJS reports whether the rows are ordered newest activity first (id among equals), without a duplicate.
+// sortedJS reports whether the rows are in the list's order, without a
+// duplicate: clients waiting on us first (the client wrote last, nothing
+// answered, the session open), by session end, then the rest by activity,
+// newest first (id among equals).
 const sortedJS = `(function () {
 	var rows = Array.from(document.querySelectorAll('#conversation-rows > [data-testid="conversation-row"]'));
-	var seen = {};
+	// The server's clock (the test's manual one), as the page knows it.
+	var clock = document.querySelector('[data-server-now]');
+	var now = clock ? Number(clock.getAttribute('data-server-now')) : Date.now(), seen = {};
+	function key(r) {
+		var n = function (a) { return Number(r.getAttribute(a)) || 0; };
+		if (n('data-last-in') > 0 && n('data-unanswered') === 0 && n('data-ends') > now) {
+			return [0, n('data-ends'), n('data-conversation-id')];
+		}
+		return [1, -n('data-activity'), -n('data-conversation-id')];
+	}
 	for (var i = 0; i < rows.length; i++) {
 		var id = rows[i].getAttribute('data-conversation-id');
 		if (seen[id]) return false;
 		seen[id] = true;
 		if (i === 0) continue;
-		var a = Number(rows[i - 1].getAttribute('data-activity')), b = Number(rows[i].getAttribute('data-activity'));
-		if (a < b || (a === b && Number(rows[i - 1].getAttribute('data-conversation-id')) < Number(id))) return false;
+		var a = key(rows[i - 1]), b = key(rows[i]);
+		for (var k = 0; k < 3; k++) {
+			if (a[k] !== b[k]) { if (a[k] > b[k]) return false; break; }
+		}
 	}
 	return true;
 })()`
+
+func secondRowIs(id int64) string {
+	return `(function () { var r = document.querySelectorAll('#conversation-rows > [data-testid="conversation-row"]')[1]; return !!r && r.getAttribute('data-conversation-id') === ` + js(strconv.FormatInt(id, 10)) + `; })()`
+}
 
 func topRowIs(id int64) string {
 	return `(function () { var r = document.querySelector('#conversation-rows > [data-testid="conversation-row"]'); return !!r && r.getAttribute('data-conversation-id') === ` + js(strconv.FormatInt(id, 10)) + `; })()`
@@ -33,13 +51,17 @@ func topRowIs(id int64) string {
 
 // The issue's test: two pages open, a client writes to the 300th conversation
 // (far below the first page), and it appears at the top of both lists, live,
-// once; the rest of each list stays as it was.
+// once; the rest of each list stays as it was. Every client was answered, so
+// the list is in activity order until one writes: then they wait on us, and
+// clients waiting on us come first.
 func TestClientWritingTo300thConversationTopsBothLists(t *testing.T) {
 	ta := startApp(t, appOptions{})
 	var ids []int64
 	for i := range 300 {
 		ta.clock.Add(time.Second)
-		ids = append(ids, ta.receive(t, fmt.Sprintf("+3752986%05d", i), fmt.Sprintf("Client %03d", i), "hello"))
+		id := ta.receive(t, fmt.Sprintf("+3752986%05d", i), fmt.Sprintf("Client %03d", i), "hello")
+		ta.reply(t, id, "Hello! How can we help?")
+		ids = append(ids, id)
 	}
 	oldest, newest, middle := ids[0], ids[299], ids[260]
 
@@ -85,11 +107,12 @@ func TestClientWritingTo300thConversationTopsBothLists(t *testing.T) {
 		t.Errorf("selected rows %v, want only the open conversation %d", sel, newest)
 	}
 
-	// A conversation already shown further down moves up; it is not doubled.
+	// A conversation already shown further down moves up, among the waiting
+	// clients: under the 300th, whose session ends sooner. It is not doubled.
 	ta.clock.Add(time.Minute)
 	ta.clientWrites(t, fmt.Sprintf("+3752986%05d", 260), "Client 260", "Me too")
 	for _, tb := range []*tab{inbox, thread} {
-		tb.waitFor("the moved conversation is at the top", topRowIs(middle))
+		tb.waitFor("the moved conversation is second, under the 300th", secondRowIs(middle))
 		if !eval[bool](tb, sortedJS) {
 			t.Errorf("after the move the list is out of order or has a duplicate: %v", eval[[]string](tb, rowIDsJS))
 		}

@@ -14,8 +14,10 @@ func TestKeysResolveAssignAndTheRowShowsInitialsElsewhere(t *testing.T) {
 	conv := ta.clientWrites(t, olga, olgaName, "Hello, my order #1182 is late")
 	ta.clientWrites(t, ivan, ivanName, "Where is my invoice?")
 
+	// The other page lists every status: a resolved conversation leaves the
+	// default view (open ones), and this one follows it through the statuses.
 	other := newTab(t, tabOptions{})
-	other.open(ta.base + "/")
+	other.open(ta.base + "/?status=any")
 	other.waitSocket()
 	other.setMarker()
 

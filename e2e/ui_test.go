@@ -109,7 +109,7 @@ func TestOpeningMarksReadAndTitleCountsUnread(t *testing.T) {
 	tb.open(convURL(ta, conv))
 	tb.waitFor("Olga's conversation is read: her row has no unread badge", `(function () {
 		var row = document.querySelector('#conversation-list [data-conversation-id="`+i64s(conv)+`"]');
-		return row && !row.querySelector('[data-testid="unread"]');
+		return row && !row.classList.contains('is-unread');
 	})()`)
 	tb.waitFor("the title counts one unread conversation", titleJS+` === '(1) '+`+js(olgaName+" · Sessiondesk"))
 
@@ -203,7 +203,7 @@ func TestComposerRefusesBeforeSending(t *testing.T) {
 	long := file("invoice-for-order-1182-november.pdf", []byte("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"))
 
 	// The page's own requests are over (its mark-read post has shown).
-	tb.waitFor("the conversation is read", `!document.querySelector('#conversation-list [data-testid="unread"]')`)
+	tb.waitFor("the conversation is read", `!document.querySelector('#conversation-list .row.is-unread')`)
 	tb.waitSettled("nothing is under way")
 	eval[chromedp.Void](tb, `window.__requests = performance.getEntriesByType('resource').length`)
 	pick := func(what string, paths ...string) {

@@ -102,7 +102,6 @@ func (s *Server) toAPIConversation(cv store.Conversation, now time.Time) apiConv
 	out := apiConversation{
 		ID:      cv.ID,
 		Contact: apiContact{Name: cv.Contact.Name, Phone: cv.Contact.Phone, Country: cv.Contact.Country},
-		Unread:  cv.Unread,
 		Status:  cv.Status,
 		Session: apiSession{
 			Open: st.Open, Number: st.Number, Used: st.Used, Remaining: st.Remaining,
@@ -139,9 +138,10 @@ const (
 	apiListMax     = 200
 )
 
-// apiConversations is GET /api/v1/conversations?cursor=&limit=: a page of the
-// list, newest activity first, and next_cursor for the page after it (absent
-// on the last page).
+// apiConversations is GET /api/v1/conversations?view=&status=&q=&cursor=&limit=:
+// a page of a view of the list in its order (waiting clients first, by the
+// end of their session, then by activity), and next_cursor for the page after
+// it (absent on the last page). unread is the caller's own.
 func (s *Server) apiConversations(c echo.Context) error {
 	ctx := c.Request().Context()
 	limit := apiListDefault
@@ -156,18 +156,33 @@ func (s *Server) apiConversations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	agent := currentAgent(c).ID
+	q, err := s.listQuery(c, agent)
+	if err != nil {
+		return err
+	}
 	out := struct {
 		Conversations []apiConversation `json:"conversations"`
 		NextCursor    string            `json:"next_cursor,omitempty"`
 	}{}
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
-		rows, next, err := r.ListPage(ctx, cursor, limit)
+		rows, next, err := r.ListView(ctx, q, cursor, limit)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, len(rows))
+		for i, lr := range rows {
+			ids[i] = lr.ID
+		}
+		unread, err := r.UnreadCounts(ctx, agent, ids)
 		if err != nil {
 			return err
 		}
 		out.Conversations = make([]apiConversation, 0, len(rows))
 		for _, lr := range rows {
-			out.Conversations = append(out.Conversations, s.toAPIConversation(lr.Conversation, r.Now()))
+			cv := s.toAPIConversation(lr.Conversation, r.Now())
+			cv.Unread = unread[lr.ID]
+			out.Conversations = append(out.Conversations, cv)
 		}
 		if next != nil {
 			out.NextCursor = next.String()
@@ -193,6 +208,11 @@ func (s *Server) apiConversation(c echo.Context) error {
 			return err
 		}
 		out = s.toAPIConversation(cv, r.Now())
+		unread, err := r.UnreadCounts(ctx, currentAgent(c).ID, []int64{id})
+		if err != nil {
+			return err
+		}
+		out.Unread = unread[id]
 		sessions, err := r.Sessions(ctx, id, historyLimit)
 		out.Sessions = make([]apiSessionRecord, 0, len(sessions))
 		for _, ss := range sessions {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -58,7 +57,12 @@ func (s *Server) inbox(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := views.InboxPage{Chrome: s.chrome(c, "Inbox"), ListBefore: c.QueryParam("before")}
+	agent := currentAgent(c).ID
+	q, err := s.listQuery(c, agent)
+	if err != nil {
+		return err
+	}
+	page := views.InboxPage{Chrome: s.chrome(c, "Inbox"), ListBefore: c.QueryParam("before"), List: s.listScope(q)}
 	if c.QueryParam("pane") == "contact" { // a phone shows the panel instead of the thread
 		page.Pane = "contact"
 	}
@@ -70,13 +74,16 @@ func (s *Server) inbox(c echo.Context) error {
 		if page.MaxMessageID, err = r.MaxMessageID(ctx); err != nil {
 			return err
 		}
-		if page.Rows, page.ListMore, err = s.listPage(ctx, r, before, selected); err != nil {
+		if page.Rows, page.ListMore, err = s.listPage(ctx, r, q, before, selected); err != nil {
 			return err
 		}
-		for _, row := range page.Rows {
-			if row.Unread > 0 {
-				page.Unread++
-			}
+		counts, err := r.ViewCounts(ctx, q.Status, q.ExpiringWithin)
+		if err != nil {
+			return err
+		}
+		page.Nav = s.viewNav(counts, q)
+		if page.Unread, err = r.UnreadInViews(ctx, agent); err != nil {
+			return err
 		}
 		if page.Mentions, err = unseenMentions(ctx, r, currentAgent(c).ID); err != nil {
 			return err
@@ -121,7 +128,7 @@ func (s *Server) markRead(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.Store.MarkRead(ctx, id); err != nil {
+	if err := s.Store.MarkRead(ctx, currentAgent(c).ID, id); err != nil {
 		return err
 	}
 	if c.Request().Header.Get("HX-Request") == "true" {
@@ -138,12 +145,16 @@ func (s *Server) listFragment(c echo.Context) error {
 		return err
 	}
 	selected, _ := strconv.ParseInt(c.QueryParam("conversation"), 10, 64)
+	q, err := s.listQuery(c, currentAgent(c).ID)
+	if err != nil {
+		return err
+	}
 	var (
 		rows []views.ConversationRow
 		more views.ListLink
 	)
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
-		rows, more, err = s.listPage(ctx, r, before, max(selected, 0))
+		rows, more, err = s.listPage(ctx, r, q, before, max(selected, 0))
 		return err
 	})
 	if err != nil {
@@ -164,10 +175,19 @@ func listCursorParam(v, name string) (*store.ListCursor, error) {
 	return &cur, nil
 }
 
-// listPage reads one page of the list after before (nil: the top) and the
-// link to the next; the selected conversation's row is marked.
-func (s *Server) listPage(ctx context.Context, r *store.Reader, before *store.ListCursor, selected int64) ([]views.ConversationRow, views.ListLink, error) {
-	convs, next, err := r.ListPage(ctx, before, listLimit)
+// listPage reads one page of q's view after before (nil: the top) and the
+// link to the next; the selected conversation's row is marked, and every row
+// carries the agent's read mark.
+func (s *Server) listPage(ctx context.Context, r *store.Reader, q store.ListQuery, before *store.ListCursor, selected int64) ([]views.ConversationRow, views.ListLink, error) {
+	convs, next, err := r.ListView(ctx, q, before, listLimit)
+	if err != nil {
+		return nil, views.ListLink{}, err
+	}
+	ids := make([]int64, len(convs))
+	for i, lr := range convs {
+		ids[i] = lr.ID
+	}
+	marks, err := r.ReadMarks(ctx, q.Agent, ids)
 	if err != nil {
 		return nil, views.ListLink{}, err
 	}
@@ -176,17 +196,23 @@ func (s *Server) listPage(ctx context.Context, r *store.Reader, before *store.Li
 	for _, lr := range convs {
 		row := s.rowView(lr, now)
 		row.Selected = lr.ID == selected
+		row.ReadMark = marks[lr.ID]
+		if row.LastInID > row.ReadMark {
+			row.Unread = 1
+		}
 		rows = append(rows, row)
 	}
 	var more views.ListLink
 	if next != nil {
 		more.Cursor = next.String()
-		q := "?before=" + url.QueryEscape(more.Cursor)
-		more.Href = s.path("/" + q)
+		v := viewQuery(q)
+		v.Set("before", more.Cursor)
+		qs := "?" + v.Encode()
+		more.Href = s.path("/" + qs)
 		if selected != 0 {
-			more.Href = s.path("/c/" + strconv.FormatInt(selected, 10) + q)
+			more.Href = s.path("/c/" + strconv.FormatInt(selected, 10) + qs)
 		}
-		more.HX = s.path("/list" + q)
+		more.HX = s.path("/list" + qs)
 	}
 	return rows, more, nil
 }
@@ -199,9 +225,11 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 		ID:         cv.ID,
 		Name:       cv.Contact.Name,
 		Phone:      cv.Contact.PhoneDisplay,
-		Unread:     cv.Unread,
-		ActivityMS: lr.Key().ActivityMS,
+		ActivityMS: lr.LastActivityAt.UnixMilli(),
 		Status:     cv.Status,
+		LastInID:   cv.LastInID,
+		ReadMark:   -1, // shared by every page: each page keeps its agent's mark
+		Unanswered: cv.State.Unanswered,
 		Badge: views.SessionBadge{
 			Open:    st.Open,
 			EndsAt:  st.EndsAt,
@@ -210,13 +238,14 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 			NowUnix: now.UnixMilli(),
 		},
 	}
+	if !cv.SessionEndsAt.IsZero() {
+		row.EndsMS = cv.SessionEndsAt.UnixMilli()
+	}
 	if cv.Assignee != nil {
 		row.Assignee = cv.Assignee.Name
+		row.AssigneeID = cv.Assignee.ID
 	}
 	if cv.Last != nil {
-		if cv.Last.Direction == store.Inbound {
-			row.LastInID = cv.Last.ID
-		}
 		row.Preview = preview(*cv.Last)
 		row.LastAt = cv.Last.CreatedAt.In(time.Local)
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/websocket"
@@ -59,6 +60,9 @@ type Deps struct {
 	LocalHosts []string
 	// Live tunes the websockets; zero values are the defaults.
 	Live LiveOptions
+	// ExpiringWithin is how close to its end a session shows in the Expiring
+	// view (0: store.DefaultExpiringWithin).
+	ExpiringWithin time.Duration
 	// Metrics counts the webhooks' messages, statuses, prices and errors;
 	// nil counts nothing.
 	Metrics *metrics.Metrics
@@ -88,7 +92,8 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, stopping: make(chan struct{}), hubDone: make(chan struct{})}
 	s.upgrader = s.newUpgrader()
 	s.hub = live.NewHub(live.HubOptions{Store: d.Store, Broker: d.Broker, Renderer: liveViews{s}, Log: d.Log,
-		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s}})
+		ReplayCap: d.Live.withDefaults().ReplayCap, History: historyLimit + 1, Notes: liveViews{s},
+		ExpiringWithin: d.ExpiringWithin})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopHub = cancel
 	go func() {
@@ -136,6 +141,7 @@ func (s *Server) Register(e *echo.Echo) {
 	app.GET("/list", s.listFragment)
 	app.POST("/c/:id/messages", s.sendForm)
 	app.POST("/c/:id/read", s.markRead)
+	app.POST("/c/:id/unread", s.markUnread)
 	app.POST("/c/:id/status", s.statusForm)
 	app.POST("/c/:id/assignee", s.assigneeForm)
 	app.GET("/c/:id/state", s.conversationState)
@@ -158,6 +164,8 @@ func (s *Server) Register(e *echo.Echo) {
 	api.POST("/conversations/:id/messages/:mid/retry", s.apiRetry)
 	api.POST("/conversations/:id/messages/:mid/confirm-arrived", s.apiConfirmArrived)
 	api.POST("/conversations/:id/messages/:mid/resend", s.apiResend)
+	api.POST("/conversations/:id/read", s.apiMarkRead)
+	api.POST("/conversations/:id/unread", s.apiMarkUnread)
 	api.GET("/me/preferences", s.apiGetPrefs)
 	api.PATCH("/me/preferences", s.apiPatchPrefs)
 	s.registerNotes(app, api)

@@ -29,7 +29,7 @@ func threadStatus(cv store.Conversation) views.ThreadStatus {
 		v.SnoozedUntil = cv.SnoozedUntil.In(time.Local) // the fallback's zone; the page shows the browser's
 	}
 	if a := cv.Assignee; a != nil {
-		v.AssigneeLogin, v.AssigneeName = a.Login, a.Name
+		v.AssigneeLogin, v.AssigneeName, v.AssigneeID = a.Login, a.Name, a.ID
 	}
 	return v
 }
@@ -42,7 +42,8 @@ func (s *Server) threadActions(ctx context.Context, r *store.Reader, id int64, a
 		return views.ThreadActions{}, err
 	}
 	base := "/c/" + strconv.FormatInt(id, 10)
-	a := views.ThreadActions{StatusURL: s.path(base + "/status"), AssigneeURL: s.path(base + "/assignee"), MeLogin: me.Login}
+	a := views.ThreadActions{StatusURL: s.path(base + "/status"), AssigneeURL: s.path(base + "/assignee"), MeLogin: me.Login,
+		UnreadURL: s.path(base + "/unread")}
 	for _, ag := range agents {
 		a.Agents = append(a.Agents, views.Option{Value: ag.Login, Label: ag.Name, Selected: ag.Login == assignee})
 	}

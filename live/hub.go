@@ -65,6 +65,11 @@ type HubOptions struct {
 	// Notes draws internal notes and the mentions badge (notes.go); nil
 	// leaves notes out of the frames.
 	Notes NoteRenderer
+	// ExpiringWithin is the Expiring view's window (0: the store's default);
+	// CountEvery how often the sidebar's counts go out without events
+	// (default DefaultCountEvery), since time alone moves conversations
+	// between the session views.
+	ExpiringWithin, CountEvery time.Duration
 }
 
 // Close codes after which the htmx ws extension reconnects.
@@ -103,6 +108,8 @@ type Hub struct {
 	presence chan presenceMsg
 	pres     presenceState
 	stopped  chan struct{}
+	// counts is what the hub goroutine last sent of the sidebar's counts.
+	counts countState
 
 	stats hubStats
 }
@@ -227,6 +234,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
+		h.moveByTime(ctx)
+		h.sendCounts(ctx, time.Now())
 		if !h.idle(ctx, sub.C, tick.C) {
 			return nil
 		}
@@ -281,12 +290,13 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 			continue
 		}
 		f, _ := h.pageFrame(ctx, b, p) // built above
-		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.after})
+		p.enqueue(outgoing{msg: f.msg, size: len(f.data), after: f.afterFor(p)})
 	}
 	if err != nil {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
+	h.counts.dirty = true
 	h.stats.batches.Add(1)
 	close(h.caught)
 	h.caught = make(chan struct{})
@@ -312,16 +322,27 @@ func (h *Hub) frame(ctx context.Context, b *batch, viewing int64) (*frame, error
 	f := &frame{data: data, msg: msg}
 	if c := b.convs[viewing]; c != nil && c.clientWrote {
 		// The agent has the conversation open: what the client wrote is read
-		// once a page showing it has received it (once per batch).
-		var once sync.Once
-		f.after = func() {
-			once.Do(func() {
-				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.WriteWait)
-				defer cancel()
-				if err := h.opts.Store.MarkRead(mctx, viewing); err != nil {
-					h.opts.Log.Warn("mark read", "conversation", viewing, "err", err)
-				}
-			})
+		// for them once their page has received it (once per agent and batch,
+		// however many of their pages show it). Unread is per agent: nobody
+		// else's mark moves.
+		var mu sync.Mutex
+		done := make(map[int64]bool)
+		f.after = func(agent int64) {
+			if agent == 0 {
+				return
+			}
+			mu.Lock()
+			first := !done[agent]
+			done[agent] = true
+			mu.Unlock()
+			if !first {
+				return
+			}
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.WriteWait)
+			defer cancel()
+			if err := h.opts.Store.MarkRead(mctx, agent, viewing); err != nil {
+				h.opts.Log.Warn("mark read", "conversation", viewing, "agent", agent, "err", err)
+			}
 		}
 	}
 	b.frames[viewing] = f
@@ -415,6 +436,11 @@ type batch struct {
 	frames     map[int64]*frame
 
 	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
+
+	// marks are the online agents' read marks of the touched conversations
+	// (views.go); markFrames the frames with them, per (view, agent).
+	marks      map[int64]map[int64]int64
+	markFrames map[[2]int64]*frame
 }
 
 // convChange is what a batch changed in one conversation.
@@ -430,7 +456,15 @@ type convChange struct {
 type frame struct {
 	data  []byte
 	msg   *websocket.PreparedMessage
-	after func()
+	after func(agent int64) // once a page of agent has written the frame; nil: nothing
+}
+
+// afterFor is what p's writer calls once it has written the frame.
+func (f *frame) afterFor(p *page) func() {
+	if f.after == nil {
+		return nil
+	}
+	return func() { f.after(p.agent) }
 }
 
 // readBatch reads up to limit events after `after` (and up to upTo, when not
@@ -499,6 +533,9 @@ func (h *Hub) readBatch(ctx context.Context, after, upTo int64, limit int) (*bat
 			} else {
 				c.updated = append(c.updated, m)
 			}
+		}
+		if err := h.readMarks(ctx, r, b); err != nil {
+			return err
 		}
 		return h.readNotes(ctx, r, b, noteEvents)
 	})
@@ -693,13 +730,16 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err != nil {
 		return err
 	}
+	if marks := f.b.marks[p.agent]; len(marks) > 0 {
+		data = append(marksHTML(marks), data...)
+	}
 	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))
 	if err := p.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
-	if f.markRead {
-		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.viewing); err != nil {
+	if f.markRead && p.agent != 0 {
+		if err := h.opts.Store.MarkRead(context.WithoutCancel(ctx), p.agent, p.viewing); err != nil {
 			h.opts.Log.Warn("mark read", "conversation", p.viewing, "err", err)
 		}
 	}

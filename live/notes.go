@@ -98,6 +98,20 @@ func (h *Hub) renderNotes(ctx context.Context, w io.Writer, c *convChange) error
 // pageFrame is the batch's frame for p: the frame of its view, with the
 // mentions badge in front for an agent the batch mentions.
 func (h *Hub) pageFrame(ctx context.Context, b *batch, p *page) (*frame, error) {
+	f, err := h.mentionsFrame(ctx, b, p)
+	if err != nil || p.agent == 0 {
+		return f, err
+	}
+	viewing := p.viewing
+	if _, ok := b.convs[viewing]; !ok {
+		viewing = 0
+	}
+	return h.withMarks(b, viewing, p.agent, f)
+}
+
+// mentionsFrame is the batch's frame for p's view, with the mentions badge in
+// front for an agent the batch mentions.
+func (h *Hub) mentionsFrame(ctx context.Context, b *batch, p *page) (*frame, error) {
 	f, err := h.frame(ctx, b, p.viewing)
 	if err != nil || b.notes == nil || p.agent == 0 {
 		return f, err

@@ -29,15 +29,20 @@ type Conversation struct {
 	ID      int64
 	Contact Contact
 	// Last is the newest message, for the list's preview; nil when there is none.
-	Last   *Message
-	Unread int
-	State  session.State
+	Last  *Message
+	State session.State
 	// Status is open, pending, snoozed or resolved (ConvOpen...); SnoozedUntil
 	// is when a snoozed one reopens, zero otherwise.
 	Status       string
 	SnoozedUntil time.Time
 	// Assignee is the agent the conversation is assigned to; nil when none.
 	Assignee *AgentRef
+	// LastInID is the client's newest message (0: the client never wrote); an
+	// agent whose read mark is below it has something unread.
+	LastInID int64
+	// SessionEndsAt is when the latest session ends (zero: none yet): with
+	// State.Unanswered it places the conversation in the views (views.go).
+	SessionEndsAt time.Time
 }
 
 // sessionColumns reads one session.Session: the session row, with the counts
@@ -132,7 +137,8 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.phone_display, ct.name, ct.country,
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
-       c.unread, c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
+       c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
+       c.last_in_id, c.session_ends_at,
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
@@ -147,14 +153,15 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 		dir, kind, body, status sql.NullString
 		lastAt, lastSentAt      sql.NullInt64
 		lastSession             int
-		unread                  int64
 		snoozedUntil            int64
 		assignee                AgentRef
+		sessionEndsAt           int64
 		st                      stateScan
 	)
 	dest := append([]any{&c.ID, &c.Contact.ID, &c.Contact.Phone, &c.Contact.PhoneDisplay, &c.Contact.Name, &c.Contact.Country,
-		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession, &unread,
-		&c.Status, &snoozedUntil, &assignee.ID, &assignee.Login, &assignee.Name}, st.dest()...)
+		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession,
+		&c.Status, &snoozedUntil, &assignee.ID, &assignee.Login, &assignee.Name,
+		&c.LastInID, &sessionEndsAt}, st.dest()...)
 	if err := row.Scan(dest...); err != nil {
 		return Conversation{}, err
 	}
@@ -163,8 +170,10 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 			Kind: session.Kind(kind.String), Body: body.String, Status: status.String, CreatedAt: fromMS(lastAt.Int64),
 			SentAt: fromMS(lastSentAt.Int64), SessionNumber: lastSession}
 	}
-	c.Unread = int(unread)
 	c.SnoozedUntil = fromMS(snoozedUntil)
+	if sessionEndsAt > 0 {
+		c.SessionEndsAt = fromMS(sessionEndsAt)
+	}
 	if assignee.ID != 0 {
 		c.Assignee = &assignee
 	}
@@ -248,22 +257,6 @@ func loadState(ctx context.Context, q queryer, conversationID int64) (st session
 		return session.State{}, 0, fmt.Errorf("load session state of conversation %d: %w", conversationID, err)
 	}
 	return v.state(), v.sessionID.Int64, nil
-}
-
-// MarkRead marks every message of a conversation read. It appends an event only
-// when something was unread, so pages that call it on every view do not loop.
-func (s *Store) MarkRead(ctx context.Context, conversationID int64) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE conversations SET last_read_message_id = last_message_id
-			WHERE id = ? AND last_read_message_id <> last_message_id`, conversationID)
-		if err != nil {
-			return false, fmt.Errorf("mark conversation %d read: %w", conversationID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return false, nil
-		}
-		return true, appendEvent(ctx, tx, EventRead, conversationID, 0, s.opts.Now())
-	})
 }
 
 // fillPhoneDisplays completes migration 00016: contacts stored before it get

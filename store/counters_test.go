@@ -42,7 +42,8 @@ func recount(ctx context.Context, s *Store) error {
 	}
 	rows.Close()
 	rows, err = s.read.QueryContext(ctx, `
-		SELECT c.id, c.last_in_id, c.unanswered, c.unread,
+		SELECT c.id, c.last_in_id, c.unanswered, c.unread, c.session_ends_at,
+		       coalesce((SELECT ends_at FROM sessions WHERE conversation_id = c.id ORDER BY number DESC LIMIT 1), 0),
 		       coalesce((SELECT max(id) FROM messages WHERE conversation_id = c.id AND direction = 'in'), 0),
 		       (SELECT count(*) FROM messages WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
 		          AND id > (SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = c.id AND direction = 'in')),
@@ -54,8 +55,12 @@ func recount(ctx context.Context, s *Store) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id, lastIn, unanswered, unread, wantLastIn, wantUnanswered, wantUnread int
-		if err := rows.Scan(&id, &lastIn, &unanswered, &unread, &wantLastIn, &wantUnanswered, &wantUnread); err != nil {
+		var ends, wantEnds int64
+		if err := rows.Scan(&id, &lastIn, &unanswered, &unread, &ends, &wantEnds, &wantLastIn, &wantUnanswered, &wantUnread); err != nil {
 			return err
+		}
+		if ends != wantEnds {
+			bad = append(bad, fmt.Sprintf("conversation %d: session_ends_at %d, latest session ends %d", id, ends, wantEnds))
 		}
 		if lastIn != wantLastIn || unanswered != wantUnanswered || unread != wantUnread {
 			bad = append(bad, fmt.Sprintf("conversation %d: last_in %d/%d unanswered %d/%d unread %d/%d (kept/counted)",
@@ -85,6 +90,10 @@ func TestCountersMatchTheMessages(t *testing.T) {
 			clk := clock.NewManual(t0)
 			ctx := context.Background()
 			s, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"), Options{Rules: rules, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reader, err := s.EnsureAgent(ctx, "reader", "Reader", "agent")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +160,7 @@ func TestCountersMatchTheMessages(t *testing.T) {
 				case k < 92:
 					op = "read"
 					if conv, ok := convs[phone]; ok {
-						if err := s.MarkRead(ctx, conv); err != nil {
+						if err := s.MarkRead(ctx, reader.ID, conv); err != nil {
 							t.Fatalf("step %d read: %v", step, err)
 						}
 					}

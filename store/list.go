@@ -20,28 +20,31 @@ import (
 // ListRow is one conversation of the list with its sort key.
 type ListRow struct {
 	Conversation
-	// LastActivityAt is when the newest message was stored: the list's order.
+	// LastActivityAt is when the newest message was stored: the list's order
+	// below the waiting clients.
 	LastActivityAt time.Time
 }
 
-// Key is the row's place in the list.
-func (r ListRow) Key() ListCursor {
-	return ListCursor{ActivityMS: r.LastActivityAt.UnixMilli(), ID: r.ID}
-}
-
-// ListCursor names a place in the list: the rows after it are those with an
-// older activity, or the same activity and a smaller id.
+// ListCursor names a place in a view's order (ListRow.KeyIn): the band
+// (waiting clients by session end, the rest by activity, or Closed
+// unanswered by session end), the key within it, and the id among equals.
 type ListCursor struct {
-	ActivityMS int64 // last_activity_at, in stored milliseconds
-	ID         int64
+	Band byte  // 'w', 'a' or 'e'
+	Key  int64 // session_ends_at or last_activity_at, in stored milliseconds
+	ID   int64
 }
 
-// maxCursorLen bounds what ParseListCursor reads: two int64 and a colon.
-const maxCursorLen = 41
+// maxCursorLen bounds what ParseListCursor reads: a band, two int64 and a colon.
+const maxCursorLen = 42
 
-// String is the cursor's opaque form for URLs and the API.
+// String is the cursor's opaque form for URLs and the API. The activity band
+// has no letter, so cursors handed out before the views still read.
 func (c ListCursor) String() string {
-	return strconv.FormatInt(c.ActivityMS, 10) + ":" + strconv.FormatInt(c.ID, 10)
+	prefix := ""
+	if c.Band != bandActivity && c.Band != 0 {
+		prefix = string(c.Band)
+	}
+	return prefix + strconv.FormatInt(c.Key, 10) + ":" + strconv.FormatInt(c.ID, 10)
 }
 
 // ErrBadCursor is returned for a list cursor this server did not hand out.
@@ -49,19 +52,23 @@ var ErrBadCursor = errors.New("not a list cursor from this server")
 
 // ParseListCursor reads a cursor made by ListCursor.String.
 func ParseListCursor(s string) (ListCursor, error) {
-	if len(s) > maxCursorLen {
+	if len(s) > maxCursorLen || s == "" {
 		return ListCursor{}, ErrBadCursor
+	}
+	band := byte(bandActivity)
+	if s[0] == bandWaiting || s[0] == bandLost {
+		band, s = s[0], s[1:]
 	}
 	a, b, ok := strings.Cut(s, ":")
 	if !ok {
 		return ListCursor{}, ErrBadCursor
 	}
-	act, err1 := strconv.ParseInt(a, 10, 64)
+	key, err1 := strconv.ParseInt(a, 10, 64)
 	id, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || act < 0 || id <= 0 {
+	if err1 != nil || err2 != nil || key < 0 || id <= 0 {
 		return ListCursor{}, ErrBadCursor
 	}
-	return ListCursor{ActivityMS: act, ID: id}, nil
+	return ListCursor{Band: band, Key: key, ID: id}, nil
 }
 
 // listSelect is conversationSelect with the sort key in front, scanned by
@@ -85,33 +92,6 @@ func scanListRow(row interface{ Scan(...any) error }) (ListRow, error) {
 		return ListRow{}, err
 	}
 	return ListRow{Conversation: c, LastActivityAt: fromMS(activity)}, nil
-}
-
-// ListPage returns up to limit rows of the list after the cursor (from the
-// top when after is nil), and the cursor of the next page, nil when these are
-// the last.
-func (r *Reader) ListPage(ctx context.Context, after *ListCursor, limit int) ([]ListRow, *ListCursor, error) {
-	if limit <= 0 {
-		return nil, nil, fmt.Errorf("list page: limit %d", limit)
-	}
-	const order = ` ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`
-	var rows []ListRow
-	var err error
-	if after == nil {
-		rows, err = r.listRows(ctx, listSelect+order, limit+1)
-	} else {
-		rows, err = r.listRows(ctx, listSelect+` WHERE (c.last_activity_at, c.id) < (?, ?)`+order,
-			after.ActivityMS, after.ID, limit+1)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("list page: %w", err)
-	}
-	if len(rows) <= limit {
-		return rows, nil, nil
-	}
-	rows = rows[:limit]
-	next := rows[limit-1].Key()
-	return rows, &next, nil
 }
 
 // ListRowsByID returns the rows of these conversations, in list order; ids

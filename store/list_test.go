@@ -10,8 +10,14 @@ import (
 	"sessiondesk/session"
 )
 
-// listAll walks the list page by page.
+// listAll walks the list (All, every status) page by page.
 func listAll(t *testing.T, s *Store, size int) (ids []int64, pages int) {
+	t.Helper()
+	return listViewAll(t, s, ListQuery{Status: StatusAny}, size)
+}
+
+// listViewAll walks q's view page by page.
+func listViewAll(t *testing.T, s *Store, q ListQuery, size int) (ids []int64, pages int) {
 	t.Helper()
 	var after *ListCursor
 	for {
@@ -19,7 +25,7 @@ func listAll(t *testing.T, s *Store, size int) (ids []int64, pages int) {
 		var next *ListCursor
 		err := s.Read(context.Background(), func(r *Reader) error {
 			var err error
-			rows, next, err = r.ListPage(context.Background(), after, size)
+			rows, next, err = r.ListView(context.Background(), q, after, size)
 			return err
 		})
 		if err != nil {
@@ -48,7 +54,9 @@ func listAll(t *testing.T, s *Store, size int) (ids []int64, pages int) {
 }
 
 // Keyset pages reach every conversation once, in list order, also when many
-// share the same activity time (the clock did not move).
+// share the same activity time (the clock did not move) and the same session
+// end. Nobody answered: every client waits, the one whose session ends first
+// on top, and writing again moves nobody (the session's end stays).
 func TestListPagesReachEveryConversationOnce(t *testing.T) {
 	s, clk := newStore(t, session.Defaults())
 	const n = 23
@@ -66,8 +74,8 @@ func TestListPagesReachEveryConversationOnce(t *testing.T) {
 	if pages != 5 {
 		t.Errorf("%d pages of 5 for %d rows, want 5", pages, n)
 	}
-	want := []int64{1}
-	for id := int64(n); id >= 2; id-- {
+	var want []int64
+	for id := int64(1); id <= n; id++ {
 		want = append(want, id)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -130,9 +138,20 @@ func TestParseListCursorRefusesWhatItDidNotMake(t *testing.T) {
 			t.Errorf("ParseListCursor(%q) = %+v, want an error", s, c)
 		}
 	}
-	c := ListCursor{ActivityMS: 1764000000123, ID: 42}
-	if got, err := ParseListCursor(c.String()); err != nil || got != c {
-		t.Errorf("round trip: %+v %v, want %+v", got, err, c)
+	for _, c := range []ListCursor{{Band: bandActivity, Key: 1764000000123, ID: 42},
+		{Band: bandWaiting, Key: 1764000000123, ID: 42}, {Band: bandLost, Key: 5, ID: 1}} {
+		if got, err := ParseListCursor(c.String()); err != nil || got != c {
+			t.Errorf("round trip: %+v %v, want %+v", got, err, c)
+		}
+	}
+	// A cursor handed out before the views is the activity band.
+	if got, err := ParseListCursor("1764000000123:42"); err != nil || got.Band != bandActivity || got.Key != 1764000000123 {
+		t.Errorf("old cursor: %+v %v", got, err)
+	}
+	for _, s := range []string{"w", "w:1", "x1:2", "e-1:2", "ww1:2"} {
+		if c, err := ParseListCursor(s); err == nil {
+			t.Errorf("ParseListCursor(%q) = %+v, want an error", s, c)
+		}
 	}
 }
 

@@ -386,25 +386,57 @@ func TestApplyStatusNeverMovesBackwards(t *testing.T) {
 func TestEventsAndReadMarker(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	ctx := context.Background()
+	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivan, err := s.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var woken atomic.Int32
 	s.opts.Committed = func() { woken.Add(1) }
 	r := receive(t, s, "+375298603938", "one")
-	receive(t, s, "+375298603938", "two")
+	second := receive(t, s, "+375298603938", "two")
 	conv := r.Message.ConversationID
-	var unread int
-	_ = s.Read(ctx, func(rd *Reader) error {
-		c, _ := rd.Conversation(ctx, conv)
-		unread = c.Unread
-		return nil
+	counts := func(agent int64) int {
+		var n map[int64]int
+		_ = s.Read(ctx, func(rd *Reader) (err error) {
+			n, err = rd.UnreadCounts(ctx, agent, []int64{conv})
+			return err
+		})
+		return n[conv]
+	}
+	if counts(olga.ID) != 2 || counts(ivan.ID) != 2 {
+		t.Errorf("unread = %d and %d, want 2 for each agent", counts(olga.ID), counts(ivan.ID))
+	}
+	if err := s.MarkRead(ctx, olga.ID, conv); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRead(ctx, olga.ID, conv); err != nil { // nothing new
+		t.Fatal(err)
+	}
+	// Unread is per agent: Olga read it, Ivan did not.
+	if counts(olga.ID) != 0 || counts(ivan.ID) != 2 {
+		t.Errorf("after Olga read: unread = %d (Olga) and %d (Ivan), want 0 and 2", counts(olga.ID), counts(ivan.ID))
+	}
+	// Mark as unread: the client's newest message only, for Olga only.
+	if err := s.MarkUnread(ctx, olga.ID, conv); err != nil {
+		t.Fatal(err)
+	}
+	if counts(olga.ID) != 1 || counts(ivan.ID) != 2 {
+		t.Errorf("after Olga marked unread: unread = %d and %d, want 1 and 2", counts(olga.ID), counts(ivan.ID))
+	}
+	var marks map[int64]int64
+	_ = s.Read(ctx, func(rd *Reader) (err error) {
+		marks, err = rd.ReadMarks(ctx, olga.ID, []int64{conv})
+		return err
 	})
-	if unread != 2 {
-		t.Errorf("unread = %d, want 2", unread)
+	if marks[conv] != r.Message.ID || marks[conv] >= second.Message.ID {
+		t.Errorf("Olga's mark = %d, want %d (the message before the newest)", marks[conv], r.Message.ID)
 	}
-	if err := s.MarkRead(ctx, conv); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkRead(ctx, conv); err != nil { // nothing new: no event
-		t.Fatal(err)
+	if err := s.MarkUnread(ctx, olga.ID, 1<<40); !errors.Is(err, ErrNotFound) {
+		t.Errorf("mark unread of no conversation: %v, want ErrNotFound", err)
 	}
 	_ = s.Read(ctx, func(rd *Reader) error {
 		evs, _ := rd.EventsAfter(ctx, 0, 10)
@@ -415,12 +447,9 @@ func TestEventsAndReadMarker(t *testing.T) {
 				t.Errorf("event ids not increasing: %v", evs)
 			}
 		}
-		if fmt.Sprint(kinds) != "[message message read]" {
+		// What one agent read changes nobody else's list: no event.
+		if fmt.Sprint(kinds) != "[message message]" {
 			t.Errorf("events = %v", kinds)
-		}
-		c, _ := rd.Conversation(ctx, conv)
-		if c.Unread != 0 {
-			t.Errorf("unread after MarkRead = %d", c.Unread)
 		}
 		last, _ := rd.LastEventID(ctx)
 		after, _ := rd.EventsAfter(ctx, last-1, 10)
@@ -429,8 +458,8 @@ func TestEventsAndReadMarker(t *testing.T) {
 		}
 		return nil
 	})
-	if woken.Load() != 3 {
-		t.Errorf("Committed called %d times, want 3 (one per write with events)", woken.Load())
+	if woken.Load() != 2 {
+		t.Errorf("Committed called %d times, want 2 (one per write with events)", woken.Load())
 	}
 }
 

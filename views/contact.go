@@ -55,7 +55,8 @@ func Keys() []KeyHelp {
 		{[]string{"s"}, "Snooze the conversation"},
 		{[]string{"p"}, "Mark the conversation pending (waiting on the client)"},
 		{[]string{"a"}, "Assign the conversation to me"},
-		{[]string{"u"}, "Mark the conversation unread"},
+		{[]string{"u"}, "Mark the conversation unread (for me only) and go back to the list"},
+		{[]string{"g", "m"}, "Views: Mine (g u Unassigned, g a All, g w Waiting on us, g x Expiring, g l Locked, g c Closed unanswered)"},
 		{[]string{"c"}, "Edit the contact"},
 		{[]string{"?"}, "Show this help"},
 	}

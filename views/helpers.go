@@ -413,3 +413,13 @@ func convStatusLabel(status string) string {
 	}
 	return "Open"
 }
+
+// viewLabel is the list's heading: the current view's name.
+func viewLabel(n ViewNav, view string) string {
+	for _, v := range n.Items {
+		if v.Name == view {
+			return v.Label
+		}
+	}
+	return "Conversations"
+}

@@ -51,9 +51,16 @@ type ConversationRow struct {
 	// name, "" when unassigned (the row shows the initials).
 	Status   string
 	Assignee string
-	// LastInID is the newest message's id when the client wrote it, else 0:
-	// the script notifies when it grows.
+	// LastInID is the client's newest message's id, 0 when none: the
+	// script notifies when it grows, and the row is unread for an agent whose
+	// mark (ReadMark, set on the agent's own page only) is below it.
 	LastInID int64
+	ReadMark int64
+	// What places the row in the views: the assignee's id (0 none), the
+	// unanswered run, and the latest session's end (Unix ms, 0 none).
+	AssigneeID int64
+	Unanswered int
+	EndsMS     int64
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
@@ -184,6 +191,7 @@ type ThreadStatus struct {
 	SnoozedUntil   time.Time // when a snoozed conversation reopens
 	AssigneeLogin  string    // "" when unassigned
 	AssigneeName   string
+	AssigneeID     int64 // 0 when unassigned: the composer asks before sending into a colleague's
 }
 
 // ThreadActions are the header's forms: the status buttons, the snooze
@@ -193,6 +201,7 @@ type ThreadActions struct {
 	AssigneeURL string // POST: assignee (a login, "" for nobody)
 	MeLogin     string // the signed-in agent: "Assign to me"
 	Agents      []Option
+	UnreadURL   string // POST: mark as unread for the signed-in agent, back to the list
 }
 
 // ConversationView is the selected conversation: header, thread, panel and composer.
@@ -223,6 +232,36 @@ type InboxPage struct {
 	// Pane is what a phone (under 900 px) shows of the open conversation:
 	// "contact" for the session panel, "" for the thread.
 	Pane string
+	// Nav is the sidebar of views with their counts; List what the list
+	// shows, for the script that places live rows.
+	Nav  ViewNav
+	List ListScope
+}
+
+// ViewNav is the list's views with their live counts.
+type ViewNav struct {
+	Items []ViewItem
+}
+
+// ViewItem is one view of the sidebar.
+type ViewItem struct {
+	Name    string // mine, unassigned, all, waiting, expiring, locked, lost
+	Label   string
+	Count   int
+	Href    string
+	Current bool
+	Key     string // the keyboard shortcut after "g", "" for none
+}
+
+// ListScope is what the list shows, so the script can tell whether a live
+// row belongs in it, and where: the same rules as the server's query.
+type ListScope struct {
+	View          string
+	Status        string // a status, or "any"
+	Agent         int64  // the signed-in agent (Mine)
+	ExpiringMS    int64  // Expiring's window
+	MaxUnanswered int    // the S4 limit (Locked)
+	Query         string // the view's query string, for "Load more" ("?view=...&status=...")
 }
 
 // SandboxClient is one simulated Viber user on the sandbox phone.

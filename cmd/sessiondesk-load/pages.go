@@ -81,6 +81,11 @@ func (r *runner) pages(ctx context.Context, p *product.Product, spec dataset.Spe
 		{"inbox page", "/", "≤ 5 ms and ≤ 10× bare Echo at 100k conv", "22 ms (64× bare)"},
 		{"conversation page", fmt.Sprintf("/c/%d", conv), "≤ 5 ms and ≤ 10× bare Echo at 100k conv", ""},
 		{"JSON list, page of 50", "/api/v1/conversations?limit=50", "≤ 3 ms", ""},
+		// The views (issue 11): each page draws every view's count too.
+		{"inbox page, Waiting on us", "/?view=waiting", "≤ 5 ms at 100k conv", ""},
+		{"inbox page, Mine", "/?view=mine", "≤ 5 ms at 100k conv", ""},
+		{"JSON view Closed unanswered, page of 50", "/api/v1/conversations?view=lost&limit=50", "≤ 3 ms", ""},
+		{"JSON view Expiring, page of 50", "/api/v1/conversations?view=expiring&limit=50", "≤ 3 ms", ""},
 	} {
 		lat, body, ctype, err := r.timed(ctx, p.URL+pg.path, h)
 		if err != nil {

@@ -422,7 +422,37 @@
 
   // e resolves, p sets pending, a assigns to me: each clicks its header
   // button, so the key and the click are one path. s opens the snooze picker.
-  var STATUS_KEYS = {e: 'status-resolved', p: 'status-pending', a: 'assign-me'};
+  var STATUS_KEYS = {e: 'status-resolved', p: 'status-pending', a: 'assign-me', u: 'mark-unread'};
+
+  // "Mark unread" goes back to the list in the view the page shows.
+  document.addEventListener('submit', function (e) {
+    var input = e.target && e.target.querySelector && e.target.querySelector('[data-list-view]');
+    var scope = listScope();
+    if (input && scope) {
+      input.value = scope.view;
+    }
+  }, true);
+
+  // g then a view's letter opens the view (g m Mine, g u Unassigned, ...).
+  var gPressedAt = 0;
+  document.addEventListener('keydown', function (e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) {
+      return;
+    }
+    if (e.key === 'g') {
+      gPressedAt = Date.now();
+      return;
+    }
+    if (Date.now() - gPressedAt > 1500) {
+      return;
+    }
+    gPressedAt = 0;
+    var link = document.querySelector('.view-tab[aria-keyshortcuts="g ' + e.key + '"]');
+    if (link) {
+      e.preventDefault();
+      window.location.href = link.href;
+    }
+  }, true);
 
   function snoozePicker() {
     return document.getElementById('snooze-picker');
@@ -560,18 +590,86 @@
   // ------------------------------------------------------- the conversation list
   // Frames never replace the list. They carry the rows an event batch changed
   // in #list-delta, the same bytes for every page, and this puts each row in
-  // its place by (data-activity, id), newest first as the server orders them:
-  // a row shown with the same activity is replaced where it is, one whose
-  // activity moved is moved, and one that belongs below the last loaded row
-  // waits for "Load more". Shared rows carry no per-page state, so the open
-  // conversation is marked here.
+  // its place. A row says what places it in the views (status, assignee,
+  // unanswered run, session end, the client's newest message): whether it
+  // belongs in this page's view, and where, follows the server's rules
+  // (store/views.go): clients waiting on us first, the one whose session ends
+  // first on top, then the rest by activity, newest first; Closed unanswered
+  // by session end, latest first. A row that no longer belongs leaves; one
+  // that belongs below the last loaded row waits for "Load more". Shared rows
+  // carry no per-page state: the open conversation and unread (from the
+  // agent's read marks) are marked here.
 
-  function rowKey(el) {
-    return [Number(el.getAttribute('data-activity')) || 0, Number(el.getAttribute('data-conversation-id')) || 0];
+  function listScope() {
+    var el = document.getElementById('conversation-list');
+    if (!el) {
+      return null;
+    }
+    return {
+      view: el.getAttribute('data-view') || 'all',
+      status: el.getAttribute('data-status-filter') || 'open',
+      agent: el.getAttribute('data-agent') || '0',
+      expiring: Number(el.getAttribute('data-expiring-ms')) || 3600000,
+      maxUnanswered: Number(el.getAttribute('data-max-unanswered')) || 5
+    };
   }
 
-  function newerKey(a, b) {
-    return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+  function num(el, name) {
+    return Number(el.getAttribute(name)) || 0;
+  }
+
+  function listNow() {
+    return Date.now() + clockOffset;
+  }
+
+  function waiting(el, now) {
+    return num(el, 'data-last-in') > 0 && num(el, 'data-unanswered') === 0 && num(el, 'data-ends') > now;
+  }
+
+  // inView is store.Conversation.InView.
+  function inView(scope, el, now) {
+    if (scope.status !== 'any' && el.getAttribute('data-status') !== scope.status) {
+      return false;
+    }
+    var ends = num(el, 'data-ends');
+    var open = ends > now;
+    var unanswered = num(el, 'data-unanswered');
+    switch (scope.view) {
+      case 'mine':
+        return el.getAttribute('data-assignee-id') === scope.agent;
+      case 'unassigned':
+        return (el.getAttribute('data-assignee-id') || '0') === '0';
+      case 'waiting':
+        return waiting(el, now);
+      case 'expiring':
+        return open && ends <= now + scope.expiring && unanswered < scope.maxUnanswered;
+      case 'locked':
+        return open && unanswered >= scope.maxUnanswered;
+      case 'lost':
+        return num(el, 'data-last-in') > 0 && unanswered === 0 && ends > 0 && !open;
+    }
+    return true;
+  }
+
+  // rowKey is store.ListRow.KeyIn: [band, key, id], compared by before().
+  function rowKey(scope, el, now) {
+    var id = num(el, 'data-conversation-id');
+    if (scope.view === 'lost') {
+      return [1, -num(el, 'data-ends'), -id];
+    }
+    if (waiting(el, now)) {
+      return [0, num(el, 'data-ends'), id];
+    }
+    return [1, -num(el, 'data-activity'), -id];
+  }
+
+  function before(a, b) {
+    for (var i = 0; i < 3; i++) {
+      if (a[i] !== b[i]) {
+        return a[i] < b[i];
+      }
+    }
+    return false;
   }
 
   function rowOf(list, id) {
@@ -583,18 +681,56 @@
     return null;
   }
 
-  function placeRow(list, row) {
+  // The agent's read marks (conversation id -> the client message read up
+  // to), from the frames' #read-marks; a row keeps the mark it had.
+  var readMarks = {};
+
+  function takeReadMarks() {
+    var el = document.getElementById('read-marks');
+    var v = el && el.getAttribute('data-marks');
+    if (!v) {
+      return;
+    }
+    v.split(',').forEach(function (pair) {
+      var kv = pair.split(':');
+      if (kv.length === 2) {
+        readMarks[kv[0]] = Number(kv[1]) || 0;
+      }
+    });
+    el.removeAttribute('data-marks');
+  }
+
+  function markUnread(row, old) {
+    var id = row.getAttribute('data-conversation-id');
+    if (!row.hasAttribute('data-read')) {
+      var mark = readMarks[id];
+      if (mark === undefined && old) {
+        mark = num(old, 'data-read');
+      }
+      row.setAttribute('data-read', String(mark || 0));
+    }
+    row.classList.toggle('is-unread', num(row, 'data-last-in') > num(row, 'data-read'));
+  }
+
+  function placeRow(scope, list, row, now) {
     var old = rowOf(list, row.getAttribute('data-conversation-id'));
-    if (old && old.getAttribute('data-activity') === row.getAttribute('data-activity')) {
+    markUnread(row, old);
+    if (!inView(scope, row, now)) {
+      if (old) {
+        list.removeChild(old);
+      }
+      return;
+    }
+    var key = rowKey(scope, row, now);
+    if (old && !before(key, rowKey(scope, old, now)) && !before(rowKey(scope, old, now), key)) {
       list.replaceChild(row, old);
       return;
     }
     if (old) {
       list.removeChild(old);
     }
-    var key = rowKey(row);
     for (var i = 0; i < list.children.length; i++) {
-      if (newerKey(key, rowKey(list.children[i]))) {
+      if (before(key, rowKey(scope, list.children[i], now))) {
         // A page opened further down the list (?before=) does not grow upwards.
         if (i > 0 || list.hasAttribute('data-list-top')) {
           list.insertBefore(row, list.children[i]);
@@ -605,6 +741,47 @@
     if (!document.querySelector('#list-more[data-cursor]')) {
       list.appendChild(row);
     }
+  }
+
+  // Time alone moves rows: a waiting client whose session ends is lost, a
+  // session nearing its end is Expiring. Each half minute the loaded rows are
+  // placed again (the counts come from the server at the same pace).
+  function replaceByTime() {
+    var scope = listScope();
+    var list = document.getElementById('conversation-rows');
+    if (!scope || !list) {
+      return;
+    }
+    var now = listNow();
+    Array.prototype.slice.call(list.children).forEach(function (row) {
+      placeRow(scope, list, row.cloneNode(true), now);
+    });
+    listChanged();
+  }
+
+  setInterval(replaceByTime, 30 * SECOND);
+
+  // The sidebar's counts and the tab title's unread total, per agent, from
+  // the frames' #view-counts (counts of open conversations: a page filtered on
+  // another status keeps its own, drawn with it).
+  function takeViewCounts() {
+    var el = document.getElementById('view-counts');
+    var scope = listScope();
+    if (!el || !scope || !el.hasAttribute('data-unread-total')) {
+      return;
+    }
+    var list = document.getElementById('conversation-list');
+    list.setAttribute('data-unread-total', el.getAttribute('data-unread-total'));
+    if (scope.status === (el.getAttribute('data-status') || 'open')) {
+      var items = el.content ? el.content.querySelectorAll('i[data-view]') : el.querySelectorAll('i[data-view]');
+      Array.prototype.forEach.call(items, function (i) {
+        var out = document.querySelector('[data-view-count="' + i.getAttribute('data-view') + '"]');
+        if (out && out.textContent !== i.getAttribute('data-n')) {
+          out.textContent = i.getAttribute('data-n');
+        }
+      });
+    }
+    el.removeAttribute('data-unread-total');
   }
 
   function listChanged() {
@@ -628,6 +805,12 @@
       var row = list.children[i];
       var on = row.getAttribute('data-conversation-id') === open;
       row.classList.toggle('is-selected', on);
+      if (on && row.classList.contains('is-unread')) {
+        // What the agent has open is read (the server marks it for them).
+        row.setAttribute('data-read', row.getAttribute('data-last-in') || '0');
+        row.setAttribute('data-was-unread', 'true');
+        row.classList.remove('is-unread');
+      }
       var link = row.querySelector('a');
       if (link && on) {
         link.setAttribute('aria-current', 'page');
@@ -646,9 +829,12 @@
   }
 
   function applyListDelta() {
+    takeReadMarks();
+    takeViewCounts();
     var delta = document.getElementById('list-delta');
     var list = document.getElementById('conversation-rows');
-    if (!delta || !list || delta.children.length === 0) {
+    var scope = listScope();
+    if (!delta || !list || !scope || delta.children.length === 0) {
       return;
     }
     var active = document.activeElement;
@@ -657,7 +843,8 @@
       : null;
     var rows = Array.prototype.slice.call(delta.children);
     delta.textContent = '';
-    rows.forEach(function (row) { placeRow(list, row); });
+    var now = listNow();
+    rows.forEach(function (row) { placeRow(scope, list, row, now); });
     listChanged();
     if (focusID && !list.contains(document.activeElement)) {
       var row = rowOf(list, focusID);
@@ -669,6 +856,29 @@
   }
 
   document.addEventListener('htmx:wsAfterMessage', applyListDelta);
+
+  // The page's "I have shown this conversation" went through: one unread
+  // conversation fewer in the title, when it was unread and in the agent's views.
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var elt = e.detail && e.detail.elt;
+    if (!elt || elt.getAttribute('data-testid') !== 'mark-read' || !e.detail.successful) {
+      return;
+    }
+    var list = document.getElementById('conversation-list');
+    var thread = document.querySelector('[data-testid="thread"][data-conversation-id]');
+    var row = list && thread && rowOf(document.getElementById('conversation-rows'), thread.getAttribute('data-conversation-id'));
+    if (row && (row.classList.contains('is-unread') || row.getAttribute('data-was-unread') === 'true')) {
+      row.setAttribute('data-read', row.getAttribute('data-last-in') || '0');
+      row.classList.remove('is-unread');
+      var assignee = row.getAttribute('data-assignee-id') || '0';
+      var scope = listScope();
+      if (row.getAttribute('data-status') === 'open' && (assignee === '0' || assignee === scope.agent)) {
+        list.setAttribute('data-unread-total', String(Math.max(0, (Number(list.getAttribute('data-unread-total')) || 0) - 1)));
+        updateTitle();
+      }
+      row.removeAttribute('data-was-unread');
+    }
+  });
   document.addEventListener('htmx:afterSwap', function (e) {
     if (e.detail && e.detail.target && e.detail.target.id === 'conversation-rows') {
       listChanged();
@@ -1580,14 +1790,15 @@
 
   // ------------------------------------------------------------------ tab title
 
-  // The tab says how many conversations are unread: "(3) Sessiondesk". The
-  // server renders it; frames that replace the list update it here.
+  // The tab says how many conversations of the agent's views (Mine and
+  // Unassigned) are unread for them: "(3) Sessiondesk". The server renders
+  // it and sends it with the counts; the page's own read takes one off.
   function updateTitle() {
     var list = document.getElementById('conversation-list');
     if (!list) {
       return;
     }
-    var n = list.querySelectorAll('[data-testid="conversation-row"].is-unread').length;
+    var n = Number(list.getAttribute('data-unread-total')) || 0;
     var base = document.title.replace(/^\(\d+\) /, '');
     var title = n > 0 ? '(' + n + ') ' + base : base;
     if (document.title !== title) {
@@ -1655,8 +1866,8 @@
     if (typing) {
       return typing.getAttribute('data-agent-name') + ' is typing here: send anyway?';
     }
-    // The assignment, once the thread header carries it.
-    var assigned = thread.querySelector('[data-assignee-id]');
+    // The assignment, from the thread header (kept live by the frames).
+    var assigned = document.getElementById('thread-status');
     var who = assigned ? assigned.getAttribute('data-assignee-id') : '';
     if (who && who !== '0' && who !== myAgentID()) {
       var name = assigned.getAttribute('data-assignee-name') || 'another agent';

@@ -1,0 +1,171 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/gorilla/websocket"
+
+	"sessiondesk/store"
+)
+
+// nextCounts reads the page's messages until a view-counts frame that
+// satisfies ok arrives, and returns its numbers (view -> n, and "unread").
+func nextCounts(t *testing.T, conn *websocket.Conn, ok func(map[string]int) bool) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last map[string]int
+	for time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(deadline)
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("read: %v (last counts %v)", err, last)
+		}
+		if !bytes.HasPrefix(data, []byte(`<template id="view-counts"`)) {
+			continue
+		}
+		doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		tpl := doc.Find("#view-counts")
+		got["unread"], _ = strconv.Atoi(tpl.AttrOr("data-unread-total", "-1"))
+		// goquery parses <template> content as a fragment: read it raw.
+		inner, _ := tpl.Html()
+		frag, _ := goquery.NewDocumentFromReader(strings.NewReader(inner))
+		frag.Find("i[data-view]").Each(func(_ int, s *goquery.Selection) {
+			got[s.AttrOr("data-view", "")], _ = strconv.Atoi(s.AttrOr("data-n", "-1"))
+		})
+		last = got
+		if ok(got) {
+			return got
+		}
+	}
+	t.Fatalf("no counts as wanted; last %v", last)
+	return nil
+}
+
+// The sidebar's counts reach each agent's pages: the views everyone shares,
+// Mine for the agent, and the agent's own unread total; an assignment moves
+// Mine for one agent only, and reading moves only the reader's unread.
+func TestHubSendsEachAgentTheirCounts(t *testing.T) {
+	e := startHub(t, nil)
+	ctx := context.Background()
+	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := e.waitCursor(t)
+	po := e.dialAs(t, olga.ID, 0, cursor)
+	pi := e.dialAs(t, ivan.ID, 0, cursor)
+	e.waitPages(t, 2)
+
+	a, _ := e.write(t, 1, "hello")
+	b, _ := e.write(t, 2, "hi")
+	both := func(c map[string]int) bool {
+		return c["waiting"] == 2 && c["unassigned"] == 2 && c["all"] == 2 && c["unread"] == 2
+	}
+	nextCounts(t, po, both)
+	nextCounts(t, pi, both)
+
+	if _, err := e.st.UpdateConversation(ctx, a, olga.ID, store.ConversationUpdate{Assign: true, Assignee: "olga"}); err != nil {
+		t.Fatal(err)
+	}
+	got := nextCounts(t, po, func(c map[string]int) bool { return c["mine"] == 1 })
+	if got["unassigned"] != 1 || got["all"] != 2 {
+		t.Errorf("Olga's counts after she took A: %v, want mine 1, unassigned 1, all 2", got)
+	}
+	got = nextCounts(t, pi, func(c map[string]int) bool { return c["unassigned"] == 1 })
+	if got["mine"] != 0 {
+		t.Errorf("Ivan's counts after Olga took A: %v, want mine 0", got)
+	}
+
+	// Ivan reads B: his unread total counts C only; Olga's counts A (hers),
+	// B and C, since what Ivan read is still unread for her.
+	if err := e.st.MarkRead(ctx, ivan.ID, b); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, 3, "third") // a batch, so the counts go out again
+	nextCounts(t, po, func(c map[string]int) bool { return c["unread"] == 3 && c["unassigned"] == 2 })
+	nextCounts(t, pi, func(c map[string]int) bool { return c["unread"] == 1 && c["unassigned"] == 2 })
+}
+
+// A row that a batch changes reaches each agent's page with that agent's read
+// mark, so the row shows unread for the agent who has not read it only.
+func TestHubSendsEachAgentTheirReadMarks(t *testing.T) {
+	e := startHub(t, nil)
+	ctx := context.Background()
+	olga, _ := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	ivan, _ := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	a, first := e.write(t, 1, "hello")
+	if err := e.st.MarkRead(ctx, olga.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	cursor := e.waitCursor(t)
+	po := e.dialAs(t, olga.ID, 0, cursor)
+	pi := e.dialAs(t, ivan.ID, 0, cursor)
+	e.waitPages(t, 2)
+	e.write(t, 1, "again")
+	marks := func(conn *websocket.Conn) string {
+		for {
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(data, []byte(`id="list-delta"`)) {
+				doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
+				return doc.Find("#read-marks").AttrOr("data-marks", "none")
+			}
+		}
+	}
+	if got, want := marks(po), strconv.FormatInt(a, 10)+":"+strconv.FormatInt(first, 10); got != want {
+		t.Errorf("Olga's marks %q, want %q (she read the first message)", got, want)
+	}
+	if got, want := marks(pi), strconv.FormatInt(a, 10)+":0"; got != want {
+		t.Errorf("Ivan's marks %q, want %q (he read nothing)", got, want)
+	}
+}
+
+// Time alone moves conversations between the session views: when a waiting
+// client's session ends (Closed unanswered) or nears its end (Expiring), every
+// page gets the row again, so a page whose view it enters can show it.
+func TestHubSendsTheRowsTimeMoved(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.CountEvery = 20 * time.Millisecond })
+	a, _ := e.write(t, 1, "hello")
+	cursor := e.waitCursor(t)
+	page := e.dial(t, 0, cursor)
+	e.waitPages(t, 1)
+	rowsIn := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			_ = page.SetReadDeadline(deadline)
+			_, data, err := page.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for row %s: %v", want, err)
+			}
+			doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
+			if doc.Find(`#list-delta li[data-conversation-id="`+want+`"]`).Length() == 1 {
+				return
+			}
+		}
+		t.Fatalf("no frame with row %s", want)
+	}
+	// 24 h - 30 min later the session is within the hour of its end.
+	e.clk.Add(23*time.Hour + 30*time.Minute)
+	rowsIn(strconv.FormatInt(a, 10))
+	// And after its end, the client unanswered: lost.
+	e.clk.Add(time.Hour)
+	rowsIn(strconv.FormatInt(a, 10))
+}

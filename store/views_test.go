@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiondesk/session"
+)
+
+// viewWant is q's view computed the slow way: every conversation read by
+// id, kept by InView, sorted by KeyIn.
+func viewWant(t *testing.T, s *Store, q ListQuery) []int64 {
+	t.Helper()
+	var want []ListRow
+	var now time.Time
+	err := s.Read(context.Background(), func(r *Reader) error {
+		now = r.Now()
+		var ids []int64
+		for id := int64(1); id <= 200; id++ {
+			ids = append(ids, id)
+		}
+		rows, err := r.ListRowsByID(context.Background(), ids)
+		for _, row := range rows {
+			if row.InView(q, now, s.Rules().MaxUnanswered) {
+				want = append(want, row)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(want, func(a, b ListRow) int {
+		ka, kb := a.KeyIn(q, now), b.KeyIn(q, now)
+		if ka.Band != kb.Band {
+			return bandRank(ka.Band) - bandRank(kb.Band)
+		}
+		less := ka.Key < kb.Key || (ka.Key == kb.Key && ka.ID < kb.ID)
+		if ka.Band == bandWaiting { // ascending
+			if less {
+				return -1
+			}
+			return 1
+		}
+		if less { // descending
+			return 1
+		}
+		return -1
+	})
+	ids := make([]int64, len(want))
+	for i, r := range want {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// TestInViewMatchesTheQueries plays random traffic (clients writing, agents
+// answering, assigning, changing statuses, the unanswered limit reached,
+// time passing over session ends) and checks after each round that every
+// view, walked page by page, lists what InView (the hub's membership test)
+// and KeyIn (the script's order, the same rules) say, and that each count
+// is the length of its view.
+func TestInViewMatchesTheQueries(t *testing.T) {
+	rules := session.Defaults()
+	rules.Window = 3 * time.Hour
+	rules.MaxUnanswered = 2
+	s, clk := newStore(t, rules)
+	ctx := context.Background()
+	var agents []Agent
+	for _, login := range []string{"olga", "ivan"} {
+		a, err := s.EnsureAgent(ctx, login, strings.ToUpper(login[:1])+login[1:], "agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	var convs []int64
+	statuses := []string{ConvOpen, ConvOpen, ConvPending, ConvResolved}
+	for round := range 12 {
+		for range 15 {
+			switch k := rng.IntN(10); {
+			case k < 4 || len(convs) == 0:
+				r := receive(t, s, fmt.Sprintf("+3752986%05d", rng.IntN(40)), "hi")
+				if !slices.Contains(convs, r.Message.ConversationID) {
+					convs = append(convs, r.Message.ConversationID)
+				}
+			case k < 7:
+				var refusal *session.Refusal
+				if _, err := sendText(s, convs[rng.IntN(len(convs))], "answer", true); err != nil && !errors.As(err, &refusal) {
+					t.Fatal(err)
+				}
+			case k < 8:
+				u := ConversationUpdate{Assign: true}
+				if n := rng.IntN(3); n < 2 {
+					u.Assignee = agents[n].Login
+				}
+				if _, err := s.UpdateConversation(ctx, convs[rng.IntN(len(convs))], agents[0].ID, u); err != nil {
+					t.Fatal(err)
+				}
+			case k < 9:
+				u := ConversationUpdate{Status: statuses[rng.IntN(len(statuses))]}
+				if _, err := s.UpdateConversation(ctx, convs[rng.IntN(len(convs))], agents[1].ID, u); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				clk.Add(time.Duration(rng.IntN(50)) * time.Minute)
+			}
+			clk.Add(time.Duration(rng.IntN(5)) * time.Second)
+		}
+		for _, status := range []string{"", StatusAny, ConvResolved} {
+			var counts ViewCounts
+			if err := s.Read(ctx, func(r *Reader) (err error) {
+				counts, err = r.ViewCounts(ctx, status, 0)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, agent := range agents {
+				for _, v := range Views {
+					q := ListQuery{View: v, Status: status, Agent: agent.ID}
+					got, _ := listViewAll(t, s, q, 3)
+					want := viewWant(t, s, q)
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("round %d, %s/%q for %s: the query lists %v, InView and KeyIn say %v",
+							round, v, status, agent.Login, got, want)
+					}
+					if n := counts.Of(v, agent.ID); n != len(want) {
+						t.Errorf("round %d, %s/%q for %s: count %d, the view has %d", round, v, status, agent.Login, n, len(want))
+					}
+				}
+			}
+		}
+	}
+	// The traffic reached every view, or the test proved little.
+	var counts ViewCounts
+	_ = s.Read(ctx, func(r *Reader) (err error) {
+		counts, err = r.ViewCounts(ctx, StatusAny, 24*time.Hour)
+		return err
+	})
+	if counts.Waiting == 0 || counts.Lost == 0 || counts.Locked+counts.Expiring == 0 || counts.Unassigned == 0 || len(counts.Mine) == 0 {
+		t.Errorf("the traffic left views empty: %+v", counts)
+	}
+}
+
+// A client waiting on us is on top of the list until answered, whatever
+// newer activity there is below; answering puts them back in activity order.
+func TestWaitingClientsComeFirst(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	a := receive(t, s, "+375298600001", "first")
+	clk.Add(time.Minute)
+	b := receive(t, s, "+375298600002", "second")
+	clk.Add(time.Minute)
+	if _, err := sendText(s, b.Message.ConversationID, "answered", false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	c := receive(t, s, "+375298600003", "third")
+	got, _ := listAll(t, s, 10)
+	// a and c wait (a's session ends first); b was answered last, below them.
+	want := []int64{a.Message.ConversationID, c.Message.ConversationID, b.Message.ConversationID}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("list %v, want %v (waiting by session end, then activity)", got, want)
+	}
+	// Once a's session ends unanswered it is lost: no longer on top.
+	clk.Add(24*time.Hour - 2*time.Minute + time.Second)
+	got, _ = listAll(t, s, 10)
+	want = []int64{c.Message.ConversationID, b.Message.ConversationID, a.Message.ConversationID}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a's session ended: list %v, want %v", got, want)
+	}
+	lost, _ := listViewAll(t, s, ListQuery{View: ViewLost}, 10)
+	if fmt.Sprint(lost) != fmt.Sprint([]int64{a.Message.ConversationID}) {
+		t.Errorf("Closed unanswered lists %v, want only a", lost)
+	}
+}
+
+// Every view's page and count is a range of an index, never a scan of every
+// conversation or a sort of all of them.
+func TestViewsUseTheirIndexes(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	now := ms(t0)
+	for _, c := range []struct{ name, query, index string }{
+		{"waiting band", listSelect + ` WHERE c.status = ? AND ` + waitingCond + ` AND c.session_ends_at > ? ORDER BY c.session_ends_at, c.id LIMIT 51`, "conversations_waiting"},
+		{"lost", listSelect + ` WHERE c.status = ? AND ` + waitingCond + ` AND c.session_ends_at <= ? ORDER BY c.session_ends_at DESC, c.id DESC LIMIT 51`, "conversations_waiting"},
+		{"count waiting", `SELECT count(*) FROM conversations WHERE status = ? AND last_in_id > 0 AND unanswered = 0 AND session_ends_at > ?`, "conversations_waiting"},
+		{"count by assignee", `SELECT assignee_id, count(*) FROM conversations WHERE status = ? AND 1 = ? GROUP BY assignee_id`, "conversations_by_status_assignee"},
+		{"moved by time", listSelect + ` WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > 7 AND c.session_ends_at <= 8) ORDER BY c.session_ends_at LIMIT 500`, "conversations_by_end"},
+		{"count locked", `SELECT count(*) FROM conversations WHERE +status = ? AND session_ends_at > ? AND session_ends_at <= 9 AND unanswered >= 5`, "conversations_by_end"},
+		{"locked", listSelect + ` WHERE +c.status = ? AND c.session_ends_at > ? AND c.session_ends_at <= 9 AND c.unanswered >= 5 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`, "conversations_by_end"},
+		{"expiring", listSelect + ` WHERE +c.status = ? AND c.session_ends_at > ? AND c.session_ends_at <= 5 AND c.unanswered < 5 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 51`, "conversations_by_end"},
+	} {
+		plan := queryPlan(t, s, c.query, ConvOpen, now)
+		if !strings.Contains(plan, "INDEX "+c.index) {
+			t.Errorf("%s does not use %s:\n%s", c.name, c.index, plan)
+		}
+	}
+}
+
+func TestParseViewAndStatus(t *testing.T) {
+	for _, v := range []string{"mine", "unassigned", "all", "waiting", "expiring", "locked", "lost", ""} {
+		if _, err := ParseView(v); err != nil {
+			t.Errorf("ParseView(%q): %v", v, err)
+		}
+	}
+	for _, v := range []string{"Mine", "mine ", "drop table", strings.Repeat("x", 5000), "all\x00"} {
+		if _, err := ParseView(v); !errors.Is(err, ErrBadView) {
+			t.Errorf("ParseView(%q) = %v, want ErrBadView", v, err)
+		}
+	}
+	if st, err := ParseStatusFilter(""); err != nil || st != ConvOpen {
+		t.Errorf(`ParseStatusFilter("") = %q, %v; want open`, st, err)
+	}
+	for _, v := range []string{"closed", "OPEN", "any "} {
+		if _, err := ParseStatusFilter(v); !errors.Is(err, ErrBadView) {
+			t.Errorf("ParseStatusFilter(%q) = %v, want an error", v, err)
+		}
+	}
+}
