@@ -30,6 +30,7 @@ import (
 	"sessiondesk/handlers"
 	"sessiondesk/live"
 	"sessiondesk/media"
+	"sessiondesk/metrics"
 	"sessiondesk/static"
 	"sessiondesk/store"
 )
@@ -101,6 +102,8 @@ type App struct {
 	snooze      time.Duration
 	// lock keeps a second inbox, or a restore, off the data folder until Run ends.
 	lock *store.FolderLock
+	// metrics is the inbox's Prometheus registry, served at /metrics.
+	metrics *metrics.Metrics
 }
 
 // New opens the store, adds the demo clients to a new sandbox database, and
@@ -152,6 +155,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.Store = st
+	a.metrics = metrics.New(metrics.Sources{Store: st, Now: opts.Now, Log: a.log.With("component", "metrics")})
 	if _, stored, err := st.LoadSettings(ctx); err == nil && stored {
 		a.log.Info("settings saved by an admin override the flags' session rules, rates and canned replies")
 	}
@@ -162,6 +166,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.limits = media.DefaultLimits()
 	a.bodies = withDefaults(opts.Bodies, handlers.DefaultBodyLimits(a.limits))
 	a.addDemo(ctx, cfg)
+	st.OnAccept(a.metrics.Accepted) // after the demo: the metrics count this run's traffic
 	a.ln = opts.Listener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -243,6 +248,7 @@ func (a *App) setUpChannel(opts Options) error {
 	}
 	ob := opts.Outbox
 	ob.Now, ob.GiveUpAfter = now, a.cfg.SendGiveUp
+	ob.Metrics = a.metrics
 	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
 	// Client media URLs come from the webhook: the fetcher refuses private
@@ -273,6 +279,7 @@ func (a *App) routes() http.Handler {
 	// Trust decisions never come from X-Forwarded-For: the peer address only.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())
+	e.Use(a.metrics.Middleware) // outside requestLog, which answers errors: it sees the status sent
 	e.Use(a.requestLog)
 	e.Use(securityHeaders)
 	e.Use(handlers.LimitBodies(a.bodies))
@@ -294,8 +301,10 @@ func (a *App) routes() http.Handler {
 		LocalHosts:     a.localHosts(),
 		Live:           a.liveOptions(),
 		ExpiringWithin: a.cfg.ExpiringWithin,
+		Metrics:        a.metrics,
 	})
 	a.handlers.Register(e)
+	a.registerMetrics(e)
 	// Online is having a live page open: the round robin asks the hub.
 	a.Store.SetOnlineAgents(a.handlers.Hub().OnlineAgents)
 	// Every state-changing request from another site is refused (the browser
@@ -459,4 +468,12 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Referrer-Policy", "same-origin")
 		return next(c)
 	}
+}
+
+// registerMetrics serves /metrics outside the login: to the configured
+// addresses, or to a scraper with the bearer token (metrics.Access).
+func (a *App) registerMetrics(e *echo.Echo) {
+	a.metrics.SetPages(a.handlers.Hub().Pages)
+	access := metrics.Access{Allow: a.cfg.MetricsAllow, Token: a.cfg.MetricsToken}
+	e.GET("/metrics", echo.WrapHandler(a.metrics.Handler(access)))
 }

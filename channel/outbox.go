@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"sessiondesk/metrics"
 	"sessiondesk/store"
 )
 
@@ -42,6 +43,9 @@ type OutboxOptions struct {
 	// it" is believed (a message it took may take a moment to be listed). Only
 	// then is the message sent again.
 	Settle time.Duration
+	// Metrics counts the sends, their latency and the statuses they lead to;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // maxCheckInterval caps the wait between two lookups of one message.
@@ -206,6 +210,8 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		// Every try is known to have failed, so no session was billed for it: release it (S6).
 		if err := o.store.RejectMessage(ctx, store.MessageRef{ID: msg.ID}, reason); err != nil {
 			log.Error("record give-up", "err", err)
+		} else {
+			o.opts.Metrics.MessageOut(store.StatusFailed)
 		}
 		return
 	}
@@ -215,19 +221,27 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		log.Error("begin try; not sent", "err", err)
 		return
 	}
+	// The latency is the wall clock's, whatever clock the rules run on.
+	start := time.Now()
 	providerID, err := o.sender.Send(ctx, msg)
+	took := time.Since(start)
 	if rej, ok := IsRejected(err); ok {
+		o.opts.Metrics.SendDone(metrics.SendRejected, took)
 		log.Info("provider rejected message", "reason", rej.Reason)
 		if err := o.store.RejectMessage(ctx, store.MessageRef{ID: msg.ID}, rej.Reason); err != nil {
 			log.Error("record rejection", "err", err)
+		} else {
+			o.opts.Metrics.MessageOut(store.StatusFailed)
 		}
 		return
 	}
 	if IsUncertain(err) {
+		o.opts.Metrics.SendDone(metrics.SendUncertain, took)
 		o.uncertain(ctx, log, msg, "Sent, but Routee's answer was lost: "+err.Error(), now)
 		return
 	}
 	if err != nil {
+		o.opts.Metrics.SendDone(metrics.SendError, took)
 		retryAt := o.opts.Now().Add(o.backoff(msg.Attempts))
 		log.Warn("send failed, will retry", "attempt", msg.Attempts+1, "retry_at", retryAt, "err", err)
 		if err := o.store.SendFailed(ctx, msg.ID, err.Error(), retryAt); err != nil {
@@ -235,6 +249,7 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 		}
 		return
 	}
+	o.opts.Metrics.SendDone(metrics.SendOK, took)
 	o.recordSent(ctx, log, msg.ID, providerID)
 }
 
@@ -242,17 +257,23 @@ func (o *Outbox) sendOne(ctx context.Context, msg store.Outgoing, now time.Time)
 // a few tries, the id is kept in memory and the try stays open: the next pass
 // records it, or, after a restart, finds it by a lookup. It is never resent.
 func (o *Outbox) recordSent(ctx context.Context, log *slog.Logger, id int64, providerID string) bool {
-	var err error
+	var (
+		err     error
+		changed bool
+	)
 	for try := range recordTries {
 		if try > 0 {
 			time.Sleep(time.Duration(try) * 100 * time.Millisecond) // a busy database may be free again
 		}
-		_, err = o.store.ApplyStatus(ctx, store.StatusUpdate{
+		changed, err = o.store.ApplyStatus(ctx, store.StatusUpdate{
 			Ref: store.MessageRef{ID: id}, Status: store.StatusSent, ProviderID: providerID,
 		})
 		if err == nil || errors.Is(err, store.ErrNotFound) {
 			break
 		}
+	}
+	if err == nil && changed {
+		o.opts.Metrics.MessageOut(store.StatusSent)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -280,6 +301,8 @@ func (o *Outbox) uncertain(ctx context.Context, log *slog.Logger, msg store.Outg
 	if err := o.store.MarkUnconfirmed(ctx, msg.ID, reason, checkAt); err != nil {
 		// The try stays open: the next pass settles it.
 		log.Error("record unconfirmed message", "err", err)
+	} else {
+		o.opts.Metrics.MessageOut(store.StatusUnconfirmed)
 	}
 }
 

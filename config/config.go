@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -72,6 +73,11 @@ type Config struct {
 	// international per-message rate and the monthly budget (admins may
 	// override them), and the prices the sandbox's fake Routee reports.
 	Costs Costs
+	// MetricsAllow are the peer addresses that may read /metrics without a
+	// token (default loopback); MetricsToken, when set, is a bearer token
+	// that lets any address read it.
+	MetricsAllow []netip.Prefix
+	MetricsToken string
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -220,6 +226,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		"monthly budget for sessions, in the rates' currency; 0 for none")
 	str(&sandboxPrices, "sandbox-prices", "SESSIONDESK_SANDBOX_PRICES", "",
 		"price per message the sandbox reports, by country, * for the rest, e.g. DE=0.02,*=0.03")
+	// Metrics: who may scrape /metrics.
+	var metricsAllow string
+	str(&metricsAllow, "metrics-allow", "SESSIONDESK_METRICS_ALLOW", DefaultMetricsAllow,
+		"CIDRs whose connections may read /metrics without a token; none for the token only")
+	str(&c.MetricsToken, "metrics-token", "SESSIONDESK_METRICS_TOKEN", "",
+		"bearer token that lets any address read /metrics (at least 16 characters)")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -264,6 +276,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, err
 	}
 	if err := c.Costs.parse(countryRates, sandboxPrices); err != nil {
+		return Config{}, err
+	}
+	if err := c.checkMetrics(metricsAllow); err != nil {
 		return Config{}, err
 	}
 	switch c.LogFormat {

@@ -25,6 +25,7 @@ import (
 	"sessiondesk/live"
 	"sessiondesk/media"
 	"sessiondesk/media/upload"
+	"sessiondesk/metrics"
 	"sessiondesk/session"
 	"sessiondesk/store"
 	"sessiondesk/views"
@@ -62,6 +63,9 @@ type Deps struct {
 	// ExpiringWithin is how close to its end a session shows in the Expiring
 	// view (0: store.DefaultExpiringWithin).
 	ExpiringWithin time.Duration
+	// Metrics counts the webhooks' messages, statuses, prices and errors;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server holds the handlers' dependencies.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path"
 
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/channel/routee"
+	"sessiondesk/metrics"
 )
 
 // The provider's webhooks. They are outside the login (the SSO proxy must let
@@ -24,6 +26,7 @@ const maxWebhookBody = 256 << 10
 func (s *Server) checkWebhookSecret(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.WebhookSecret == "" || subtle.ConstantTimeCompare([]byte(c.Param("secret")), []byte(s.WebhookSecret)) != 1 {
+			s.Metrics.WebhookError(path.Base(c.Path()), metrics.HookSecret)
 			return echo.NewHTTPError(http.StatusNotFound, "Not found.")
 		}
 		return next(c)
@@ -47,16 +50,25 @@ func readWebhook(c echo.Context) ([]byte, error) {
 func (s *Server) routeeInbound(c echo.Context) error {
 	body, err := readWebhook(c)
 	if err != nil {
+		s.Metrics.WebhookError("inbound", metrics.HookBody)
 		return err
 	}
 	rec, err := routee.Webhooks{Store: s.Store}.Inbound(c.Request().Context(), body)
 	var bad *routee.PayloadError
 	if errors.As(err, &bad) {
+		s.Metrics.WebhookError("inbound", metrics.HookPayload)
 		s.Log.Warn("refused inbound webhook", "err", err)
 		return echo.NewHTTPError(http.StatusBadRequest, bad.Message)
 	}
 	if err != nil {
+		s.Metrics.WebhookError("inbound", metrics.HookStore)
 		return err // 500: Routee tries again
+	}
+	if !rec.Duplicate {
+		s.Metrics.MessageIn(string(rec.Message.Kind))
+	}
+	if rec.SessionOpened {
+		s.Metrics.SessionOpened()
 	}
 	s.Log.Info("client message received", "message", rec.Message.ID, "conversation", rec.Message.ConversationID,
 		"duplicate", rec.Duplicate, "session_opened", rec.SessionOpened)
@@ -69,20 +81,24 @@ func (s *Server) routeeInbound(c echo.Context) error {
 func (s *Server) routeeStatus(c echo.Context) error {
 	body, err := readWebhook(c)
 	if err != nil {
+		s.Metrics.WebhookError("status", metrics.HookBody)
 		return err
 	}
 	res, err := routee.Webhooks{Store: s.Store}.Status(c.Request().Context(), body)
 	var bad *routee.PayloadError
 	if errors.As(err, &bad) {
+		s.Metrics.WebhookError("status", metrics.HookPayload)
 		s.Log.Warn("refused status webhook", "err", err)
 		return echo.NewHTTPError(http.StatusBadRequest, bad.Message)
 	}
 	if err != nil {
+		s.Metrics.WebhookError("status", metrics.HookStore)
 		return err
 	}
 	if res.Report.PriceProblem != "" {
 		s.Log.Warn("status webhook price ignored", "tracking_id", res.Report.TrackingID, "problem", res.Report.PriceProblem)
 	}
+	s.countStatus(res)
 	if !res.Known {
 		s.Log.Info("status for an unknown message ignored", "tracking_id", res.Report.TrackingID,
 			"label", res.Report.Label, "status", res.Report.Status)
@@ -92,4 +108,26 @@ func (s *Server) routeeStatus(c echo.Context) error {
 		s.checkBudget(c.Request().Context())
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "changed": res.Changed})
+}
+
+// countStatus counts what a status callback did: the status a message moved
+// to, and the price it carries, read and checked like the price the store
+// keeps (a callback repeated, or arriving after a later status, adds nothing;
+// a price repeated on a later status is counted again, see the README).
+func (s *Server) countStatus(res routee.StatusResult) {
+	if !res.Known {
+		s.Metrics.WebhookError("status", metrics.HookUnknownMessage)
+		return
+	}
+	if !res.Changed {
+		return
+	}
+	s.Metrics.MessageOut(res.Report.Status)
+	if p := res.Report.Price; p != nil {
+		currency := p.Currency
+		if currency == "" {
+			currency = s.Store.Rates().Currency
+		}
+		s.Metrics.CostReported(currency, p.Amount)
+	}
 }

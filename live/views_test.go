@@ -156,7 +156,7 @@ func TestHubSendsTheRowsTimeMoved(t *testing.T) {
 				t.Fatalf("waiting for row %s: %v", want, err)
 			}
 			doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
-			if doc.Find(`#list-delta li[data-conversation-id="` + want + `"]`).Length() == 1 {
+			if doc.Find(`#list-delta li[data-conversation-id="`+want+`"]`).Length() == 1 {
 				return
 			}
 		}

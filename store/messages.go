@@ -307,15 +307,21 @@ type BusinessSend struct {
 // BEGIN IMMEDIATE transaction (S9). A refusal is returned as a *session.Refusal
 // and stores nothing.
 func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) ([]Message, error) {
-	var out []Message
+	var (
+		out      []Message
+		accepted Accepted
+	)
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		var err error
-		out, err = s.acceptTx(ctx, tx, send)
+		out, accepted, err = acceptedBy(ctx, tx, send.ConversationID, func() ([]Message, error) {
+			return s.acceptTx(ctx, tx, send)
+		})
 		return err == nil, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("send to conversation %d: %w", send.ConversationID, err)
 	}
+	s.notifyAccepted(accepted)
 	return out, nil
 }
 
@@ -740,7 +746,10 @@ func Retryable(m Message) bool {
 // or need confirmation. The failed one stays in the thread as it was; whether it
 // still counts is its own story (S6).
 func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewSession bool) (Message, error) {
-	var out Message
+	var (
+		out      Message
+		accepted Accepted
+	)
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		m, err := messageByID(ctx, tx, id)
 		if err == nil && m.Direction != Outbound {
@@ -766,11 +775,13 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 			bytes := a.NewAttachment // the same stored bytes, under a new public token
 			send.Attachments = []*NewAttachment{&bytes}
 		}
-		msgs, err := s.acceptTx(ctx, tx, send)
+		msgs, a, err := acceptedBy(ctx, tx, m.ConversationID, func() ([]Message, error) {
+			return s.acceptTx(ctx, tx, send)
+		})
 		if err != nil {
 			return false, err
 		}
-		out = msgs[0]
+		out, accepted = msgs[0], a
 		// Every open page redraws the failed message, without its button.
 		if err := appendEvent(ctx, tx, EventStatus, m.ConversationID, m.ID, s.opts.Now()); err != nil {
 			return false, err
@@ -782,5 +793,6 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 	if err != nil {
 		return Message{}, fmt.Errorf("retry message %d: %w", id, err)
 	}
+	s.notifyAccepted(accepted)
 	return out, nil
 }

@@ -77,6 +77,8 @@ type Store struct {
 	// online lists the agents with a live page open (SetOnlineAgents), shared
 	// by the copies WithClock makes.
 	online *atomic.Pointer[func() []int64]
+	// accepted hears of every send accepted (OnAccept), for the metrics.
+	accepted *acceptHook
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to
@@ -141,7 +143,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
-		online: new(atomic.Pointer[func() []int64])}
+		online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
 	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
 	if err := s.applyStoredSettings(ctx); err != nil {
 		s.Close()

@@ -1,0 +1,70 @@
+package metrics
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sessiondesk/store"
+)
+
+// The figures read at scrape time: never cached, so a scrape shows the
+// database as it is.
+var (
+	outboxDesc = prometheus.NewDesc(namespace+"_outbox_messages",
+		"Business messages waiting in the outbox, by status: queued (to be handed to the provider, held for a retry "+
+			"included) or unconfirmed (a try may have reached the provider; being looked up or left to an agent).",
+		[]string{"status"}, nil)
+	oldestDesc = prometheus.NewDesc(namespace+"_outbox_oldest_queued_age_seconds",
+		"How long ago the oldest queued business message was accepted; 0 when none is queued.", nil, nil)
+	pagesDesc = prometheus.NewDesc(namespace+"_live_pages",
+		"Inbox pages open with a live connection (websocket) right now.", nil, nil)
+)
+
+// dbCollector reads the outbox depth from the store, and the live pages from
+// the hub, at each scrape.
+type dbCollector struct {
+	src   Sources
+	pages atomic.Pointer[func() int]
+}
+
+// Describe sends the descriptions of the scrape-time metrics.
+func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc} {
+		ch <- desc
+	}
+}
+
+// Collect reads the figures. A failed read is reported as an invalid metric
+// (promhttp logs it and serves the rest) and logged.
+func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
+	pages := 0
+	if f := d.pages.Load(); f != nil && *f != nil {
+		pages = (*f)()
+	}
+	ch <- prometheus.MustNewConstMetric(pagesDesc, prometheus.GaugeValue, float64(pages))
+	if d.src.Store == nil {
+		return
+	}
+	ctx, cancel := scrapeContext()
+	defer cancel()
+	var g store.Gauges
+	err := d.src.Store.Read(ctx, func(r *store.Reader) error {
+		var err error
+		g, err = r.Gauges(ctx)
+		return err
+	})
+	if err != nil {
+		d.src.Log.Warn("metrics: reading the outbox failed", "err", err)
+		ch <- prometheus.NewInvalidMetric(outboxDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(g.Queued), "queued")
+	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(g.Unconfirmed), "unconfirmed")
+	age := 0.0
+	if !g.OldestQueued.IsZero() {
+		// A clock a little behind the acceptance time is no negative age.
+		age = max(d.src.Now().Sub(g.OldestQueued).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
+}
