@@ -1,0 +1,497 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// The reports page's figures (issue 12): what the sessions of a date range
+// cost, where the money went, how fast clients were answered and which
+// sessions were lost. Every figure comes from the per-session and per-message
+// facts migration 00026 keeps (first business message, last messages, the
+// longest unanswered run, each client message's answer), so a report reads
+// one row per session of the range through the sessions_by_start index and
+// never walks the messages. Sums are grouped by quarter hour in SQL and put
+// into the zone's days in Go: every zone's offset is a whole number of
+// quarter hours, so a quarter hour never straddles a local midnight.
+
+// MaxReportDays is the longest date range a report covers: its reads are
+// bounded by it.
+const MaxReportDays = 366
+
+// TopConversations is how many of the most expensive conversations a report lists.
+const TopConversations = 20
+
+// quarterMS is the grouping step of the sums, in milliseconds.
+const quarterMS = 15 * 60 * 1000
+
+// ReportFilter says which sessions a report covers: those started in
+// [From, To), put into days in Loc, and with AgentID, only the sessions whose
+// first business message that agent sent (and the client messages that agent
+// answered).
+type ReportFilter struct {
+	From, To time.Time
+	Loc      *time.Location
+	AgentID  int64 // 0: every agent
+}
+
+// Validate refuses a range that is empty, reversed or longer than MaxReportDays.
+func (f ReportFilter) Validate() error {
+	if f.From.IsZero() || f.To.IsZero() {
+		return &InvalidError{Field: "from", Message: "A report needs a start and an end date."}
+	}
+	if !f.From.Before(f.To) {
+		return &InvalidError{Field: "to", Message: "The end date is before the start date."}
+	}
+	if f.To.Sub(f.From) > (MaxReportDays+1)*24*time.Hour {
+		return &InvalidError{Field: "to", Message: fmt.Sprintf("A report covers at most %d days: narrow the range.", MaxReportDays)}
+	}
+	if f.AgentID < 0 {
+		return &InvalidError{Field: "agent", Message: "The agent filter must be an agent's number."}
+	}
+	return nil
+}
+
+// Percentiles summarise durations: how many, the median and the 90th
+// percentile, by the nearest-rank method (the smallest value at least that
+// share of the values is at or below). Zero when Count is 0.
+type Percentiles struct {
+	Count       int
+	Median, P90 time.Duration
+}
+
+// percentiles sorts ms in place and summarises it.
+func percentiles(ms []int64) Percentiles {
+	if len(ms) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ms)
+	rank := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(ms)))) - 1
+		return time.Duration(ms[max(i, 0)]) * time.Millisecond
+	}
+	return Percentiles{Count: len(ms), Median: rank(0.5), P90: rank(0.9)}
+}
+
+// Money is an estimated and a reported cost. Estimated is at the rates frozen
+// on each session when it was first billed (S7); Reported is what the
+// provider reported for the sessions it priced, ReportedSessions of them.
+type Money struct {
+	Estimated        float64
+	Reported         float64
+	ReportedSessions int
+}
+
+func (m *Money) add(o Money) {
+	m.Estimated += o.Estimated
+	m.Reported += o.Reported
+	m.ReportedSessions += o.ReportedSessions
+}
+
+// ReportDay is one day of a report.
+type ReportDay struct {
+	Day time.Time // midnight in the report's zone
+	// Opened: sessions a client message opened; Billed: sessions with a
+	// counted business message; RolledOver: sessions a rollover began (S3);
+	// Lost: sessions over with the client's message unanswered (case 9).
+	Opened, Billed, RolledOver, Lost int
+	Cost                             Money
+	// FirstResponse: from the client message that opened a session to its
+	// first business message, over the sessions opened that day.
+	FirstResponse Percentiles
+}
+
+// ReportRow is a line of a breakdown: by country, by agent, by kind.
+type ReportRow struct {
+	Key      string // the country code, the agent's name or the kind
+	AgentID  int64  // for the rows by agent; 0 for "no agent"
+	Sessions int    // billed sessions
+	Cost     Money
+	// FirstResponse, by agent: of the sessions opened by a client.
+	FirstResponse Percentiles
+}
+
+// Bucket is a bar of a distribution.
+type Bucket struct {
+	Label string
+	Count int
+}
+
+// TopConversation is one of the most expensive conversations of a range.
+type TopConversation struct {
+	ConversationID int64
+	Name, Phone    string
+	Country        string
+	Sessions       int // billed sessions in the range
+	Cost           Money
+}
+
+// Report is every figure of the reports page for one filter.
+type Report struct {
+	Filter   ReportFilter
+	Currency string // the currency of the rates in force
+	Days     []ReportDay
+	// Totals over the range.
+	Opened, Billed, RolledOver, Lost int
+	Cost                             Money
+	// Sessions is every session started in the range, however opened.
+	Sessions      int
+	Countries     []ReportRow // billed sessions by the client's country, the costliest first
+	Agents        []ReportRow // billed sessions by first agent, the costliest first
+	Kinds         []ReportRow // text-only, then media
+	FirstResponse Percentiles
+	// Responses: every client message received in the range that a business
+	// message answered, from its arrival to that answer; Unanswered, those
+	// not (yet) answered. ResponseBuckets is their distribution.
+	Responses       Percentiles
+	Unanswered      int
+	ResponseBuckets []Bucket
+	// PerSession is the distribution of counted business messages per billed session.
+	PerSession []Bucket
+	// HitLimit: billed sessions in which the unanswered run reached
+	// MaxUnanswered (S4); ReachedCap: those that used all MaxPerSession (S3).
+	HitLimit, ReachedCap         int
+	MaxUnanswered, MaxPerSession int
+	Top                          []TopConversation
+}
+
+// sessionRange is the WHERE of every per-session query: the range, and the
+// agent when one is asked for. The statements are constants chosen by the
+// filter, never built from input.
+func sessionRange(f ReportFilter) (string, []any) {
+	if f.AgentID != 0 {
+		return ` s.started_at >= ? AND s.started_at < ? AND s.first_agent_id = ? `, []any{ms(f.From), ms(f.To), f.AgentID}
+	}
+	return ` s.started_at >= ? AND s.started_at < ? `, []any{ms(f.From), ms(f.To)}
+}
+
+// estimatedCost is a session's cost at its frozen rates (S7), as SQL over s.
+const estimatedCost = `(CASE WHEN s.used = 0 OR s.rate_text IS NULL THEN 0.0
+	WHEN s.media_used > 0 THEN s.rate_media ELSE s.rate_text END)`
+
+// reportedCost is what the provider reported for a session, NULL while it
+// reported nothing. Provider prices are not stored yet: NULL everywhere.
+const reportedCost = `(NULL)`
+
+// Report computes every figure for f in one snapshot.
+func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
+	if err := f.Validate(); err != nil {
+		return Report{}, err
+	}
+	if f.Loc == nil {
+		f.Loc = time.UTC
+	}
+	rep := Report{Filter: f, MaxUnanswered: r.rules.MaxUnanswered, MaxPerSession: r.rules.MaxPerSession}
+	for d := localMidnight(f.From, f.Loc); d.Before(f.To); d = d.AddDate(0, 0, 1) {
+		rep.Days = append(rep.Days, ReportDay{Day: d})
+	}
+	steps := []func(context.Context, *Report) error{
+		r.reportDays, r.reportPerSession, r.reportAgents, r.reportCountries,
+		r.reportFirstResponses, r.reportResponses, r.reportTop,
+	}
+	for _, step := range steps {
+		if err := step(ctx, &rep); err != nil {
+			return Report{}, fmt.Errorf("report %s to %s: %w", f.From.Format(time.DateOnly), f.To.Format(time.DateOnly), err)
+		}
+	}
+	return rep, nil
+}
+
+// localMidnight is the start of t's day in loc.
+func localMidnight(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// dayIndex is the index in rep.Days of the day holding the instant at, or -1.
+func (rep *Report) dayIndex(at time.Time) int {
+	at = at.In(rep.Filter.Loc)
+	i := sort.Search(len(rep.Days), func(i int) bool { return rep.Days[i].Day.After(at) }) - 1
+	return i
+}
+
+// reportDays fills the per-day counts and costs, the totals, and the split by kind.
+func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	args = append([]any{ms(r.now), rep.MaxUnanswered, rep.MaxPerSession}, args...)
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT s.started_at / 900000 AS q, -- quarterMS
+		       count(*),
+		       sum(s.opened_by = 'client'),
+		       sum(s.used > 0),
+		       sum(s.opened_by = 'rollover'),
+		       sum(s.ends_at <= ?1 AND s.last_in_id > s.last_out_id),
+		       sum(s.used > 0 AND s.media_used > 0),
+		       sum(`+estimatedCost+`),
+		       sum(CASE WHEN s.media_used > 0 THEN `+estimatedCost+` ELSE 0.0 END),
+		       coalesce(sum(`+reportedCost+`), 0.0),
+		       count(`+reportedCost+`),
+		       coalesce(sum(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END), 0.0),
+		       count(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END),
+		       sum(s.used > 0 AND s.peak_unanswered >= ?2),
+		       sum(s.used >= ?3)
+		  FROM sessions s
+		 WHERE`+where+`
+		 GROUP BY q`, args...)
+	if err != nil {
+		return fmt.Errorf("sessions by day: %w", err)
+	}
+	defer rows.Close()
+	text, media := ReportRow{Key: "text"}, ReportRow{Key: "media"}
+	for rows.Next() {
+		var (
+			q, all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
+			est, mediaEst, reported, mediaRep                                          float64
+		)
+		if err := rows.Scan(&q, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
+			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped); err != nil {
+			return fmt.Errorf("sessions by day: %w", err)
+		}
+		cost := Money{Estimated: est, Reported: reported, ReportedSessions: int(repN)}
+		if i := rep.dayIndex(fromMS(q * quarterMS)); i >= 0 {
+			d := &rep.Days[i]
+			d.Opened += int(opened)
+			d.Billed += int(billed)
+			d.RolledOver += int(rolled)
+			d.Lost += int(lost)
+			d.Cost.add(cost)
+		}
+		rep.Sessions += int(all)
+		rep.Opened += int(opened)
+		rep.Billed += int(billed)
+		rep.RolledOver += int(rolled)
+		rep.Lost += int(lost)
+		rep.Cost.add(cost)
+		rep.HitLimit += int(hit)
+		rep.ReachedCap += int(capped)
+		mediaCost := Money{Estimated: mediaEst, Reported: mediaRep, ReportedSessions: int(mediaRepN)}
+		media.Sessions += int(mediaN)
+		media.Cost.add(mediaCost)
+		text.Sessions += int(billed - mediaN)
+		text.Cost.add(Money{Estimated: est - mediaEst, Reported: reported - mediaRep, ReportedSessions: int(repN - mediaRepN)})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sessions by day: %w", err)
+	}
+	rep.Kinds = []ReportRow{text, media}
+	return nil
+}
+
+// perSessionBuckets are the bars of the messages-per-session distribution:
+// the upper bound of each (inclusive) and its label.
+var perSessionBuckets = []struct {
+	upTo  int
+	label string
+}{{1, "1"}, {2, "2"}, {3, "3"}, {5, "4–5"}, {10, "6–10"}, {20, "11–20"}, {40, "21–40"}, {59, "41–59"}, {math.MaxInt, "60+"}}
+
+// reportPerSession fills the distribution of messages per billed session.
+func (r *Reader) reportPerSession(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	rows, err := r.q.QueryContext(ctx, `SELECT s.used, count(*) FROM sessions s WHERE`+where+` AND s.used > 0 GROUP BY s.used`, args...)
+	if err != nil {
+		return fmt.Errorf("messages per session: %w", err)
+	}
+	defer rows.Close()
+	rep.PerSession = make([]Bucket, len(perSessionBuckets))
+	for i, b := range perSessionBuckets {
+		rep.PerSession[i].Label = b.label
+	}
+	for rows.Next() {
+		var used, n int
+		if err := rows.Scan(&used, &n); err != nil {
+			return fmt.Errorf("messages per session: %w", err)
+		}
+		i := sort.Search(len(perSessionBuckets), func(i int) bool { return perSessionBuckets[i].upTo >= used })
+		rep.PerSession[min(i, len(perSessionBuckets)-1)].Count += n
+	}
+	return rows.Err()
+}
+
+// scanMoneyRows reads rows of (key, agent id, sessions, estimated, reported,
+// reported sessions), sorted by estimated cost, the largest first.
+func scanMoneyRows(rows *sql.Rows) ([]ReportRow, error) {
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var row ReportRow
+		if err := rows.Scan(&row.Key, &row.AgentID, &row.Sessions, &row.Cost.Estimated, &row.Cost.Reported,
+			&row.Cost.ReportedSessions); err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+// reportAgents fills the cost by first agent.
+func (r *Reader) reportAgents(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT coalesce(a.name, ''), coalesce(s.first_agent_id, 0), count(*), sum(`+estimatedCost+`),
+		       coalesce(sum(`+reportedCost+`), 0.0), count(`+reportedCost+`)
+		  FROM sessions s LEFT JOIN agents a ON a.id = s.first_agent_id
+		 WHERE`+where+` AND s.used > 0
+		 GROUP BY s.first_agent_id
+		 ORDER BY 4 DESC, 2`, args...)
+	if err != nil {
+		return fmt.Errorf("cost by agent: %w", err)
+	}
+	if rep.Agents, err = scanMoneyRows(rows); err != nil {
+		return fmt.Errorf("cost by agent: %w", err)
+	}
+	return nil
+}
+
+// reportCountries fills the cost by the client's country.
+func (r *Reader) reportCountries(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT ct.country, 0, count(*), sum(`+estimatedCost+`),
+		       coalesce(sum(`+reportedCost+`), 0.0), count(`+reportedCost+`)
+		  FROM sessions s
+		  JOIN conversations c ON c.id = s.conversation_id
+		  JOIN contacts ct ON ct.id = c.contact_id
+		 WHERE`+where+` AND s.used > 0
+		 GROUP BY ct.country
+		 ORDER BY 4 DESC, 1`, args...)
+	if err != nil {
+		return fmt.Errorf("cost by country: %w", err)
+	}
+	if rep.Countries, err = scanMoneyRows(rows); err != nil {
+		return fmt.Errorf("cost by country: %w", err)
+	}
+	return nil
+}
+
+// reportFirstResponses fills the first response times by day, by agent and
+// overall: a bounded read of one pair of numbers per answered session opened
+// by a client in the range (at most MaxReportDays of sessions).
+func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT s.started_at, coalesce(s.first_agent_id, 0), s.first_out_at - s.received_at
+		  FROM sessions s
+		 WHERE`+where+` AND s.opened_by = 'client' AND s.first_out_at IS NOT NULL`, args...)
+	if err != nil {
+		return fmt.Errorf("first responses: %w", err)
+	}
+	defer rows.Close()
+	byDay := make([][]int64, len(rep.Days))
+	byAgent := map[int64][]int64{}
+	var all []int64
+	for rows.Next() {
+		var started, agent, wait int64
+		if err := rows.Scan(&started, &agent, &wait); err != nil {
+			return fmt.Errorf("first responses: %w", err)
+		}
+		wait = max(wait, 0)
+		if i := rep.dayIndex(fromMS(started)); i >= 0 {
+			byDay[i] = append(byDay[i], wait)
+		}
+		byAgent[agent] = append(byAgent[agent], wait)
+		all = append(all, wait)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("first responses: %w", err)
+	}
+	for i := range rep.Days {
+		rep.Days[i].FirstResponse = percentiles(byDay[i])
+	}
+	for i := range rep.Agents {
+		rep.Agents[i].FirstResponse = percentiles(byAgent[rep.Agents[i].AgentID])
+	}
+	rep.FirstResponse = percentiles(all)
+	return nil
+}
+
+// responseBuckets are the bars of the response time distribution: upper
+// bounds (exclusive) and labels.
+var responseBuckets = []struct {
+	below time.Duration
+	label string
+}{
+	{time.Minute, "< 1 min"}, {5 * time.Minute, "1–5 min"}, {15 * time.Minute, "5–15 min"},
+	{time.Hour, "15–60 min"}, {4 * time.Hour, "1–4 h"}, {math.MaxInt64, "4 h +"},
+}
+
+// reportResponses fills the response time of every client message received
+// in the range: a bounded read of the covering messages_in_by_time index.
+func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
+	f := rep.Filter
+	q := `SELECT m.answer_ms FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
+	args := []any{ms(f.From), ms(f.To)}
+	if f.AgentID != 0 {
+		q = `SELECT m.answer_ms FROM messages m JOIN messages o ON o.id = m.answered_by
+			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ?`
+		args = append(args, f.AgentID)
+	}
+	rows, err := r.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("response times: %w", err)
+	}
+	defer rows.Close()
+	var waits []int64
+	for rows.Next() {
+		var wait sql.NullInt64
+		if err := rows.Scan(&wait); err != nil {
+			return fmt.Errorf("response times: %w", err)
+		}
+		if !wait.Valid {
+			rep.Unanswered++
+			continue
+		}
+		waits = append(waits, max(wait.Int64, 0))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("response times: %w", err)
+	}
+	rep.ResponseBuckets = make([]Bucket, len(responseBuckets))
+	for i, b := range responseBuckets {
+		rep.ResponseBuckets[i].Label = b.label
+	}
+	for _, w := range waits {
+		d := time.Duration(w) * time.Millisecond
+		i := sort.Search(len(responseBuckets), func(i int) bool { return d < responseBuckets[i].below })
+		rep.ResponseBuckets[min(i, len(responseBuckets)-1)].Count++
+	}
+	rep.Responses = percentiles(waits)
+	return nil
+}
+
+// reportTop fills the most expensive conversations of the range: the sum of
+// their billed sessions' cost, the reported price where there is one and the
+// estimate otherwise.
+func (r *Reader) reportTop(ctx context.Context, rep *Report) error {
+	where, args := sessionRange(rep.Filter)
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT t.conversation_id, ct.name, ct.phone, ct.country, t.n, t.est, t.rep, t.repn
+		  FROM (SELECT s.conversation_id, count(*) AS n, sum(`+estimatedCost+`) AS est,
+		               coalesce(sum(`+reportedCost+`), 0.0) AS rep, count(`+reportedCost+`) AS repn,
+		               sum(coalesce(`+reportedCost+`, `+estimatedCost+`)) AS best
+		          FROM sessions s
+		         WHERE`+where+` AND s.used > 0
+		         GROUP BY s.conversation_id
+		         ORDER BY best DESC, s.conversation_id
+		         LIMIT ?) t
+		  JOIN conversations c ON c.id = t.conversation_id
+		  JOIN contacts ct ON ct.id = c.contact_id
+		 ORDER BY t.best DESC, t.conversation_id`, append(args, TopConversations)...)
+	if err != nil {
+		return fmt.Errorf("most expensive conversations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t TopConversation
+		if err := rows.Scan(&t.ConversationID, &t.Name, &t.Phone, &t.Country, &t.Sessions,
+			&t.Cost.Estimated, &t.Cost.Reported, &t.Cost.ReportedSessions); err != nil {
+			return fmt.Errorf("most expensive conversations: %w", err)
+		}
+		rep.Top = append(rep.Top, t)
+	}
+	return rows.Err()
+}
