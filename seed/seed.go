@@ -1,0 +1,284 @@
+// Package seed plays a month of support traffic into a store, through the
+// store's own write path (client messages, agents' replies, rollovers,
+// rejections), at made-up times, deterministically from a seed: the same
+// options give the same database. The reports page is shown and tested on
+// it, and cmd/sessiondesk-seed writes one to a data folder.
+package seed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"sessiondesk/session"
+	"sessiondesk/store"
+)
+
+// Options shape the traffic.
+type Options struct {
+	Seed uint64
+	// Start is the first moment of the traffic, Days how many days it covers
+	// (default 30).
+	Start time.Time
+	Days  int
+	// Sessions is about how many client sessions to open (default 3000); each
+	// client opens up to four in the period, a window apart.
+	Sessions int
+	// Agents is how many agents answer (default 6).
+	Agents int
+	// BatchSessions is how many sessions one write transaction plays
+	// (default 400): a few thousand store calls.
+	BatchSessions int
+}
+
+// Result says what was played.
+type Result struct {
+	Contacts, Sessions, ClientMessages, BusinessMessages, Rejected int
+}
+
+// countries are the clients' number prefixes, by weight.
+var countries = []struct {
+	code, prefix string
+	weight       int
+}{{"BY", "+37529", 40}, {"GB", "+447700", 20}, {"DE", "+49151", 15}, {"FR", "+336", 12}, {"PL", "+48601", 8}, {"KZ", "+7701", 5}}
+
+var agentNames = []string{"Anna Kowalska", "Boris Ivanov", "Chloé Martin", "Dmitri Petrov", "Emma Schulz", "Farid Nurlanov",
+	"Greta Nowak", "Hugo Bernard", "Inga Sidorova", "Jonas Weber"}
+
+// Month plays the traffic into st. The store's rules apply (a send they
+// refuse is skipped, as an agent would be refused); the store's clock is
+// left alone: every call runs at its own made-up time.
+func Month(ctx context.Context, st *store.Store, o Options) (Result, error) {
+	if o.Days <= 0 {
+		o.Days = 30
+	}
+	if o.Sessions <= 0 {
+		o.Sessions = 3000
+	}
+	if o.Agents <= 0 {
+		o.Agents = 6
+	}
+	if o.BatchSessions <= 0 {
+		o.BatchSessions = 400
+	}
+	if o.Start.IsZero() {
+		return Result{}, fmt.Errorf("seed: a start time is needed")
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x5e55))
+	var agents []store.Agent
+	for i := range o.Agents {
+		name := agentNames[i%len(agentNames)]
+		login := strings.ToLower(strings.Fields(name)[0])
+		if i >= len(agentNames) {
+			login = fmt.Sprintf("%s%d", login, i)
+		}
+		a, err := st.EnsureAgent(ctx, login, name, "agent")
+		if err != nil {
+			return Result{}, fmt.Errorf("seed: %w", err)
+		}
+		agents = append(agents, a)
+	}
+	// Each client opens up to perClient sessions, one in each equal slot of
+	// the period, so two of a client's sessions never overlap.
+	perClient := min(4, max(1, o.Days/2))
+	clients := (o.Sessions + perClient - 1) / perClient
+	slot := time.Duration(o.Days) * 24 * time.Hour / time.Duration(perClient)
+	rules := st.Rules()
+	var res Result
+	p := &player{rng: rng, agents: agents, rules: rules, res: &res}
+	var plan []plannedSession
+	for c := range clients {
+		cc := pickCountry(rng)
+		phone := fmt.Sprintf("%s%07d", cc.prefix, 1000000+c*37%9000000)
+		for k := range perClient {
+			if c*perClient+k >= o.Sessions {
+				break
+			}
+			room := slot - rules.Window - time.Hour
+			at := o.Start.Add(slot*time.Duration(k) + time.Duration(rng.Int64N(int64(max(room, time.Minute)))))
+			plan = append(plan, plannedSession{phone: phone, country: cc.code, name: clientName(rng, c), at: at.Truncate(time.Second),
+				agent: agents[c%len(agents)], seed: rng.Uint64()})
+		}
+	}
+	res.Contacts = clients
+	for i := 0; i < len(plan); i += o.BatchSessions {
+		batch := plan[i:min(i+o.BatchSessions, len(plan))]
+		err := st.Batch(ctx, func(b *store.Store) error {
+			for _, s := range batch {
+				if err := p.play(ctx, b, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("seed: %w", err)
+		}
+	}
+	return res, nil
+}
+
+type plannedSession struct {
+	phone, country, name string
+	at                   time.Time
+	agent                store.Agent
+	seed                 uint64
+}
+
+func pickCountry(rng *rand.Rand) struct {
+	code, prefix string
+	weight       int
+} {
+	n := rng.IntN(100)
+	for _, c := range countries {
+		if n < c.weight {
+			return c
+		}
+		n -= c.weight
+	}
+	return countries[0]
+}
+
+var firstNames = []string{"Olga", "Ivan", "Maria", "Tom", "Léa", "Jan", "Aisha", "Piotr", "Sophie", "Nurlan", "Kate", "Max"}
+
+func clientName(rng *rand.Rand, i int) string {
+	return fmt.Sprintf("%s %c.", firstNames[rng.IntN(len(firstNames))], 'A'+rune(i%26))
+}
+
+// player plays one session after another.
+type player struct {
+	rng    *rand.Rand
+	agents []store.Agent
+	rules  session.Settings
+	res    *Result
+}
+
+// minutes draws a wait: log-normal around median minutes, at most capMin.
+func minutes(rng *rand.Rand, median, capMin float64) time.Duration {
+	m := math.Min(median*math.Exp(rng.NormFloat64()*1.1), capMin)
+	return time.Duration(math.Max(m, 0.1) * float64(time.Minute)).Truncate(time.Second)
+}
+
+var clientTexts = []string{"Hello, where is my order?", "Is the courier coming today?", "Thanks!", "Can I change the address?",
+	"The parcel arrived broken", "How do I pay by card?", "ok", "Still waiting…"}
+var agentTexts = []string{"Hello! Let me check.", "Your order is on its way.", "Done, the address is changed.",
+	"Sorry about that, we will send a new one.", "Anything else I can help with?", "You are welcome!"}
+
+// play plays one session: the client opens it; most are answered, some
+// exchanges long, some with an image; a few are lost, a few hit the
+// unanswered limit, a few use the whole session and roll over.
+func (p *player) play(ctx context.Context, b *store.Store, s plannedSession) error {
+	rng := rand.New(rand.NewPCG(s.seed, 1))
+	now := s.at
+	at := b.WithClock(func() time.Time { return now })
+	end := s.at.Add(p.rules.Window - time.Minute)
+	r, err := at.ReceiveClientMessage(ctx, store.ClientMessage{Phone: s.phone, Name: s.name, Country: s.country,
+		Kind: session.Text, Text: clientTexts[rng.IntN(len(clientTexts))], SentAt: now})
+	if err != nil {
+		return fmt.Errorf("client %s: %w", s.phone, err)
+	}
+	p.res.Sessions++
+	p.res.ClientMessages++
+	conv := r.Message.ConversationID
+	agent := s.agent
+	if rng.IntN(5) == 0 {
+		agent = p.agents[rng.IntN(len(p.agents))]
+	}
+	send := func(kind session.Kind, confirm bool) (bool, error) {
+		part := session.Part{Kind: kind, Text: agentTexts[rng.IntN(len(agentTexts))]}
+		req := store.BusinessSend{ConversationID: conv, AgentID: agent.ID, Parts: []session.Part{part}, ConfirmNewSession: confirm}
+		if kind != session.Text {
+			req.Parts[0].Text = ""
+			req.Attachments = []*store.NewAttachment{{Hash: fmt.Sprintf("%064x", rng.Uint64()), Size: 48000,
+				MIME: "image/jpeg", Name: "photo.jpg", Width: 800, Height: 600}}
+		}
+		msgs, err := at.AcceptBusinessMessages(ctx, req)
+		if err != nil {
+			var refusal *session.Refusal
+			if errors.As(err, &refusal) {
+				return false, nil // refused by the rules: the agent would see why and stop
+			}
+			return false, err
+		}
+		p.res.BusinessMessages++
+		// The provider took it: it is not left queued for the outbox to send
+		// now. One in fifty is refused at once (not a Viber user): released.
+		if rng.IntN(50) != 0 {
+			_, err := at.ApplyStatus(ctx, store.StatusUpdate{Ref: store.MessageRef{ID: msgs[0].ID}, Status: store.StatusDelivered,
+				At: now.Add(3 * time.Second), ProviderID: fmt.Sprintf("seed-%d-%d", s.seed, msgs[0].ID)})
+			return true, err
+		}
+		if err := at.RejectMessage(ctx, store.MessageRef{ID: msgs[0].ID}, "Not a Viber user"); err != nil {
+			return false, err
+		}
+		p.res.Rejected++
+		return true, nil
+	}
+	client := func(text string) error {
+		if _, err := at.ReceiveClientMessage(ctx, store.ClientMessage{Phone: s.phone, Name: s.name, Country: s.country,
+			Kind: session.Text, Text: text, SentAt: now}); err != nil {
+			return fmt.Errorf("client %s: %w", s.phone, err)
+		}
+		p.res.ClientMessages++
+		return nil
+	}
+	switch k := rng.IntN(100); {
+	case k < 8: // lost: nobody answers; sometimes the client insists
+		if rng.IntN(2) == 0 {
+			now = now.Add(minutes(rng, 20, 600))
+			return client(clientTexts[len(clientTexts)-1])
+		}
+		return nil
+	case k < 9: // a long exchange: the whole session, then a rollover
+		now = now.Add(minutes(rng, 3, 30))
+		for i := 0; i < p.rules.MaxPerSession+3 && now.Before(end); i++ {
+			if i > 0 && i%3 == 0 {
+				now = now.Add(time.Minute)
+				if err := client("ok"); err != nil {
+					return err
+				}
+			}
+			now = now.Add(time.Minute)
+			if _, err := send(session.Text, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	case k < 12: // the agent writes follow-ups until the unanswered limit
+		now = now.Add(minutes(rng, 8, 240))
+		for range p.rules.MaxUnanswered + 1 {
+			if _, err := send(session.Text, false); err != nil {
+				return err
+			}
+			now = now.Add(minutes(rng, 30, 120))
+		}
+		return nil
+	}
+	// The usual: a few exchanges, the first answer after a few minutes.
+	now = now.Add(minutes(rng, 6, 360))
+	for e := 1 + rng.IntN(4); e > 0 && now.Before(end); e-- {
+		kind := session.Text
+		if rng.IntN(9) == 0 {
+			kind = session.Image
+		}
+		if _, err := send(kind, false); err != nil {
+			return err
+		}
+		if rng.IntN(4) == 0 {
+			return nil // the client is satisfied
+		}
+		now = now.Add(minutes(rng, 4, 60))
+		if !now.Before(end) {
+			return nil
+		}
+		if err := client(clientTexts[rng.IntN(len(clientTexts))]); err != nil {
+			return err
+		}
+		now = now.Add(minutes(rng, 3, 120))
+	}
+	return nil
+}
