@@ -73,8 +73,8 @@ func seedMonth(t *testing.T, ta *testApp, sessions int) (from, to string) {
 // report: from the messages themselves, not from the facts the triggers keep.
 type independent struct {
 	sessions, opened, billed, rolled, lost, answered, unanswered int
-	estimated                                                     float64
-	firstResponseMedian                                           float64 // minutes
+	estimated                                                    float64
+	firstResponseMedian                                          float64 // minutes
 }
 
 func independentTotals(t *testing.T, ta *testApp, from, to time.Time) independent {

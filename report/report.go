@@ -5,6 +5,7 @@ package report
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -173,8 +174,12 @@ func Charts(rep store.Report, currency string) []chart.Chart {
 		lost = append(lost, float64(d.Lost))
 		est = append(est, d.Cost.Estimated)
 		rep2 = append(rep2, d.Cost.Reported)
-		med = append(med, d.FirstResponse.Median.Minutes())
-		p90 = append(p90, d.FirstResponse.P90.Minutes())
+		if d.FirstResponse.Count == 0 {
+			med, p90 = append(med, math.NaN()), append(p90, math.NaN()) // no answered session: a gap, not a zero
+		} else {
+			med = append(med, d.FirstResponse.Median.Minutes())
+			p90 = append(p90, d.FirstResponse.P90.Minutes())
+		}
 	}
 	moneyFmt := func(v float64) string { return chart.Number(v) + " " + currency }
 	cost := []chart.Series{{Name: "estimated", Values: est}}

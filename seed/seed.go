@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,25 +83,32 @@ func Month(ctx context.Context, st *store.Store, o Options) (Result, error) {
 		}
 		agents = append(agents, a)
 	}
-	// Each client opens up to perClient sessions, one in each equal slot of
-	// the period, so two of a client's sessions never overlap.
+	// Each client opens up to perClient sessions at times drawn over the
+	// whole period, a window and an hour apart at least, so that each client
+	// message below opens its own session.
 	perClient := min(4, max(1, o.Days/2))
 	clients := (o.Sessions + perClient - 1) / perClient
-	slot := time.Duration(o.Days) * 24 * time.Hour / time.Duration(perClient)
+	period := time.Duration(o.Days) * 24 * time.Hour
 	rules := st.Rules()
+	gap := rules.Window + time.Hour
 	var res Result
 	p := &player{rng: rng, agents: agents, rules: rules, res: &res}
 	var plan []plannedSession
 	for c := range clients {
 		cc := pickCountry(rng)
 		phone := fmt.Sprintf("%s%07d", cc.prefix, 1000000+c*37%9000000)
-		for k := range perClient {
-			if c*perClient+k >= o.Sessions {
-				break
+		name := clientName(rng, c)
+		want := min(perClient, o.Sessions-c*perClient)
+		var starts []time.Time
+		for try := 0; len(starts) < want && try < 50; try++ {
+			at := o.Start.Add(time.Duration(rng.Int64N(int64(period - time.Hour)))).Truncate(time.Second)
+			if !slices.ContainsFunc(starts, func(s time.Time) bool { return s.Sub(at).Abs() < gap }) {
+				starts = append(starts, at)
 			}
-			room := slot - rules.Window - time.Hour
-			at := o.Start.Add(slot*time.Duration(k) + time.Duration(rng.Int64N(int64(max(room, time.Minute)))))
-			plan = append(plan, plannedSession{phone: phone, country: cc.code, name: clientName(rng, c), at: at.Truncate(time.Second),
+		}
+		slices.SortFunc(starts, time.Time.Compare)
+		for _, at := range starts {
+			plan = append(plan, plannedSession{phone: phone, country: cc.code, name: name, at: at,
 				agent: agents[c%len(agents)], seed: rng.Uint64()})
 		}
 	}
@@ -279,6 +287,11 @@ func (p *player) play(ctx context.Context, b *store.Store, s plannedSession) err
 			return err
 		}
 		now = now.Add(minutes(rng, 3, 120))
+	}
+	// Most agents have the last word; one client in eight is left waiting.
+	if rng.IntN(8) != 0 && now.Before(end) {
+		_, err := send(session.Text, false)
+		return err
 	}
 	return nil
 }

@@ -25,7 +25,8 @@ const (
 	Lines             // one line per series, a dot at each category
 )
 
-// Series is one named set of values, one per label.
+// Series is one named set of values, one per label; NaN is a missing value
+// (no bar, a gap in the line).
 type Series struct {
 	Name   string
 	Values []float64
@@ -136,6 +137,9 @@ func (c Chart) bars(b *strings.Builder, slot float64, y func(float64) float64) {
 			if i >= len(c.Labels) {
 				break
 			}
+			if math.IsNaN(v) {
+				continue
+			}
 			x := padLeft + slot*float64(i) + slot*0.1 + barW*float64(si)
 			fmt.Fprintf(b, `<rect class="chart-bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
 				x, y(v), math.Max(barW-1, 1), y(0)-y(v), palette[si%len(palette)],
@@ -147,17 +151,31 @@ func (c Chart) bars(b *strings.Builder, slot float64, y func(float64) float64) {
 func (c Chart) lines(b *strings.Builder, slot float64, y func(float64) float64) {
 	for si, s := range c.Series {
 		colour := palette[si%len(palette)]
+		// A missing value (NaN: no data that day) breaks the line.
 		var pts []string
+		flush := func() {
+			if len(pts) > 0 {
+				fmt.Fprintf(b, `<polyline class="chart-line" fill="none" stroke="%s" stroke-width="2" points="%s"/>`, colour, strings.Join(pts, " "))
+			}
+			pts = nil
+		}
 		for i, v := range s.Values {
 			if i >= len(c.Labels) {
 				break
 			}
+			if math.IsNaN(v) {
+				flush()
+				continue
+			}
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", padLeft+slot*(float64(i)+0.5), y(v)))
 		}
-		fmt.Fprintf(b, `<polyline class="chart-line" fill="none" stroke="%s" stroke-width="2" points="%s"/>`, colour, strings.Join(pts, " "))
+		flush()
 		for i, v := range s.Values {
 			if i >= len(c.Labels) {
 				break
+			}
+			if math.IsNaN(v) {
+				continue
 			}
 			fmt.Fprintf(b, `<circle class="chart-dot" cx="%.1f" cy="%.1f" r="3" fill="%s"><title>%s</title></circle>`,
 				padLeft+slot*(float64(i)+0.5), y(v), colour, html.EscapeString(s.Name+", "+c.Labels[i]+": "+c.Format(v)))

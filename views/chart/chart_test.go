@@ -50,6 +50,12 @@ func TestLinesAndEmptyCharts(t *testing.T) {
 	if !strings.Contains(svg, "2 h") || !strings.Contains(svg, "4.5 min") {
 		t.Errorf("minutes not formatted:\n%s", svg)
 	}
+	gap := Chart{Title: "gap", Kind: Lines, Labels: []string{"a", "b", "c", "d"},
+		Series: []Series{{Name: "median", Values: []float64{1, 2, math.NaN(), 3}}}}.SVG()
+	wellFormed(t, gap)
+	if strings.Count(gap, "<polyline") != 2 || strings.Count(gap, `class="chart-dot"`) != 3 || strings.Contains(gap, "NaN") {
+		t.Errorf("a missing value should break the line in two, with no dot:\n%s", gap)
+	}
 	empty := Chart{Title: "nothing"}.SVG()
 	wellFormed(t, empty)
 	if strings.Contains(empty, "NaN") || strings.Contains(empty, "Inf") {
