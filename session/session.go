@@ -106,6 +106,12 @@ type Session struct {
 	// Rates are what the session is billed at: frozen when its first business
 	// message counted, zero before (S7). Later rate changes do not touch it.
 	Rates Rates
+	// Country is the client's country (ISO 3166) when the session was first
+	// billed, "" before or when unknown; BilledAt is that moment.
+	Country  string
+	BilledAt time.Time
+	// Reported is what the provider reported its messages cost so far.
+	Reported Reported
 	// ClientLast reports that the client wrote after the last business message
 	// counted in it, or wrote and nobody answered at all (case 9).
 	ClientLast bool

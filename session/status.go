@@ -42,19 +42,85 @@ type Rates struct {
 	Text     float64 // a session in which only text was sent
 	Media    float64 // a session in which any image or file was sent
 	Currency string
+	// PerMessage, when above 0, bills every business message counted in the
+	// session at this rate instead of Text or Media: how some providers bill
+	// clients in another country than the sender's (see RateCard).
+	PerMessage float64
 }
 
 // Cost returns what a session costs: nothing until its first business message,
-// then the text rate, or the media rate once any image or file was sent (S7).
+// then the text rate, or the media rate once any image or file was sent (S7);
+// or, with a per-message rate, that rate for each counted business message.
 func (r Rates) Cost(s Session) float64 {
 	switch {
 	case s.Used == 0:
 		return 0
+	case r.PerMessage > 0:
+		return float64(s.Used) * r.PerMessage
 	case s.Media:
 		return r.Media
 	default:
 		return r.Text
 	}
+}
+
+// CountryRates are the session rates for clients of one country, in the
+// currency of the RateCard that holds them.
+type CountryRates struct {
+	Text  float64 `json:"text"`
+	Media float64 `json:"media"`
+}
+
+// RateCard is every rate in force: the default session rates, rates per
+// client country, and the per-message rate for international clients.
+type RateCard struct {
+	Default   Rates                   // PerMessage is ignored here
+	Countries map[string]CountryRates // by ISO 3166 code, upper case
+	// SenderCountry is the business sender's country (ISO 3166). A client
+	// whose known country differs is international; "" makes nobody so.
+	SenderCountry string
+	// International, when above 0, is the per-message rate of international
+	// clients; 0 bills them per session like everyone else.
+	International float64
+}
+
+// For returns the rates a session with a client of country (ISO 3166, ""
+// when unknown) is billed at: the country's own rates, else the default;
+// per message when the client is international and a per-message rate is set.
+func (c RateCard) For(country string) Rates {
+	r := Rates{Text: c.Default.Text, Media: c.Default.Media, Currency: c.Default.Currency}
+	if cr, ok := c.Countries[country]; ok && country != "" {
+		r.Text, r.Media = cr.Text, cr.Media
+	}
+	if c.International > 0 && c.SenderCountry != "" && country != "" && country != c.SenderCountry {
+		r.PerMessage = c.International
+	}
+	return r
+}
+
+// Reported is what the provider reported a session's business messages cost.
+type Reported struct {
+	Amount float64 // the sum of the prices in the session's currency
+	Priced int     // business messages with a reported price
+	// Foreign counts prices in another currency than the session's: kept on
+	// their messages, never added to Amount.
+	Foreign int
+}
+
+// RoundingTolerance is how far apart an estimate and a reported cost may be
+// and still be the same figure: half a cent, the rounding of a price shown
+// with two decimals.
+const RoundingTolerance = 0.005
+
+// CostDifference returns the reported cost minus the estimate, and whether
+// they differ by more than a rounding. Until the provider priced any message
+// there is nothing to compare.
+func (s Session) CostDifference() (float64, bool) {
+	if s.Reported.Priced == 0 {
+		return 0, false
+	}
+	d := s.Reported.Amount - s.Cost()
+	return d, d > RoundingTolerance || d < -RoundingTolerance
 }
 
 // Cost returns what the session costs at the rates frozen on it when it was

@@ -25,7 +25,7 @@ const (
 // AuditActions returns every audit action, for filters.
 func AuditActions() []string {
 	return []string{AuditSend, AuditRetry, AuditConfirmArrived, AuditResend, AuditSettings, AuditTokenCreate, AuditTokenRevoke,
-		AuditStatus, AuditAssign, AuditContactEdit}
+		AuditStatus, AuditAssign, AuditContactEdit, AuditBudget}
 }
 
 // AuditEntry is one row of the append-only audit log.
@@ -235,6 +235,13 @@ func (e AuditEntry) Summary() string {
 		}
 	case AuditContactEdit:
 		return contactSummary(e)
+	case AuditBudget:
+		var d budgetDetail
+		if json.Unmarshal([]byte(e.Detail), &d) != nil {
+			break
+		}
+		return fmt.Sprintf("The spend of %s reached %d%% of the monthly budget: %s of %s %s.", d.Month, d.Threshold,
+			strconv.FormatFloat(d.Spend, 'f', 2, 64), strconv.FormatFloat(d.Budget, 'f', 2, 64), d.Currency)
 	case AuditTokenCreate, AuditTokenRevoke:
 		var d tokenDetail
 		if json.Unmarshal([]byte(e.Detail), &d) != nil {
@@ -272,6 +279,11 @@ var settingLabels = map[string]string{
 	"currency":        "currency",
 	"canned_replies":  "canned replies",
 	"auto_assign":     "round-robin auto-assignment",
+	// Issue 12.
+	"country_rates":      "rates per country",
+	"sender_country":     "sender country",
+	"rate_international": "international per-message rate",
+	"monthly_budget":     "monthly budget",
 }
 
 func settingLabel(field string) string {
@@ -294,6 +306,11 @@ func changeValue(field string, v any) string {
 			return "1 reply"
 		}
 		return strconv.Itoa(len(v)) + " replies"
+	case map[string]any:
+		if len(v) == 1 {
+			return "1 country"
+		}
+		return strconv.Itoa(len(v)) + " countries"
 	case bool:
 		if v {
 			return "on"

@@ -47,6 +47,8 @@ type Conversation struct {
 const sessionColumns = `
 	s.id, s.number, s.started_at, s.ends_at, s.received_at, coalesce(s.used, 0), coalesce(s.media_used, 0),
 	s.rate_text, s.rate_media, s.currency,
+	s.rate_message, coalesce(s.country, ''), coalesce(s.billed_at, 0),
+	coalesce(s.reported_cost, 0), coalesce(s.reported_count, 0), coalesce(s.reported_foreign, 0),
 	coalesce((SELECT direction = 'in' FROM messages
 	           WHERE session_id = s.id AND (direction = 'in' OR counted = 1)
 	           ORDER BY id DESC LIMIT 1), 0)`
@@ -68,12 +70,17 @@ type sessionScan struct {
 	used, media                           int64
 	rateText, rateMedia                   sql.NullFloat64
 	currency                              sql.NullString
+	rateMessage                           sql.NullFloat64
+	country                               string
+	billedAt                              int64
+	reported                              session.Reported
 	clientLast                            bool
 }
 
 func (v *sessionScan) dest() []any {
 	return []any{&v.sessionID, &v.number, &v.startedAt, &v.endsAt, &v.receivedAt, &v.used, &v.media,
-		&v.rateText, &v.rateMedia, &v.currency, &v.clientLast}
+		&v.rateText, &v.rateMedia, &v.currency, &v.rateMessage, &v.country, &v.billedAt,
+		&v.reported.Amount, &v.reported.Priced, &v.reported.Foreign, &v.clientLast}
 }
 
 // session returns the scanned session, nil when there was none.
@@ -89,9 +96,15 @@ func (v *sessionScan) session() *session.Session {
 		Used:       int(v.used),
 		Media:      v.media > 0,
 		ClientLast: v.clientLast,
+		Country:    v.country,
+		Reported:   v.reported,
+	}
+	if v.billedAt != 0 {
+		out.BilledAt = fromMS(v.billedAt)
 	}
 	if v.rateText.Valid {
-		out.Rates = session.Rates{Text: v.rateText.Float64, Media: v.rateMedia.Float64, Currency: v.currency.String}
+		out.Rates = session.Rates{Text: v.rateText.Float64, Media: v.rateMedia.Float64, Currency: v.currency.String,
+			PerMessage: v.rateMessage.Float64}
 	}
 	return out
 }

@@ -339,7 +339,17 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	if send.retryOf != 0 {
 		retryOf = send.retryOf
 	}
-	rates := s.Rates()
+	card := s.RateCard()
+	var country string
+	if err := tx.QueryRowContext(ctx, `SELECT ct.country FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+		WHERE c.id = ?`, send.ConversationID).Scan(&country); err != nil {
+		return nil, fmt.Errorf("country of conversation %d: %w", send.ConversationID, err)
+	}
+	rates := card.For(country)
+	var perMessage any
+	if rates.PerMessage > 0 {
+		perMessage = rates.PerMessage
+	}
 	ids := make([]int64, 0, len(send.Parts))
 	for i, p := range send.Parts {
 		pl := d.Placements[i]
@@ -358,9 +368,12 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 			return nil, fmt.Errorf("save business message: %w", err)
 		}
 		// The session is billed from its first business message on, at the
-		// rates in force now: later rate changes do not reprice it (S7).
-		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?
-			WHERE id = ? AND rate_text IS NULL`, rates.Text, rates.Media, rates.Currency, sessionID); err != nil {
+		// rates in force now for the client's country: later rate changes do
+		// not reprice it (S7), nor does the contact's country changing.
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?,
+			rate_message = ?, country = ?, billed_at = ?
+			WHERE id = ? AND rate_text IS NULL`, rates.Text, rates.Media, rates.Currency, perMessage, country, ms(now),
+			sessionID); err != nil {
 			return nil, fmt.Errorf("freeze the rates of session %d: %w", sessionID, err)
 		}
 		id, _ := res.LastInsertId()
@@ -436,6 +449,9 @@ type StatusUpdate struct {
 	At     time.Time
 	// ProviderID, when set, records the provider's id for the message (on send).
 	ProviderID string
+	// Price, when the report carries one, is recorded whatever the status
+	// does (see RecordPrice): a stale status may still bring the price.
+	Price *ReportedPrice
 }
 
 // ApplyStatus moves a business message forward to a new status. A stale update
@@ -446,7 +462,15 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 	if !ValidStatus(u.Status) {
 		return false, &InvalidError{Field: "status", Message: fmt.Sprintf("unknown status %q", u.Status)}
 	}
+	var price ReportedPrice
+	if u.Price != nil {
+		price = *u.Price
+		if err := checkPrice(&price); err != nil {
+			return false, err
+		}
+	}
 	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		changed = false // the transaction may run again
 		id, convID, current, known, err := findOutbound(ctx, tx, u.Ref)
 		if err != nil {
 			return false, err
@@ -460,8 +484,13 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 				return false, fmt.Errorf("record provider id of message %d: %w", id, err)
 			}
 		}
+		if u.Price != nil {
+			if changed, err = s.recordPriceTx(ctx, tx, id, convID, price); err != nil {
+				return false, err
+			}
+		}
 		if statusRank[u.Status] <= statusRank[current] {
-			return false, nil
+			return changed, nil
 		}
 		at := u.At
 		if at.IsZero() {
@@ -529,7 +558,8 @@ func (s *Store) releaseSession(ctx context.Context, tx *sql.Tx, convID, sessionI
 	if used > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = NULL, rate_media = NULL, currency = NULL
+	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET rate_text = NULL, rate_media = NULL, currency = NULL,
+		rate_message = NULL, country = '', billed_at = NULL
 		WHERE id = ?`, sessionID); err != nil {
 		return fmt.Errorf("unbill session %d: %w", sessionID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -29,6 +30,22 @@ type AdminSettings struct {
 	Rules         session.Settings
 	Rates         session.Rates
 	CannedReplies []CannedReply
+	// CountryRates override Rates for clients of a country (ISO 3166 code,
+	// upper case), in the same currency. SenderCountry and InternationalRate
+	// make clients of other countries billed per message (see
+	// session.RateCard). All frozen on a session when it is first billed.
+	CountryRates      map[string]session.CountryRates
+	SenderCountry     string
+	InternationalRate float64
+	// MonthlyBudget is what the team means to spend on sessions in a calendar
+	// month (UTC), in the rates' currency; 0 is no budget.
+	MonthlyBudget float64
+}
+
+// RateCard returns every rate of a, for pricing a session when it is billed.
+func (a AdminSettings) RateCard() session.RateCard {
+	return session.RateCard{Default: a.Rates, Countries: a.CountryRates, SenderCountry: a.SenderCountry,
+		International: a.InternationalRate}
 }
 
 // Limits of what SaveSettings accepts.
@@ -44,7 +61,11 @@ const (
 	settingKeySession = "session"
 	settingKeyRates   = "rates"
 	settingKeyCanned  = "canned_replies"
+	settingKeyBudget  = "budget"
 )
+
+// MaxCountryRates bounds the countries with their own rates.
+const MaxCountryRates = 300
 
 // The stored JSON of each key.
 type (
@@ -59,6 +80,13 @@ type (
 		Text     float64 `json:"text"`
 		Media    float64 `json:"media"`
 		Currency string  `json:"currency"`
+		// Added by issue 12; absent in rows saved before.
+		Countries     map[string]session.CountryRates `json:"countries,omitempty"`
+		SenderCountry string                          `json:"sender_country,omitempty"`
+		International float64                         `json:"international,omitempty"`
+	}
+	storedBudget struct {
+		Monthly float64 `json:"monthly"`
 	}
 )
 
@@ -76,14 +104,19 @@ func (s *Store) CannedReplies(ctx context.Context) ([]CannedReply, error) {
 	return slices.Clone(s.settings.Load().CannedReplies), ctx.Err()
 }
 
+// RateCard returns every rate now in force.
+func (s *Store) RateCard() session.RateCard { return s.settings.Load().RateCard() }
+
 func (a AdminSettings) clone() AdminSettings {
 	a.CannedReplies = slices.Clone(a.CannedReplies)
+	a.CountryRates = maps.Clone(a.CountryRates)
 	return a
 }
 
 // defaults are the settings the store was opened with (the flags).
 func (s *Store) defaults() AdminSettings {
-	return AdminSettings{Rules: s.opts.Rules, Rates: s.opts.Rates}
+	return AdminSettings{Rules: s.opts.Rules, Rates: s.opts.Rates, CountryRates: maps.Clone(s.opts.CountryRates),
+		SenderCountry: s.opts.SenderCountry, InternationalRate: s.opts.InternationalRate, MonthlyBudget: s.opts.MonthlyBudget}
 }
 
 // applyStoredSettings makes what admins saved override the flags; Open calls it.
@@ -153,6 +186,13 @@ func decodeSetting(out *AdminSettings, key, value string) error {
 			return err
 		}
 		out.Rates = session.Rates{Text: v.Text, Media: v.Media, Currency: v.Currency}
+		out.CountryRates, out.SenderCountry, out.InternationalRate = v.Countries, v.SenderCountry, v.International
+	case settingKeyBudget:
+		var v storedBudget
+		if err := json.Unmarshal([]byte(value), &v); err != nil {
+			return err
+		}
+		out.MonthlyBudget = v.Monthly
 	case settingKeyCanned:
 		var v []CannedReply
 		if err := json.Unmarshal([]byte(value), &v); err != nil {
@@ -178,6 +218,40 @@ func validateSettings(a *AdminSettings) error {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > maxRate {
 			return &InvalidError{Field: r.field, Message: "Rates must be numbers from 0 up."}
 		}
+	}
+	for _, r := range []struct {
+		field string
+		v     float64
+	}{{"rate_international", a.InternationalRate}, {"monthly_budget", a.MonthlyBudget}} {
+		if math.IsNaN(r.v) || r.v < 0 || r.v > maxRate {
+			return &InvalidError{Field: r.field, Message: "Rates and the budget must be numbers from 0 up."}
+		}
+	}
+	a.SenderCountry = strings.ToUpper(strings.TrimSpace(a.SenderCountry))
+	if a.SenderCountry != "" && !isCountry(a.SenderCountry) {
+		return &InvalidError{Field: "sender_country", Message: "The sender country must be a two-letter ISO code, such as DE."}
+	}
+	if len(a.CountryRates) > MaxCountryRates {
+		return &InvalidError{Field: "country_rates",
+			Message: fmt.Sprintf("At most %d countries with their own rates; there are %d.", MaxCountryRates, len(a.CountryRates))}
+	}
+	if len(a.CountryRates) == 0 {
+		a.CountryRates = nil
+	} else {
+		countries := make(map[string]session.CountryRates, len(a.CountryRates))
+		for code, r := range a.CountryRates {
+			code = strings.ToUpper(strings.TrimSpace(code))
+			if !isCountry(code) {
+				return &InvalidError{Field: "country_rates", Message: fmt.Sprintf("%q is not a two-letter ISO country code.", code)}
+			}
+			for _, v := range []float64{r.Text, r.Media} {
+				if math.IsNaN(v) || v < 0 || v > maxRate {
+					return &InvalidError{Field: "country_rates", Message: fmt.Sprintf("The rates of %s must be numbers from 0 up.", code)}
+				}
+			}
+			countries[code] = r
+		}
+		a.CountryRates = countries
 	}
 	a.Rates.Currency = strings.ToUpper(strings.TrimSpace(a.Rates.Currency))
 	if !isCurrency(a.Rates.Currency) {
@@ -220,6 +294,19 @@ func isCurrency(c string) bool {
 	return true
 }
 
+func isCountry(c string) bool {
+	return len(c) == 2 && isUpperLetters(c)
+}
+
+func isUpperLetters(c string) bool {
+	for _, r := range c {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
 func capitalise(s string) string {
 	if s == "" {
 		return s
@@ -254,8 +341,10 @@ func (s *Store) SaveSettings(ctx context.Context, agentID int64, next AdminSetti
 		values := map[string]any{
 			settingKeySession: storedSession{Window: next.Rules.Window.String(), MaxPerSession: next.Rules.MaxPerSession,
 				MaxUnanswered: next.Rules.MaxUnanswered, AfterCap: string(next.Rules.AfterCap), TextMax: next.Rules.MaxTextLen},
-			settingKeyRates:  storedRates{Text: next.Rates.Text, Media: next.Rates.Media, Currency: next.Rates.Currency},
+			settingKeyRates: storedRates{Text: next.Rates.Text, Media: next.Rates.Media, Currency: next.Rates.Currency,
+				Countries: next.CountryRates, SenderCountry: next.SenderCountry, International: next.InternationalRate},
 			settingKeyCanned: next.CannedReplies,
+			settingKeyBudget: storedBudget{Monthly: next.MonthlyBudget},
 		}
 		for _, key := range changedKeys(changes) {
 			b, err := json.Marshal(values[key])
@@ -329,10 +418,29 @@ func diffSettings(old, next AdminSettings) []settingChange {
 	if old.Rates.Currency != next.Rates.Currency {
 		add("currency", old.Rates.Currency, next.Rates.Currency)
 	}
+	if !maps.Equal(old.CountryRates, next.CountryRates) {
+		add("country_rates", nonNilRates(old.CountryRates), nonNilRates(next.CountryRates))
+	}
+	if old.SenderCountry != next.SenderCountry {
+		add("sender_country", old.SenderCountry, next.SenderCountry)
+	}
+	if old.InternationalRate != next.InternationalRate {
+		add("rate_international", old.InternationalRate, next.InternationalRate)
+	}
+	if old.MonthlyBudget != next.MonthlyBudget {
+		add("monthly_budget", old.MonthlyBudget, next.MonthlyBudget)
+	}
 	if !slices.Equal(old.CannedReplies, next.CannedReplies) {
 		add("canned_replies", nonNil(old.CannedReplies), nonNil(next.CannedReplies))
 	}
 	return out
+}
+
+func nonNilRates(c map[string]session.CountryRates) map[string]session.CountryRates {
+	if c == nil {
+		return map[string]session.CountryRates{}
+	}
+	return c
 }
 
 func nonNil(c []CannedReply) []CannedReply {
@@ -348,8 +456,10 @@ func changedKeys(changes []settingChange) []string {
 	for _, c := range changes {
 		key := settingKeySession
 		switch c.Field {
-		case "rate_text", "rate_media", "currency":
+		case "rate_text", "rate_media", "currency", "country_rates", "sender_country", "rate_international":
 			key = settingKeyRates
+		case "monthly_budget":
+			key = settingKeyBudget
 		case "canned_replies":
 			key = settingKeyCanned
 		}

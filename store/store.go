@@ -40,6 +40,12 @@ type Options struct {
 	// override them (see SaveSettings).
 	Rules session.Settings
 	Rates session.Rates
+	// CountryRates, SenderCountry, InternationalRate and MonthlyBudget are
+	// the defaults of the AdminSettings fields of the same names.
+	CountryRates      map[string]session.CountryRates
+	SenderCountry     string
+	InternationalRate float64
+	MonthlyBudget     float64
 	// Now is the clock every decision uses (S10). Defaults to time.Now.
 	Now func() time.Time
 	// Committed is called after every committed write that appended events. It
@@ -159,7 +165,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 func (s *Store) freezeLegacyRates(ctx context.Context) error {
 	r := s.Rates()
 	if _, err := s.write.ExecContext(ctx, `
-		UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?
+		UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?,
+		       billed_at = (SELECT min(created_at) FROM messages
+		                     WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)
 		WHERE rate_text IS NULL AND EXISTS (SELECT 1 FROM messages
 		        WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)`,
 		r.Text, r.Media, r.Currency); err != nil {
