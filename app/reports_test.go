@@ -73,7 +73,8 @@ func seedMonth(t *testing.T, ta *testApp, sessions int) (from, to string) {
 // report: from the messages themselves, not from the facts the triggers keep.
 type independent struct {
 	sessions, opened, billed, rolled, lost, answered, unanswered int
-	estimated                                                    float64
+	estimated, reported                                          float64
+	priced                                                       int
 	firstResponseMedian                                          float64 // minutes
 }
 
@@ -98,6 +99,13 @@ func independentTotals(t *testing.T, ta *testApp, from, to time.Time) independen
 		       total(ends_at <= ? AND last_dir = 'in'),
 		       total(CASE WHEN NOT billed THEN 0 WHEN media THEN rate_media ELSE rate_text END)
 		  FROM s`, lo, hi, now).Scan(&v.sessions, &v.opened, &v.billed, &v.rolled, &v.lost, &v.estimated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the provider reported: the prices of the sessions' messages.
+	err = db.QueryRow(`
+		SELECT total(m.price), count(DISTINCT m.session_id) FROM messages m JOIN sessions x ON x.id = m.session_id
+		 WHERE x.started_at >= ? AND x.started_at < ? AND m.price IS NOT NULL`, lo, hi).Scan(&v.reported, &v.priced)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +204,12 @@ func TestReportsSeededMonthMatchIndependentSQL(t *testing.T) {
 	check("Rolled over", float64(want.rolled))
 	check("Ended unanswered (lost)", float64(want.lost))
 	check("Estimated cost (EUR)", want.estimated)
+	check("Reported cost (EUR)", want.reported)
+	check("Sessions priced by the provider", float64(want.priced))
+	if want.priced == 0 || want.priced >= want.billed || math.Abs(want.reported-want.estimated) < 0.01 {
+		t.Errorf("the seeded prices lack variety: %d of %d billed sessions priced, %v reported against %v estimated",
+			want.priced, want.billed, want.reported, want.estimated)
+	}
 	check("Client messages answered", float64(want.answered))
 	check("Client messages not answered", float64(want.unanswered))
 	if v := atof(t, got["First response, median (min)"]); math.Abs(v-want.firstResponseMedian) > 0.051 {

@@ -34,6 +34,23 @@ type Options struct {
 	// BatchSessions is how many sessions one write transaction plays
 	// (default 400): a few thousand store calls.
 	BatchSessions int
+	// Prices are what the provider reports a session costs, by the client's
+	// country (default DefaultPrices). Like the sandbox's fake Routee, it
+	// puts a session's price on its first business message and the step to
+	// the media price on its first image; the other messages cost 0. One
+	// session in twenty is never priced (its reports did not come).
+	Prices map[string]Price
+}
+
+// Price is what the provider bills a session in one country.
+type Price struct{ Text, Media float64 }
+
+// DefaultPrices are the seed's provider prices, in the rates' currency: most
+// near the default flags of the seed command, Germany's above them, so the
+// reports show a difference between estimate and report.
+var DefaultPrices = map[string]Price{
+	"BY": {0.0085, 0.0170}, "GB": {0.0085, 0.0170}, "DE": {0.0150, 0.0300},
+	"FR": {0.0085, 0.0170}, "PL": {0.0085, 0.0170}, "KZ": {0.0100, 0.0200},
 }
 
 // Result says what was played.
@@ -66,6 +83,9 @@ func Month(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	if o.BatchSessions <= 0 {
 		o.BatchSessions = 400
 	}
+	if o.Prices == nil {
+		o.Prices = DefaultPrices
+	}
 	if o.Start.IsZero() {
 		return Result{}, fmt.Errorf("seed: a start time is needed")
 	}
@@ -92,7 +112,7 @@ func Month(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	rules := st.Rules()
 	gap := rules.Window + time.Hour
 	var res Result
-	p := &player{rng: rng, agents: agents, rules: rules, res: &res}
+	p := &player{rng: rng, agents: agents, rules: rules, res: &res, prices: o.Prices}
 	var plan []plannedSession
 	for c := range clients {
 		cc := pickCountry(rng)
@@ -163,6 +183,7 @@ type player struct {
 	agents []store.Agent
 	rules  session.Settings
 	res    *Result
+	prices map[string]Price
 }
 
 // minutes draws a wait: log-normal around median minutes, at most capMin.
@@ -196,6 +217,9 @@ func (p *player) play(ctx context.Context, b *store.Store, s plannedSession) err
 	if rng.IntN(5) == 0 {
 		agent = p.agents[rng.IntN(len(p.agents))]
 	}
+	// What the provider priced so far in the current session.
+	pricedSession, textPriced, mediaPriced := 0, false, false
+	unpriced := rng.IntN(20) == 0
 	send := func(kind session.Kind, confirm bool) (bool, error) {
 		part := session.Part{Kind: kind, Text: agentTexts[rng.IntN(len(agentTexts))]}
 		req := store.BusinessSend{ConversationID: conv, AgentID: agent.ID, Parts: []session.Part{part}, ConfirmNewSession: confirm}
@@ -214,10 +238,26 @@ func (p *player) play(ctx context.Context, b *store.Store, s plannedSession) err
 		}
 		p.res.BusinessMessages++
 		// The provider took it: it is not left queued for the outbox to send
-		// now. One in fifty is refused at once (not a Viber user): released.
+		// now, and its report carries its price. One in fifty is refused at
+		// once (not a Viber user): released.
 		if rng.IntN(50) != 0 {
-			_, err := at.ApplyStatus(ctx, store.StatusUpdate{Ref: store.MessageRef{ID: msgs[0].ID}, Status: store.StatusDelivered,
-				At: now.Add(3 * time.Second), ProviderID: fmt.Sprintf("seed-%d-%d", s.seed, msgs[0].ID)})
+			m := msgs[0]
+			if m.SessionNumber != pricedSession {
+				pricedSession, textPriced, mediaPriced = m.SessionNumber, false, false
+			}
+			price := 0.0
+			if !textPriced {
+				price, textPriced = p.prices[s.country].Text, true
+			}
+			if kind != session.Text && !mediaPriced {
+				price, mediaPriced = price+p.prices[s.country].Media-p.prices[s.country].Text, true
+			}
+			u := store.StatusUpdate{Ref: store.MessageRef{ID: m.ID}, Status: store.StatusDelivered,
+				At: now.Add(3 * time.Second), ProviderID: fmt.Sprintf("seed-%d-%d", s.seed, m.ID)}
+			if !unpriced {
+				u.Price = &store.ReportedPrice{Amount: price, Country: s.country, At: u.At}
+			}
+			_, err := at.ApplyStatus(ctx, u)
 			return true, err
 		}
 		if err := at.RejectMessage(ctx, store.MessageRef{ID: msgs[0].ID}, "Not a Viber user"); err != nil {

@@ -171,12 +171,12 @@ func sessionRange(f ReportFilter) (string, []any) {
 }
 
 // estimatedCost is a session's cost at its frozen rates (S7), as SQL over s.
-const estimatedCost = `(CASE WHEN s.used = 0 OR s.rate_text IS NULL THEN 0.0
-	WHEN s.media_used > 0 THEN s.rate_media ELSE s.rate_text END)`
+const estimatedCost = EstimateSQL
 
-// reportedCost is what the provider reported for a session, NULL while it
-// reported nothing. Provider prices are not stored yet: NULL everywhere.
-const reportedCost = `(NULL)`
+// reportedCost is what the provider reported for a session (the sum of its
+// messages' prices in the session's currency, kept by the triggers of
+// 00020), NULL while it priced none of them.
+const reportedCost = `(CASE WHEN s.reported_count > 0 THEN s.reported_cost END)`
 
 // Report computes every figure for f in one snapshot.
 func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
@@ -347,17 +347,16 @@ func (r *Reader) reportAgents(ctx context.Context, rep *Report) error {
 	return nil
 }
 
-// reportCountries fills the cost by the client's country.
+// reportCountries fills the cost by the client's country, as frozen on the
+// session when it was billed.
 func (r *Reader) reportCountries(ctx context.Context, rep *Report) error {
 	where, args := sessionRange(rep.Filter)
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT ct.country, 0, count(*), sum(`+estimatedCost+`),
+		SELECT s.country, 0, count(*), sum(`+estimatedCost+`),
 		       coalesce(sum(`+reportedCost+`), 0.0), count(`+reportedCost+`)
 		  FROM sessions s
-		  JOIN conversations c ON c.id = s.conversation_id
-		  JOIN contacts ct ON ct.id = c.contact_id
 		 WHERE`+where+` AND s.used > 0
-		 GROUP BY ct.country
+		 GROUP BY s.country
 		 ORDER BY 4 DESC, 1`, args...)
 	if err != nil {
 		return fmt.Errorf("cost by country: %w", err)

@@ -84,7 +84,7 @@ func newReportWorld(t *testing.T) *reportWorld {
 	w.at("24", "10:00")
 	w.client("A", "+375291000002", "BY", "hi")
 	w.at("24", "10:05")
-	w.send("A", w.ann, session.Text, false)
+	aFirst := w.send("A", w.ann, session.Text, false)
 	w.at("24", "10:06")
 	w.client("A", "+375291000002", "BY", "more")
 	w.at("24", "10:16")
@@ -103,7 +103,7 @@ func newReportWorld(t *testing.T) *reportWorld {
 	w.at("25", "09:00")
 	w.client("C", "+375291000004", "BY", "q")
 	w.at("25", "09:01")
-	w.send("C", w.ann, session.Text, false)
+	cFirst := w.send("C", w.ann, session.Text, false)
 	w.at("25", "09:02")
 	w.client("C", "+375291000004", "BY", "a")
 	w.at("25", "09:03")
@@ -130,6 +130,13 @@ func newReportWorld(t *testing.T) *reportWorld {
 	}
 	w.at("26", "23:15")
 	w.send("G", w.ann, session.Text, false)
+	// The provider prices A's session at 0.5 (the estimate says 3) and C's
+	// first at 1; the others it never prices.
+	for id, amount := range map[int64]float64{aFirst.ID: 0.5, cFirst.ID: 1} {
+		if _, err := s.RecordPrice(context.Background(), MessageRef{ID: id}, ReportedPrice{Amount: amount}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.at("27", "12:00") // the report's now
 	return w
 }
@@ -161,28 +168,30 @@ func TestReportHandComputed(t *testing.T) {
 	m := time.Minute
 
 	wantDays := []ReportDay{
-		{Day: day(24), Opened: 2, Billed: 2, Lost: 1, Cost: Money{Estimated: 4}, FirstResponse: pct(2, 5*m, 30*m)},
-		{Day: day(25), Opened: 2, Billed: 2, RolledOver: 1, Lost: 1, Cost: Money{Estimated: 2}, FirstResponse: pct(1, m, m)},
+		{Day: day(24), Opened: 2, Billed: 2, Lost: 1, Cost: Money{Estimated: 4, Reported: 0.5, ReportedSessions: 1}, FirstResponse: pct(2, 5*m, 30*m)},
+		{Day: day(25), Opened: 2, Billed: 2, RolledOver: 1, Lost: 1, Cost: Money{Estimated: 2, Reported: 1, ReportedSessions: 1}, FirstResponse: pct(1, m, m)},
 		{Day: day(26), Opened: 2, Billed: 1, Cost: Money{Estimated: 1}, FirstResponse: pct(1, 5*m, 5*m)},
 	}
 	if !reflect.DeepEqual(rep.Days, wantDays) {
 		t.Errorf("days:\n got %+v\nwant %+v", rep.Days, wantDays)
 	}
-	if rep.Sessions != 7 || rep.Opened != 6 || rep.Billed != 5 || rep.RolledOver != 1 || rep.Lost != 2 || rep.Cost.Estimated != 7 {
-		t.Errorf("totals: sessions %d opened %d billed %d rolled %d lost %d cost %v; want 7 6 5 1 2 7",
-			rep.Sessions, rep.Opened, rep.Billed, rep.RolledOver, rep.Lost, rep.Cost.Estimated)
+	if rep.Sessions != 7 || rep.Opened != 6 || rep.Billed != 5 || rep.RolledOver != 1 || rep.Lost != 2 || rep.Cost != (Money{Estimated: 7, Reported: 1.5, ReportedSessions: 2}) {
+		t.Errorf("totals: sessions %d opened %d billed %d rolled %d lost %d cost %+v; want 7 6 5 1 2 7 (1.5 reported for 2)",
+			rep.Sessions, rep.Opened, rep.Billed, rep.RolledOver, rep.Lost, rep.Cost)
 	}
-	wantKinds := []ReportRow{{Key: "text", Sessions: 4, Cost: Money{Estimated: 4}}, {Key: "media", Sessions: 1, Cost: Money{Estimated: 3}}}
+	wantKinds := []ReportRow{{Key: "text", Sessions: 4, Cost: Money{Estimated: 4, Reported: 1, ReportedSessions: 1}},
+		{Key: "media", Sessions: 1, Cost: Money{Estimated: 3, Reported: 0.5, ReportedSessions: 1}}}
 	if !reflect.DeepEqual(rep.Kinds, wantKinds) {
 		t.Errorf("kinds: got %+v, want %+v", rep.Kinds, wantKinds)
 	}
-	wantCountries := []ReportRow{{Key: "BY", Sessions: 4, Cost: Money{Estimated: 6}}, {Key: "GB", Sessions: 1, Cost: Money{Estimated: 1}}}
+	wantCountries := []ReportRow{{Key: "BY", Sessions: 4, Cost: Money{Estimated: 6, Reported: 1.5, ReportedSessions: 2}},
+		{Key: "GB", Sessions: 1, Cost: Money{Estimated: 1}}}
 	if !reflect.DeepEqual(rep.Countries, wantCountries) {
 		t.Errorf("countries: got %+v, want %+v", rep.Countries, wantCountries)
 	}
 	// A's first business message is ann's: the session and its image are put down to her.
 	wantAgents := []ReportRow{
-		{Key: "Ann", AgentID: w.ann.ID, Sessions: 4, Cost: Money{Estimated: 6}, FirstResponse: pct(3, 5*m, 5*m)},
+		{Key: "Ann", AgentID: w.ann.ID, Sessions: 4, Cost: Money{Estimated: 6, Reported: 1.5, ReportedSessions: 2}, FirstResponse: pct(3, 5*m, 5*m)},
 		{Key: "Bob", AgentID: w.bob.ID, Sessions: 1, Cost: Money{Estimated: 1}, FirstResponse: pct(1, 30*m, 30*m)},
 	}
 	if !reflect.DeepEqual(rep.Agents, wantAgents) {
@@ -210,7 +219,10 @@ func TestReportHandComputed(t *testing.T) {
 	for _, c := range rep.Top {
 		top = append(top, c.Name)
 	}
-	if strings.Join(top, ",") != "A,C,B,G" || rep.Top[0].Cost.Estimated != 3 || rep.Top[1].Sessions != 2 || rep.Top[0].Country != "BY" {
+	// By the reported price where there is one: A's 0.5 (not its estimate
+	// of 3) puts it last; C is 1 reported + 1 estimated.
+	if strings.Join(top, ",") != "C,B,G,A" || rep.Top[3].Cost != (Money{Estimated: 3, Reported: 0.5, ReportedSessions: 1}) ||
+		rep.Top[0].Sessions != 2 || rep.Top[0].Country != "BY" {
 		t.Errorf("top conversations: %v %+v", top, rep.Top)
 	}
 }
@@ -220,7 +232,7 @@ func TestReportHandComputed(t *testing.T) {
 func TestReportOneAgent(t *testing.T) {
 	w := newReportWorld(t)
 	rep := w.report(ReportFilter{From: day(24), To: day(27), Loc: time.UTC, AgentID: w.ann.ID})
-	if rep.Sessions != 4 || rep.Opened != 3 || rep.Billed != 4 || rep.RolledOver != 1 || rep.Lost != 0 || rep.Cost.Estimated != 6 {
+	if rep.Sessions != 4 || rep.Opened != 3 || rep.Billed != 4 || rep.RolledOver != 1 || rep.Lost != 0 || rep.Cost.Estimated != 6 || rep.Cost.Reported != 1.5 {
 		t.Errorf("ann's totals: sessions %d opened %d billed %d rolled %d lost %d cost %v; want 4 3 4 1 0 6",
 			rep.Sessions, rep.Opened, rep.Billed, rep.RolledOver, rep.Lost, rep.Cost.Estimated)
 	}

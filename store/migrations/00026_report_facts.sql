@@ -27,8 +27,7 @@ ALTER TABLE sessions ADD COLUMN peak_unanswered INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN answered_by INTEGER;
 ALTER TABLE messages ADD COLUMN answer_ms   INTEGER;
 
--- A report's date range is a range of this index.
-CREATE INDEX sessions_by_start ON sessions (started_at);
+-- A report's date range is a range of sessions_by_started (00020).
 -- The client messages received in a range, with their answer: covering.
 CREATE INDEX messages_in_by_time ON messages (created_at, answer_ms, answered_by) WHERE direction = 'in';
 -- The client messages a released business message had answered.
@@ -127,7 +126,6 @@ DROP TRIGGER messages_report_update;
 DROP TRIGGER messages_report_insert;
 DROP INDEX messages_by_answer;
 DROP INDEX messages_in_by_time;
-DROP INDEX sessions_by_start;
 ALTER TABLE messages DROP COLUMN answer_ms;
 ALTER TABLE messages DROP COLUMN answered_by;
 ALTER TABLE sessions DROP COLUMN peak_unanswered;
