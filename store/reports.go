@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -16,9 +17,9 @@ import (
 // facts migration 00026 keeps (first business message, last messages, the
 // longest unanswered run, each client message's answer), so a report reads
 // one row per session of the range through the sessions_by_start index and
-// never walks the messages. Sums are grouped by quarter hour in SQL and put
-// into the zone's days in Go: every zone's offset is a whole number of
-// quarter hours, so a quarter hour never straddles a local midnight.
+// never walks the messages. The days are the zone's (their bounds are a JSON
+// parameter joined to the sessions), and the percentiles are computed by
+// SQLite's window functions, so only a row per group comes back.
 
 // MaxReportDays is the longest date range a report covers: its reads are
 // bounded by it.
@@ -26,9 +27,6 @@ const MaxReportDays = 366
 
 // TopConversations is how many of the most expensive conversations a report lists.
 const TopConversations = 20
-
-// quarterMS is the grouping step of the sums, in milliseconds.
-const quarterMS = 15 * 60 * 1000
 
 // ReportFilter says which sessions a report covers: those started in
 // [From, To), put into days in Loc, and with AgentID, only the sessions whose
@@ -158,6 +156,9 @@ type Report struct {
 	HitLimit, ReachedCap         int
 	MaxUnanswered, MaxPerSession int
 	Top                          []TopConversation
+
+	// dayBounds are the days' bounds for sessionDays.
+	dayBounds string
 }
 
 // sessionRange is the WHERE of every per-session query: the range, and the
@@ -168,6 +169,18 @@ func sessionRange(f ReportFilter) (string, []any) {
 		return ` s.started_at >= ? AND s.started_at < ? AND s.first_agent_id = ? `, []any{ms(f.From), ms(f.To), f.AgentID}
 	}
 	return ` s.started_at >= ? AND s.started_at < ? `, []any{ms(f.From), ms(f.To)}
+}
+
+// sessionDays is the FROM and WHERE of the per-day queries: each day of the
+// report (its bounds, a JSON array of [from, to) pairs in milliseconds, as
+// d.key and d.value) joined to the sessions that started in it, a range of
+// sessions_by_started per day (CROSS JOIN keeps the days outside).
+func sessionDays(rep *Report) (string, []any) {
+	const from = ` FROM json_each(?) d CROSS JOIN sessions s ON s.started_at >= d.value ->> 0 AND s.started_at < d.value ->> 1 `
+	if rep.Filter.AgentID != 0 {
+		return from + ` WHERE s.first_agent_id = ? `, []any{rep.dayBounds, rep.Filter.AgentID}
+	}
+	return from, []any{rep.dayBounds}
 }
 
 // estimatedCost is a session's cost at its frozen rates (S7), as SQL over s.
@@ -187,9 +200,23 @@ func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 		f.Loc = time.UTC
 	}
 	rep := Report{Filter: f, MaxUnanswered: r.rules.MaxUnanswered, MaxPerSession: r.rules.MaxPerSession}
+	var bounds [][2]int64
 	for d := localMidnight(f.From, f.Loc); d.Before(f.To); d = d.AddDate(0, 0, 1) {
 		rep.Days = append(rep.Days, ReportDay{Day: d})
+		lo, hi := d, d.AddDate(0, 0, 1)
+		if lo.Before(f.From) {
+			lo = f.From
+		}
+		if hi.After(f.To) {
+			hi = f.To
+		}
+		bounds = append(bounds, [2]int64{ms(lo), ms(hi)})
 	}
+	b, err := json.Marshal(bounds)
+	if err != nil {
+		return Report{}, fmt.Errorf("report: day bounds: %w", err)
+	}
+	rep.dayBounds = string(b)
 	steps := []func(context.Context, *Report) error{
 		r.reportDays, r.reportPerSession, r.reportAgents, r.reportCountries,
 		r.reportFirstResponses, r.reportResponses, r.reportTop,
@@ -208,19 +235,12 @@ func localMidnight(t time.Time, loc *time.Location) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, loc)
 }
 
-// dayIndex is the index in rep.Days of the day holding the instant at, or -1.
-func (rep *Report) dayIndex(at time.Time) int {
-	at = at.In(rep.Filter.Loc)
-	i := sort.Search(len(rep.Days), func(i int) bool { return rep.Days[i].Day.After(at) }) - 1
-	return i
-}
-
 // reportDays fills the per-day counts and costs, the totals, and the split by kind.
 func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
+	from, args := sessionDays(rep)
 	args = append([]any{ms(r.now), rep.MaxUnanswered, rep.MaxPerSession}, args...)
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT s.started_at / 900000 AS q, -- quarterMS
+		SELECT d.key,
 		       count(*),
 		       sum(s.opened_by = 'client'),
 		       sum(s.used > 0),
@@ -235,9 +255,8 @@ func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
 		       count(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END),
 		       sum(s.used > 0 AND s.peak_unanswered >= ?2),
 		       sum(s.used >= ?3)
-		  FROM sessions s
-		 WHERE`+where+`
-		 GROUP BY q`, args...)
+		`+from+`
+		 GROUP BY d.key`, args...)
 	if err != nil {
 		return fmt.Errorf("sessions by day: %w", err)
 	}
@@ -245,21 +264,17 @@ func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
 	text, media := ReportRow{Key: "text"}, ReportRow{Key: "media"}
 	for rows.Next() {
 		var (
-			q, all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
-			est, mediaEst, reported, mediaRep                                          float64
+			day, all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
+			est, mediaEst, reported, mediaRep                                            float64
 		)
-		if err := rows.Scan(&q, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
+		if err := rows.Scan(&day, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
 			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped); err != nil {
 			return fmt.Errorf("sessions by day: %w", err)
 		}
 		cost := Money{Estimated: est, Reported: reported, ReportedSessions: int(repN)}
-		if i := rep.dayIndex(fromMS(q * quarterMS)); i >= 0 {
-			d := &rep.Days[i]
-			d.Opened += int(opened)
-			d.Billed += int(billed)
-			d.RolledOver += int(rolled)
-			d.Lost += int(lost)
-			d.Cost.add(cost)
+		if day >= 0 && int(day) < len(rep.Days) {
+			d := &rep.Days[day]
+			d.Opened, d.Billed, d.RolledOver, d.Lost, d.Cost = int(opened), int(billed), int(rolled), int(lost), cost
 		}
 		rep.Sessions += int(all)
 		rep.Opened += int(opened)
@@ -367,49 +382,86 @@ func (r *Reader) reportCountries(ctx context.Context, rep *Report) error {
 	return nil
 }
 
+// percentileColumns pick, from rows numbered rn of n within a group (by
+// row_number and count over the group, ordered by w), the nearest-rank
+// median (rank ceil(n/2)) and 90th percentile (rank ceil(9n/10)), in
+// integer arithmetic. SQLite sorts; only one row per group comes back.
+const percentileColumns = `max(n), max(CASE WHEN rn = (n + 1) / 2 THEN w END), max(CASE WHEN rn = (9 * n + 9) / 10 THEN w END)`
+
+// scanPercentiles reads (group, n, median, p90) rows into put.
+func scanPercentiles(rows *sql.Rows, put func(group int64, p Percentiles)) error {
+	defer rows.Close()
+	for rows.Next() {
+		var group, n, median, p90 int64
+		if err := rows.Scan(&group, &n, &median, &p90); err != nil {
+			return err
+		}
+		put(group, Percentiles{Count: int(n), Median: time.Duration(median) * time.Millisecond, P90: time.Duration(p90) * time.Millisecond})
+	}
+	return rows.Err()
+}
+
 // reportFirstResponses fills the first response times by day, by agent and
-// overall: a bounded read of one pair of numbers per answered session opened
-// by a client in the range (at most MaxReportDays of sessions).
+// overall, computed by SQLite's window functions.
 func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
+	const wait = `max(s.first_out_at - s.received_at, 0)`
+	const answered = ` s.opened_by = 'client' AND s.first_out_at IS NOT NULL `
+	from, args := sessionDays(rep)
+	where := ` WHERE `
+	if rep.Filter.AgentID != 0 {
+		where = ` AND `
+	}
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT s.started_at, coalesce(s.first_agent_id, 0), s.first_out_at - s.received_at
-		  FROM sessions s
-		 WHERE`+where+` AND s.opened_by = 'client' AND s.first_out_at IS NOT NULL`, args...)
+		SELECT g, `+percentileColumns+` FROM (
+		  SELECT d.key AS g, `+wait+` AS w,
+		         row_number() OVER (PARTITION BY d.key ORDER BY `+wait+`) AS rn,
+		         count(*) OVER (PARTITION BY d.key) AS n
+		  `+from+where+answered+`)
+		 GROUP BY g`, args...)
+	if err != nil {
+		return fmt.Errorf("first responses by day: %w", err)
+	}
+	if err := scanPercentiles(rows, func(day int64, p Percentiles) {
+		if day >= 0 && int(day) < len(rep.Days) {
+			rep.Days[day].FirstResponse = p
+		}
+	}); err != nil {
+		return fmt.Errorf("first responses by day: %w", err)
+	}
+	rangeWhere, args := sessionRange(rep.Filter)
+	rows, err = r.q.QueryContext(ctx, `
+		SELECT g, `+percentileColumns+` FROM (
+		  SELECT coalesce(s.first_agent_id, 0) AS g, `+wait+` AS w,
+		         row_number() OVER (PARTITION BY s.first_agent_id ORDER BY `+wait+`) AS rn,
+		         count(*) OVER (PARTITION BY s.first_agent_id) AS n
+		    FROM sessions s WHERE`+rangeWhere+` AND`+answered+`)
+		 GROUP BY g`, args...)
+	if err != nil {
+		return fmt.Errorf("first responses by agent: %w", err)
+	}
+	byAgent := map[int64]Percentiles{}
+	if err := scanPercentiles(rows, func(agent int64, p Percentiles) { byAgent[agent] = p }); err != nil {
+		return fmt.Errorf("first responses by agent: %w", err)
+	}
+	for i := range rep.Agents {
+		rep.Agents[i].FirstResponse = byAgent[rep.Agents[i].AgentID]
+	}
+	rows, err = r.q.QueryContext(ctx, `
+		SELECT 0, `+percentileColumns+` FROM (
+		  SELECT `+wait+` AS w, row_number() OVER (ORDER BY `+wait+`) AS rn, count(*) OVER () AS n
+		    FROM sessions s WHERE`+rangeWhere+` AND`+answered+`)
+		HAVING count(*) > 0`, args...)
 	if err != nil {
 		return fmt.Errorf("first responses: %w", err)
 	}
-	defer rows.Close()
-	byDay := make([][]int64, len(rep.Days))
-	byAgent := map[int64][]int64{}
-	var all []int64
-	for rows.Next() {
-		var started, agent, wait int64
-		if err := rows.Scan(&started, &agent, &wait); err != nil {
-			return fmt.Errorf("first responses: %w", err)
-		}
-		wait = max(wait, 0)
-		if i := rep.dayIndex(fromMS(started)); i >= 0 {
-			byDay[i] = append(byDay[i], wait)
-		}
-		byAgent[agent] = append(byAgent[agent], wait)
-		all = append(all, wait)
-	}
-	if err := rows.Err(); err != nil {
+	if err := scanPercentiles(rows, func(_ int64, p Percentiles) { rep.FirstResponse = p }); err != nil {
 		return fmt.Errorf("first responses: %w", err)
 	}
-	for i := range rep.Days {
-		rep.Days[i].FirstResponse = percentiles(byDay[i])
-	}
-	for i := range rep.Agents {
-		rep.Agents[i].FirstResponse = percentiles(byAgent[rep.Agents[i].AgentID])
-	}
-	rep.FirstResponse = percentiles(all)
 	return nil
 }
 
 // responseBuckets are the bars of the response time distribution: upper
-// bounds (exclusive) and labels.
+// bounds (exclusive) and labels; reportResponses counts by the same bounds.
 var responseBuckets = []struct {
 	below time.Duration
 	label string
@@ -419,46 +471,47 @@ var responseBuckets = []struct {
 }
 
 // reportResponses fills the response time of every client message received
-// in the range: a bounded read of the covering messages_in_by_time index.
+// in the range: counts by bucket in one pass of the covering
+// messages_in_by_time index, and the percentiles by a window over the answered.
 func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	f := rep.Filter
-	q := `SELECT m.answer_ms FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
+	from := ` FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? `
 	args := []any{ms(f.From), ms(f.To)}
 	if f.AgentID != 0 {
-		q = `SELECT m.answer_ms FROM messages m JOIN messages o ON o.id = m.answered_by
-			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ?`
+		from = ` FROM messages m JOIN messages o ON o.id = m.answered_by
+			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ? `
 		args = append(args, f.AgentID)
 	}
-	rows, err := r.q.QueryContext(ctx, q, args...)
+	// The buckets' bounds, in milliseconds, as responseBuckets says.
+	var counts [7]int
+	err := r.q.QueryRowContext(ctx, `
+		SELECT count(*) - count(m.answer_ms),
+		       count(CASE WHEN m.answer_ms < 60000 THEN 1 END),
+		       count(CASE WHEN m.answer_ms >= 60000 AND m.answer_ms < 300000 THEN 1 END),
+		       count(CASE WHEN m.answer_ms >= 300000 AND m.answer_ms < 900000 THEN 1 END),
+		       count(CASE WHEN m.answer_ms >= 900000 AND m.answer_ms < 3600000 THEN 1 END),
+		       count(CASE WHEN m.answer_ms >= 3600000 AND m.answer_ms < 14400000 THEN 1 END),
+		       count(CASE WHEN m.answer_ms >= 14400000 THEN 1 END)`+from, args...).
+		Scan(&counts[0], &counts[1], &counts[2], &counts[3], &counts[4], &counts[5], &counts[6])
 	if err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
-	defer rows.Close()
-	var waits []int64
-	for rows.Next() {
-		var wait sql.NullInt64
-		if err := rows.Scan(&wait); err != nil {
-			return fmt.Errorf("response times: %w", err)
-		}
-		if !wait.Valid {
-			rep.Unanswered++
-			continue
-		}
-		waits = append(waits, max(wait.Int64, 0))
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("response times: %w", err)
-	}
+	rep.Unanswered = counts[0]
 	rep.ResponseBuckets = make([]Bucket, len(responseBuckets))
 	for i, b := range responseBuckets {
-		rep.ResponseBuckets[i].Label = b.label
+		rep.ResponseBuckets[i] = Bucket{Label: b.label, Count: counts[i+1]}
 	}
-	for _, w := range waits {
-		d := time.Duration(w) * time.Millisecond
-		i := sort.Search(len(responseBuckets), func(i int) bool { return d < responseBuckets[i].below })
-		rep.ResponseBuckets[min(i, len(responseBuckets)-1)].Count++
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT 0, `+percentileColumns+` FROM (
+		  SELECT max(m.answer_ms, 0) AS w, row_number() OVER (ORDER BY m.answer_ms) AS rn, count(*) OVER () AS n
+		  `+from+` AND m.answer_ms IS NOT NULL)
+		HAVING count(*) > 0`, args...)
+	if err != nil {
+		return fmt.Errorf("response times: %w", err)
 	}
-	rep.Responses = percentiles(waits)
+	if err := scanPercentiles(rows, func(_ int64, p Percentiles) { rep.Responses = p }); err != nil {
+		return fmt.Errorf("response times: %w", err)
+	}
 	return nil
 }
 
