@@ -347,12 +347,14 @@ func scanMoneyRows(rows *sql.Rows) ([]ReportRow, error) {
 func (r *Reader) reportAgents(ctx context.Context, rep *Report) error {
 	where, args := sessionRange(rep.Filter)
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT coalesce(a.name, ''), coalesce(s.first_agent_id, 0), count(*), sum(`+estimatedCost+`),
-		       coalesce(sum(`+reportedCost+`), 0.0), count(`+reportedCost+`)
-		  FROM sessions s LEFT JOIN agents a ON a.id = s.first_agent_id
-		 WHERE`+where+` AND s.used > 0
-		 GROUP BY s.first_agent_id
-		 ORDER BY 4 DESC, 2`, args...)
+		SELECT coalesce(a.name, ''), t.agent, t.n, t.est, t.rep, t.repn
+		  FROM (SELECT coalesce(s.first_agent_id, 0) AS agent, count(*) AS n, sum(`+estimatedCost+`) AS est,
+		               coalesce(sum(`+reportedCost+`), 0.0) AS rep, count(`+reportedCost+`) AS repn
+		          FROM sessions s
+		         WHERE`+where+` AND s.used > 0
+		         GROUP BY s.first_agent_id) t
+		  LEFT JOIN agents a ON a.id = t.agent
+		 ORDER BY t.est DESC, t.agent`, args...)
 	if err != nil {
 		return fmt.Errorf("cost by agent: %w", err)
 	}
