@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"time"
 )
@@ -61,19 +60,6 @@ func (f ReportFilter) Validate() error {
 type Percentiles struct {
 	Count       int
 	Median, P90 time.Duration
-}
-
-// percentiles sorts ms in place and summarises it.
-func percentiles(ms []int64) Percentiles {
-	if len(ms) == 0 {
-		return Percentiles{}
-	}
-	slices.Sort(ms)
-	rank := func(p float64) time.Duration {
-		i := int(math.Ceil(p*float64(len(ms)))) - 1
-		return time.Duration(ms[max(i, 0)]) * time.Millisecond
-	}
-	return Percentiles{Count: len(ms), Median: rank(0.5), P90: rank(0.9)}
 }
 
 // Money is an estimated and a reported cost. Estimated is at the rates frozen
