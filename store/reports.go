@@ -1,12 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -204,8 +205,7 @@ func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 	}
 	rep.dayBounds = string(b)
 	steps := []func(context.Context, *Report) error{
-		r.reportDays, r.reportPerSession, r.reportAgents, r.reportCountries,
-		r.reportFirstResponses, r.reportResponses, r.reportTop,
+		r.reportSessions, r.reportFirstResponses, r.reportResponses, r.reportTop,
 	}
 	for _, step := range steps {
 		if err := step(ctx, &rep); err != nil {
@@ -221,12 +221,16 @@ func localMidnight(t time.Time, loc *time.Location) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, loc)
 }
 
-// reportDays fills the per-day counts and costs, the totals, and the split by kind.
-func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
+// reportSessions fills, in one pass over the sessions of the range (the
+// covering sessions_report index, day by day), the per-day counts and costs,
+// the totals, the split by kind, by agent and by country, and the
+// messages-per-session distribution: SQLite groups them by day, first agent
+// and country (a few thousand groups for a month), and Go adds the groups up.
+func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 	from, args := sessionDays(rep)
 	args = append([]any{ms(r.now), rep.MaxUnanswered, rep.MaxPerSession}, args...)
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT d.key,
+		SELECT d.key, coalesce(s.first_agent_id, 0), s.country,
 		       count(*),
 		       sum(s.opened_by = 'client'),
 		       sum(s.used > 0),
@@ -240,27 +244,44 @@ func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
 		       coalesce(sum(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END), 0.0),
 		       count(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END),
 		       sum(s.used > 0 AND s.peak_unanswered >= ?2),
-		       sum(s.used >= ?3)
+		       sum(s.used >= ?3),
+		       -- perSessionBuckets
+		       sum(s.used = 1), sum(s.used = 2), sum(s.used = 3), sum(s.used BETWEEN 4 AND 5),
+		       sum(s.used BETWEEN 6 AND 10), sum(s.used BETWEEN 11 AND 20), sum(s.used BETWEEN 21 AND 40),
+		       sum(s.used BETWEEN 41 AND 59), sum(s.used >= 60)
 		`+from+`
-		 GROUP BY d.key`, args...)
+		 GROUP BY d.key, s.first_agent_id, s.country`, args...)
 	if err != nil {
 		return fmt.Errorf("sessions by day: %w", err)
 	}
 	defer rows.Close()
 	text, media := ReportRow{Key: "text"}, ReportRow{Key: "media"}
+	agents, countries := map[int64]*ReportRow{}, map[string]*ReportRow{}
+	rep.PerSession = make([]Bucket, len(perSessionBuckets))
+	for i, b := range perSessionBuckets {
+		rep.PerSession[i].Label = b.label
+	}
 	for rows.Next() {
 		var (
-			day, all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
-			est, mediaEst, reported, mediaRep                                            float64
+			day, agent                                                              int64
+			country                                                                 string
+			all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
+			est, mediaEst, reported, mediaRep                                       float64
+			per                                                                     [9]int64
 		)
-		if err := rows.Scan(&day, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
-			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped); err != nil {
+		if err := rows.Scan(&day, &agent, &country, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
+			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped,
+			&per[0], &per[1], &per[2], &per[3], &per[4], &per[5], &per[6], &per[7], &per[8]); err != nil {
 			return fmt.Errorf("sessions by day: %w", err)
 		}
 		cost := Money{Estimated: est, Reported: reported, ReportedSessions: int(repN)}
 		if day >= 0 && int(day) < len(rep.Days) {
 			d := &rep.Days[day]
-			d.Opened, d.Billed, d.RolledOver, d.Lost, d.Cost = int(opened), int(billed), int(rolled), int(lost), cost
+			d.Opened += int(opened)
+			d.Billed += int(billed)
+			d.RolledOver += int(rolled)
+			d.Lost += int(lost)
+			d.Cost.add(cost)
 		}
 		rep.Sessions += int(all)
 		rep.Opened += int(opened)
@@ -275,100 +296,70 @@ func (r *Reader) reportDays(ctx context.Context, rep *Report) error {
 		media.Cost.add(mediaCost)
 		text.Sessions += int(billed - mediaN)
 		text.Cost.add(Money{Estimated: est - mediaEst, Reported: reported - mediaRep, ReportedSessions: int(repN - mediaRepN)})
+		for i, n := range per {
+			rep.PerSession[i].Count += int(n)
+		}
+		if billed == 0 {
+			continue
+		}
+		if agents[agent] == nil {
+			agents[agent] = &ReportRow{AgentID: agent}
+		}
+		agents[agent].Sessions += int(billed)
+		agents[agent].Cost.add(cost)
+		if countries[country] == nil {
+			countries[country] = &ReportRow{Key: country}
+		}
+		countries[country].Sessions += int(billed)
+		countries[country].Cost.add(cost)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sessions by day: %w", err)
 	}
 	rep.Kinds = []ReportRow{text, media}
+	names, err := r.agentNames(ctx)
+	if err != nil {
+		return err
+	}
+	for id, row := range agents {
+		row.Key = names[id]
+		rep.Agents = append(rep.Agents, *row)
+	}
+	for _, row := range countries {
+		rep.Countries = append(rep.Countries, *row)
+	}
+	// The costliest first; ties by agent id, by country code.
+	slices.SortFunc(rep.Agents, func(a, b ReportRow) int {
+		return cmp.Or(cmp.Compare(b.Cost.Estimated, a.Cost.Estimated), cmp.Compare(a.AgentID, b.AgentID))
+	})
+	slices.SortFunc(rep.Countries, func(a, b ReportRow) int {
+		return cmp.Or(cmp.Compare(b.Cost.Estimated, a.Cost.Estimated), cmp.Compare(a.Key, b.Key))
+	})
 	return nil
 }
 
-// perSessionBuckets are the bars of the messages-per-session distribution:
-// the upper bound of each (inclusive) and its label.
-var perSessionBuckets = []struct {
-	upTo  int
-	label string
-}{{1, "1"}, {2, "2"}, {3, "3"}, {5, "4–5"}, {10, "6–10"}, {20, "11–20"}, {40, "21–40"}, {59, "41–59"}, {math.MaxInt, "60+"}}
-
-// reportPerSession fills the distribution of messages per billed session.
-func (r *Reader) reportPerSession(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
-	rows, err := r.q.QueryContext(ctx, `SELECT s.used, count(*) FROM sessions s WHERE`+where+` AND s.used > 0 GROUP BY s.used`, args...)
+// agentNames maps every agent's id to its name.
+func (r *Reader) agentNames(ctx context.Context) (map[int64]string, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT id, name FROM agents`)
 	if err != nil {
-		return fmt.Errorf("messages per session: %w", err)
+		return nil, fmt.Errorf("agents' names: %w", err)
 	}
 	defer rows.Close()
-	rep.PerSession = make([]Bucket, len(perSessionBuckets))
-	for i, b := range perSessionBuckets {
-		rep.PerSession[i].Label = b.label
-	}
+	names := map[int64]string{}
 	for rows.Next() {
-		var used, n int
-		if err := rows.Scan(&used, &n); err != nil {
-			return fmt.Errorf("messages per session: %w", err)
+		var id int64
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("agents' names: %w", err)
 		}
-		i := sort.Search(len(perSessionBuckets), func(i int) bool { return perSessionBuckets[i].upTo >= used })
-		rep.PerSession[min(i, len(perSessionBuckets)-1)].Count += n
+		names[id] = name
 	}
-	return rows.Err()
+	return names, rows.Err()
 }
 
-// scanMoneyRows reads rows of (key, agent id, sessions, estimated, reported,
-// reported sessions), sorted by estimated cost, the largest first.
-func scanMoneyRows(rows *sql.Rows) ([]ReportRow, error) {
-	defer rows.Close()
-	var out []ReportRow
-	for rows.Next() {
-		var row ReportRow
-		if err := rows.Scan(&row.Key, &row.AgentID, &row.Sessions, &row.Cost.Estimated, &row.Cost.Reported,
-			&row.Cost.ReportedSessions); err != nil {
-			return nil, err
-		}
-		out = append(out, row)
-	}
-	return out, rows.Err()
-}
-
-// reportAgents fills the cost by first agent.
-func (r *Reader) reportAgents(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT coalesce(a.name, ''), t.agent, t.n, t.est, t.rep, t.repn
-		  FROM (SELECT coalesce(s.first_agent_id, 0) AS agent, count(*) AS n, sum(`+estimatedCost+`) AS est,
-		               coalesce(sum(`+reportedCost+`), 0.0) AS rep, count(`+reportedCost+`) AS repn
-		          FROM sessions s
-		         WHERE`+where+` AND s.used > 0
-		         GROUP BY s.first_agent_id) t
-		  LEFT JOIN agents a ON a.id = t.agent
-		 ORDER BY t.est DESC, t.agent`, args...)
-	if err != nil {
-		return fmt.Errorf("cost by agent: %w", err)
-	}
-	if rep.Agents, err = scanMoneyRows(rows); err != nil {
-		return fmt.Errorf("cost by agent: %w", err)
-	}
-	return nil
-}
-
-// reportCountries fills the cost by the client's country, as frozen on the
-// session when it was billed.
-func (r *Reader) reportCountries(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT s.country, 0, count(*), sum(`+estimatedCost+`),
-		       coalesce(sum(`+reportedCost+`), 0.0), count(`+reportedCost+`)
-		  FROM sessions s
-		 WHERE`+where+` AND s.used > 0
-		 GROUP BY s.country
-		 ORDER BY 4 DESC, 1`, args...)
-	if err != nil {
-		return fmt.Errorf("cost by country: %w", err)
-	}
-	if rep.Countries, err = scanMoneyRows(rows); err != nil {
-		return fmt.Errorf("cost by country: %w", err)
-	}
-	return nil
-}
+// perSessionBuckets are the bars of the messages-per-session distribution
+// (the labels of the sums reportSessions makes, in the same order).
+var perSessionBuckets = []struct{ label string }{{"1"}, {"2"}, {"3"}, {"4–5"}, {"6–10"}, {"11–20"}, {"21–40"}, {"41–59"}, {"60+"}}
 
 // percentileColumns pick, from rows numbered rn of n within a group (by
 // row_number and count over the group, ordered by w), the nearest-rank
@@ -376,74 +367,64 @@ func (r *Reader) reportCountries(ctx context.Context, rep *Report) error {
 // integer arithmetic. SQLite sorts; only one row per group comes back.
 const percentileColumns = `max(n), max(CASE WHEN rn = (n + 1) / 2 THEN w END), max(CASE WHEN rn = (9 * n + 9) / 10 THEN w END)`
 
-// scanPercentiles reads (group, n, median, p90) rows into put.
-func scanPercentiles(rows *sql.Rows, put func(group int64, p Percentiles)) error {
+// scanPercentiles reads (kind, group, n, median, p90) rows into put.
+func scanPercentiles(rows *sql.Rows, put func(kind, group int64, p Percentiles)) error {
 	defer rows.Close()
 	for rows.Next() {
-		var group, n, median, p90 int64
-		if err := rows.Scan(&group, &n, &median, &p90); err != nil {
+		var kind, group, n, median, p90 int64
+		if err := rows.Scan(&kind, &group, &n, &median, &p90); err != nil {
 			return err
 		}
-		put(group, Percentiles{Count: int(n), Median: time.Duration(median) * time.Millisecond, P90: time.Duration(p90) * time.Millisecond})
+		put(kind, group, Percentiles{Count: int(n), Median: time.Duration(median) * time.Millisecond, P90: time.Duration(p90) * time.Millisecond})
 	}
 	return rows.Err()
 }
 
-// reportFirstResponses fills the first response times by day, by agent and
-// overall, computed by SQLite's window functions.
+// reportFirstResponses fills the first response times by day (kind 0), by
+// agent (1) and overall (2): one pass over the answered sessions of the
+// range, ranked three ways by SQLite's window functions.
 func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
-	const wait = `max(s.first_out_at - s.received_at, 0)`
-	const answered = ` s.opened_by = 'client' AND s.first_out_at IS NOT NULL `
 	from, args := sessionDays(rep)
 	where := ` WHERE `
 	if rep.Filter.AgentID != 0 {
 		where = ` AND `
 	}
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT g, `+percentileColumns+` FROM (
-		  SELECT d.key AS g, `+wait+` AS w,
-		         row_number() OVER (PARTITION BY d.key ORDER BY `+wait+`) AS rn,
-		         count(*) OVER (PARTITION BY d.key) AS n
-		  `+from+where+answered+`)
-		 GROUP BY g`, args...)
+		WITH x AS MATERIALIZED (
+		  SELECT d.key AS day, coalesce(s.first_agent_id, 0) AS agent, max(s.first_out_at - s.received_at, 0) AS w
+		  `+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL),
+		ranked AS (
+		  SELECT day, agent, w,
+		         row_number() OVER (PARTITION BY day ORDER BY w) AS rn_day, count(*) OVER (PARTITION BY day) AS n_day,
+		         row_number() OVER (PARTITION BY agent ORDER BY w) AS rn_agent, count(*) OVER (PARTITION BY agent) AS n_agent,
+		         row_number() OVER (ORDER BY w) AS rn_all, count(*) OVER () AS n_all
+		    FROM x)
+		SELECT 0, day, max(n_day), max(CASE WHEN rn_day = (n_day + 1) / 2 THEN w END),
+		       max(CASE WHEN rn_day = (9 * n_day + 9) / 10 THEN w END) FROM ranked GROUP BY day
+		UNION ALL
+		SELECT 1, agent, max(n_agent), max(CASE WHEN rn_agent = (n_agent + 1) / 2 THEN w END),
+		       max(CASE WHEN rn_agent = (9 * n_agent + 9) / 10 THEN w END) FROM ranked GROUP BY agent
+		UNION ALL
+		SELECT 2, 0, max(n_all), max(CASE WHEN rn_all = (n_all + 1) / 2 THEN w END),
+		       max(CASE WHEN rn_all = (9 * n_all + 9) / 10 THEN w END) FROM ranked HAVING count(*) > 0`, args...)
 	if err != nil {
-		return fmt.Errorf("first responses by day: %w", err)
-	}
-	if err := scanPercentiles(rows, func(day int64, p Percentiles) {
-		if day >= 0 && int(day) < len(rep.Days) {
-			rep.Days[day].FirstResponse = p
-		}
-	}); err != nil {
-		return fmt.Errorf("first responses by day: %w", err)
-	}
-	rangeWhere, args := sessionRange(rep.Filter)
-	rows, err = r.q.QueryContext(ctx, `
-		SELECT g, `+percentileColumns+` FROM (
-		  SELECT coalesce(s.first_agent_id, 0) AS g, `+wait+` AS w,
-		         row_number() OVER (PARTITION BY s.first_agent_id ORDER BY `+wait+`) AS rn,
-		         count(*) OVER (PARTITION BY s.first_agent_id) AS n
-		    FROM sessions s WHERE`+rangeWhere+` AND`+answered+`)
-		 GROUP BY g`, args...)
-	if err != nil {
-		return fmt.Errorf("first responses by agent: %w", err)
+		return fmt.Errorf("first responses: %w", err)
 	}
 	byAgent := map[int64]Percentiles{}
-	if err := scanPercentiles(rows, func(agent int64, p Percentiles) { byAgent[agent] = p }); err != nil {
-		return fmt.Errorf("first responses by agent: %w", err)
+	if err := scanPercentiles(rows, func(kind, group int64, p Percentiles) {
+		switch {
+		case kind == 0 && group >= 0 && int(group) < len(rep.Days):
+			rep.Days[group].FirstResponse = p
+		case kind == 1:
+			byAgent[group] = p
+		case kind == 2:
+			rep.FirstResponse = p
+		}
+	}); err != nil {
+		return fmt.Errorf("first responses: %w", err)
 	}
 	for i := range rep.Agents {
 		rep.Agents[i].FirstResponse = byAgent[rep.Agents[i].AgentID]
-	}
-	rows, err = r.q.QueryContext(ctx, `
-		SELECT 0, `+percentileColumns+` FROM (
-		  SELECT `+wait+` AS w, row_number() OVER (ORDER BY `+wait+`) AS rn, count(*) OVER () AS n
-		    FROM sessions s WHERE`+rangeWhere+` AND`+answered+`)
-		HAVING count(*) > 0`, args...)
-	if err != nil {
-		return fmt.Errorf("first responses: %w", err)
-	}
-	if err := scanPercentiles(rows, func(_ int64, p Percentiles) { rep.FirstResponse = p }); err != nil {
-		return fmt.Errorf("first responses: %w", err)
 	}
 	return nil
 }
@@ -490,14 +471,14 @@ func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 		rep.ResponseBuckets[i] = Bucket{Label: b.label, Count: counts[i+1]}
 	}
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT 0, `+percentileColumns+` FROM (
+		SELECT 2, 0, `+percentileColumns+` FROM (
 		  SELECT max(m.answer_ms, 0) AS w, row_number() OVER (ORDER BY m.answer_ms) AS rn, count(*) OVER () AS n
 		  `+from+` AND m.answer_ms IS NOT NULL)
 		HAVING count(*) > 0`, args...)
 	if err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
-	if err := scanPercentiles(rows, func(_ int64, p Percentiles) { rep.Responses = p }); err != nil {
+	if err := scanPercentiles(rows, func(_, _ int64, p Percentiles) { rep.Responses = p }); err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
 	return nil
