@@ -18,8 +18,8 @@ import (
 // longest unanswered run, each client message's answer), so a report reads
 // one row per session of the range through the sessions_by_start index and
 // never walks the messages. The days are the zone's (their bounds are a JSON
-// parameter joined to the sessions), and the percentiles are computed by
-// SQLite's window functions, so only a row per group comes back.
+// parameter joined to the sessions); percentiles are ranked in Go from a
+// bounded read of one number per session or client message.
 
 // MaxReportDays is the longest date range a report covers: its reads are
 // bounded by it.
@@ -361,28 +361,10 @@ func (r *Reader) agentNames(ctx context.Context) (map[int64]string, error) {
 // (the labels of the sums reportSessions makes, in the same order).
 var perSessionBuckets = []struct{ label string }{{"1"}, {"2"}, {"3"}, {"4–5"}, {"6–10"}, {"11–20"}, {"21–40"}, {"41–59"}, {"60+"}}
 
-// percentileColumns pick, from rows numbered rn of n within a group (by
-// row_number and count over the group, ordered by w), the nearest-rank
-// median (rank ceil(n/2)) and 90th percentile (rank ceil(9n/10)), in
-// integer arithmetic. SQLite sorts; only one row per group comes back.
-const percentileColumns = `max(n), max(CASE WHEN rn = (n + 1) / 2 THEN w END), max(CASE WHEN rn = (9 * n + 9) / 10 THEN w END)`
-
-// scanPercentiles reads (kind, group, n, median, p90) rows into put.
-func scanPercentiles(rows *sql.Rows, put func(kind, group int64, p Percentiles)) error {
-	defer rows.Close()
-	for rows.Next() {
-		var kind, group, n, median, p90 int64
-		if err := rows.Scan(&kind, &group, &n, &median, &p90); err != nil {
-			return err
-		}
-		put(kind, group, Percentiles{Count: int(n), Median: time.Duration(median) * time.Millisecond, P90: time.Duration(p90) * time.Millisecond})
-	}
-	return rows.Err()
-}
-
-// reportFirstResponses fills the first response times by day (kind 0), by
-// agent (1) and overall (2): one pass over the answered sessions of the
-// range, ranked three ways by SQLite's window functions.
+// reportFirstResponses fills the first response times by day, by agent and
+// overall: a bounded read (one row per answered session of the range, at
+// most MaxReportDays of them) of three numbers from the covering
+// sessions_report index, ranked in Go.
 func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 	from, args := sessionDays(rep)
 	where := ` WHERE `
@@ -390,47 +372,54 @@ func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 		where = ` AND `
 	}
 	rows, err := r.q.QueryContext(ctx, `
-		WITH x AS MATERIALIZED (
-		  SELECT d.key AS day, coalesce(s.first_agent_id, 0) AS agent, max(s.first_out_at - s.received_at, 0) AS w
-		  `+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL),
-		ranked AS (
-		  SELECT day, agent, w,
-		         row_number() OVER (PARTITION BY day ORDER BY w) AS rn_day, count(*) OVER (PARTITION BY day) AS n_day,
-		         row_number() OVER (PARTITION BY agent ORDER BY w) AS rn_agent, count(*) OVER (PARTITION BY agent) AS n_agent,
-		         row_number() OVER (ORDER BY w) AS rn_all, count(*) OVER () AS n_all
-		    FROM x)
-		SELECT 0, day, max(n_day), max(CASE WHEN rn_day = (n_day + 1) / 2 THEN w END),
-		       max(CASE WHEN rn_day = (9 * n_day + 9) / 10 THEN w END) FROM ranked GROUP BY day
-		UNION ALL
-		SELECT 1, agent, max(n_agent), max(CASE WHEN rn_agent = (n_agent + 1) / 2 THEN w END),
-		       max(CASE WHEN rn_agent = (9 * n_agent + 9) / 10 THEN w END) FROM ranked GROUP BY agent
-		UNION ALL
-		SELECT 2, 0, max(n_all), max(CASE WHEN rn_all = (n_all + 1) / 2 THEN w END),
-		       max(CASE WHEN rn_all = (9 * n_all + 9) / 10 THEN w END) FROM ranked HAVING count(*) > 0`, args...)
+		SELECT d.key, coalesce(s.first_agent_id, 0), max(s.first_out_at - s.received_at, 0)
+		`+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL`, args...)
 	if err != nil {
 		return fmt.Errorf("first responses: %w", err)
 	}
-	byAgent := map[int64]Percentiles{}
-	if err := scanPercentiles(rows, func(kind, group int64, p Percentiles) {
-		switch {
-		case kind == 0 && group >= 0 && int(group) < len(rep.Days):
-			rep.Days[group].FirstResponse = p
-		case kind == 1:
-			byAgent[group] = p
-		case kind == 2:
-			rep.FirstResponse = p
+	defer rows.Close()
+	byDay := make([][]int64, len(rep.Days))
+	byAgent := map[int64][]int64{}
+	var all []int64
+	for rows.Next() {
+		var day, agent, wait int64
+		if err := rows.Scan(&day, &agent, &wait); err != nil {
+			return fmt.Errorf("first responses: %w", err)
 		}
-	}); err != nil {
+		if day >= 0 && int(day) < len(byDay) {
+			byDay[day] = append(byDay[day], wait)
+		}
+		byAgent[agent] = append(byAgent[agent], wait)
+		all = append(all, wait)
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("first responses: %w", err)
 	}
-	for i := range rep.Agents {
-		rep.Agents[i].FirstResponse = byAgent[rep.Agents[i].AgentID]
+	for i := range rep.Days {
+		rep.Days[i].FirstResponse = percentiles(byDay[i])
 	}
+	for i := range rep.Agents {
+		rep.Agents[i].FirstResponse = percentiles(byAgent[rep.Agents[i].AgentID])
+	}
+	rep.FirstResponse = percentiles(all)
 	return nil
 }
 
+// percentiles sorts ms in place and summarises it, by the nearest-rank
+// method: the median is the value of rank ceil(n/2), the 90th percentile of
+// rank ceil(9n/10).
+func percentiles(ms []int64) Percentiles {
+	n := len(ms)
+	if n == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ms)
+	return Percentiles{Count: n, Median: time.Duration(ms[(n+1)/2-1]) * time.Millisecond,
+		P90: time.Duration(ms[(9*n+9)/10-1]) * time.Millisecond}
+}
+
 // responseBuckets are the bars of the response time distribution: upper
-// bounds (exclusive) and labels; reportResponses counts by the same bounds.
+// bounds (exclusive) and labels.
 var responseBuckets = []struct {
 	below time.Duration
 	label string
@@ -440,47 +429,49 @@ var responseBuckets = []struct {
 }
 
 // reportResponses fills the response time of every client message received
-// in the range: counts by bucket in one pass of the covering
-// messages_in_by_time index, and the percentiles by a window over the answered.
+// in the range: a bounded read of one number per client message from the
+// covering messages_in_by_time index, bucketed and ranked in Go.
 func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	f := rep.Filter
-	from := ` FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? `
+	q := `SELECT m.answer_ms FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
 	args := []any{ms(f.From), ms(f.To)}
 	if f.AgentID != 0 {
-		from = ` FROM messages m JOIN messages o ON o.id = m.answered_by
-			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ? `
+		q = `SELECT m.answer_ms FROM messages m JOIN messages o ON o.id = m.answered_by
+			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ?`
 		args = append(args, f.AgentID)
 	}
-	// The buckets' bounds, in milliseconds, as responseBuckets says.
-	var counts [7]int
-	err := r.q.QueryRowContext(ctx, `
-		SELECT count(*) - count(m.answer_ms),
-		       count(CASE WHEN m.answer_ms < 60000 THEN 1 END),
-		       count(CASE WHEN m.answer_ms >= 60000 AND m.answer_ms < 300000 THEN 1 END),
-		       count(CASE WHEN m.answer_ms >= 300000 AND m.answer_ms < 900000 THEN 1 END),
-		       count(CASE WHEN m.answer_ms >= 900000 AND m.answer_ms < 3600000 THEN 1 END),
-		       count(CASE WHEN m.answer_ms >= 3600000 AND m.answer_ms < 14400000 THEN 1 END),
-		       count(CASE WHEN m.answer_ms >= 14400000 THEN 1 END)`+from, args...).
-		Scan(&counts[0], &counts[1], &counts[2], &counts[3], &counts[4], &counts[5], &counts[6])
+	rows, err := r.q.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
-	rep.Unanswered = counts[0]
+	defer rows.Close()
 	rep.ResponseBuckets = make([]Bucket, len(responseBuckets))
 	for i, b := range responseBuckets {
-		rep.ResponseBuckets[i] = Bucket{Label: b.label, Count: counts[i+1]}
+		rep.ResponseBuckets[i].Label = b.label
 	}
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT 2, 0, `+percentileColumns+` FROM (
-		  SELECT max(m.answer_ms, 0) AS w, row_number() OVER (ORDER BY m.answer_ms) AS rn, count(*) OVER () AS n
-		  `+from+` AND m.answer_ms IS NOT NULL)
-		HAVING count(*) > 0`, args...)
-	if err != nil {
+	var waits []int64
+	for rows.Next() {
+		var wait sql.NullInt64
+		if err := rows.Scan(&wait); err != nil {
+			return fmt.Errorf("response times: %w", err)
+		}
+		if !wait.Valid {
+			rep.Unanswered++
+			continue
+		}
+		w := max(wait.Int64, 0)
+		waits = append(waits, w)
+		d := time.Duration(w) * time.Millisecond
+		i := 0
+		for i < len(responseBuckets)-1 && d >= responseBuckets[i].below {
+			i++
+		}
+		rep.ResponseBuckets[i].Count++
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
-	if err := scanPercentiles(rows, func(_, _ int64, p Percentiles) { rep.Responses = p }); err != nil {
-		return fmt.Errorf("response times: %w", err)
-	}
+	rep.Responses = percentiles(waits)
 	return nil
 }
 
