@@ -144,6 +144,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	// The secret is a path segment: no log line may carry it.
 	a.log = redactLogs(opts.Log, a.webhookSecret)
 	st, err := store.Open(ctx, cfg.DBPath(), store.Options{Rules: cfg.Rules, Rates: cfg.Rates, Now: opts.Now, Committed: a.Broker.Publish,
+		CountryRates: cfg.Costs.CountryRates, SenderCountry: cfg.Costs.SenderCountry,
+		InternationalRate: cfg.Costs.InternationalRate, MonthlyBudget: cfg.Costs.MonthlyBudget,
 		// The provider fetches an attachment within the message's ttl; an hour's margin.
 		MediaTokenTTL: cfg.TTL + time.Hour, Synchronous: cfg.Synchronous})
 	if err != nil {
@@ -224,7 +226,7 @@ func (a *App) setUpChannel(opts Options) error {
 		rc = routee.Config{AppID: r.AppID, AppSecret: r.AppSecret, SenderID: r.SenderID, APIURL: r.APIURL, AuthURL: r.AuthURL}
 		a.log.Info("channel: Routee", "api", r.APIURL, "webhooks", a.publicURL.String()+"/webhooks/routee/…")
 	} else {
-		phone, err := sandbox.New(sandbox.Config{InboundURL: hooks + "/inbound", Now: now,
+		phone, err := sandbox.New(sandbox.Config{InboundURL: hooks + "/inbound", Now: now, Prices: a.cfg.Costs.SandboxPrices,
 			HTTPClient: &http.Client{Transport: a.outbound, Timeout: 10 * time.Second}}, a.Store, a.log.With("component", "sandbox"))
 		if err != nil {
 			return err

@@ -64,6 +64,11 @@ type Config struct {
 	// NotifyBefore is how long before a session ends, with the client's last
 	// message unanswered, the conversation's agent is reminded; 0 never.
 	NotifyBefore time.Duration
+
+	// Costs: the defaults of the rates per country, the sender's country, the
+	// international per-message rate and the monthly budget (admins may
+	// override them), and the prices the sandbox's fake Routee reports.
+	Costs Costs
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -199,6 +204,18 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.NotifyBefore, "notify-before", "SESSIONDESK_NOTIFY_BEFORE", 15*time.Minute,
 		"remind the agent this long before a session ends with the client unanswered; 0 never")
 
+	var countryRates, sandboxPrices string
+	str(&countryRates, "rate-countries", "SESSIONDESK_RATE_COUNTRIES", "",
+		"session rates per client country, text/media, e.g. DE=0.02/0.04,FR=0.03/0.05")
+	str(&c.Costs.SenderCountry, "sender-country", "SESSIONDESK_SENDER_COUNTRY", "",
+		"ISO country of the business sender; clients elsewhere are international")
+	float(&c.Costs.InternationalRate, "rate-international", "SESSIONDESK_RATE_INTERNATIONAL", 0,
+		"per-message rate of international clients; 0 bills them per session")
+	float(&c.Costs.MonthlyBudget, "budget-monthly", "SESSIONDESK_BUDGET_MONTHLY", 0,
+		"monthly budget for sessions, in the rates' currency; 0 for none")
+	str(&sandboxPrices, "sandbox-prices", "SESSIONDESK_SANDBOX_PRICES", "",
+		"price per message the sandbox reports, by country, * for the rest, e.g. DE=0.02,*=0.03")
+
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -239,6 +256,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, err
 	}
 	if err := c.checkStorage(); err != nil {
+		return Config{}, err
+	}
+	if err := c.Costs.parse(countryRates, sandboxPrices); err != nil {
 		return Config{}, err
 	}
 	switch c.LogFormat {

@@ -372,6 +372,7 @@ func settingsForm(set store.AdminSettings) views.SettingsForm {
 		RateMedia:     strconv.FormatFloat(set.Rates.Media, 'f', -1, 64),
 		Currency:      set.Rates.Currency,
 	}
+	costsForm(&f, set)
 	for _, cr := range set.CannedReplies {
 		f.Canned = append(f.Canned, views.CannedReplyForm{Title: cr.Title, Text: cr.Text})
 	}
@@ -412,6 +413,7 @@ func (s *Server) adminSaveSettings(c echo.Context) error {
 		MaxUnanswered: form.Get("max_unanswered"), AfterCap: form.Get("after_cap"), TextMax: form.Get("text_max"),
 		RateText: form.Get("rate_text"), RateMedia: form.Get("rate_media"), Currency: form.Get("currency"),
 	}
+	typedCosts(&typed, form, s.Store.Settings())
 	titles, texts := form["canned_title"], form["canned_text"]
 	if len(titles) != len(texts) {
 		return echo.NewHTTPError(http.StatusBadRequest, "Every canned reply needs a title field and a text field.")
@@ -481,6 +483,9 @@ func parseSettings(cur store.AdminSettings, f views.SettingsForm) (next store.Ad
 	next.Rules.Window = time.Duration(math.Round(hours*3600)) * time.Second
 	next.Rules.AfterCap = session.AfterCap(f.AfterCap)
 	next.Rates.Currency = f.Currency
+	if msg := parseCosts(&next, f); msg != "" {
+		return next, msg
+	}
 	next.CannedReplies = make([]store.CannedReply, 0, len(f.Canned))
 	for _, cr := range f.Canned {
 		next.CannedReplies = append(next.CannedReplies, store.CannedReply{Title: cr.Title, Text: cr.Text})

@@ -55,6 +55,9 @@ type apiSessionRecord struct {
 	Cost          float64 `json:"cost"`
 	Currency      string  `json:"currency"`
 	UnansweredEnd bool    `json:"unanswered_end"`
+	// ReportedCost is what the provider reported for its messages, in
+	// Currency; null until it priced any (issue 12).
+	ReportedCost *float64 `json:"reported_cost"`
 }
 
 type apiConversation struct {
@@ -199,7 +202,7 @@ func (s *Server) apiConversation(c echo.Context) error {
 			out.Sessions = append(out.Sessions, apiSessionRecord{
 				Number: ss.Number, StartedAt: ss.StartedAt, EndsAt: ss.EndsAt, Ended: !r.Now().Before(ss.EndsAt),
 				Used: ss.Used, Media: ss.Media, Cost: ss.Cost(), Currency: sessionCurrency(ss, s.Store.Rates()),
-				UnansweredEnd: ss.Unanswered(r.Now()),
+				UnansweredEnd: ss.Unanswered(r.Now()), ReportedCost: reportedAmount(ss),
 			})
 		}
 		return err
@@ -276,6 +279,7 @@ func (s *Server) apiSend(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		s.checkBudget(c.Request().Context()) // a send may bill a session
 		out := make([]apiMessage, 0, len(msgs))
 		for _, m := range msgs {
 			out = append(out, toAPIMessage(m))
@@ -299,6 +303,7 @@ func (s *Server) apiSend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.checkBudget(c.Request().Context()) // a send may bill a session
 	return c.JSON(http.StatusCreated, map[string]any{"message": toAPIMessage(msgs[0])})
 }
 

@@ -304,15 +304,24 @@ func (s *Server) panelView(cv store.Conversation, sessions []session.Session, no
 	if cur := cv.State.Current; cur != nil {
 		p.Cost, p.Currency = cur.Cost(), sessionCurrency(*cur, rates)
 		p.EndedUnanswered = cur.Unanswered(now)
+		p.Reported = reportedCost(*cur, rates)
 	}
 	for _, ps := range sessions[min(1, len(sessions)):] { // the first is the current one
 		p.History = append(p.History, views.PastSession{
 			Number: ps.Number, StartedAt: ps.StartedAt.In(time.Local), EndsAt: ps.EndsAt.In(time.Local),
 			Used: ps.Used, Media: ps.Media, Cost: ps.Cost(), Currency: sessionCurrency(ps, rates),
-			Unanswered: ps.Unanswered(now),
+			Unanswered: ps.Unanswered(now), Reported: reportedCost(ps, rates),
 		})
 	}
 	return p
+}
+
+// reportedCost is what the provider reported ss cost, beside its estimate.
+func reportedCost(ss session.Session, today session.Rates) *views.ReportedCost {
+	d, differs := ss.CostDifference()
+	return &views.ReportedCost{Amount: ss.Reported.Amount, Currency: sessionCurrency(ss, today),
+		Priced: ss.Reported.Priced, Used: ss.Used, Foreign: ss.Reported.Foreign, Diff: d, Differs: differs,
+		PerMessage: ss.Rates.PerMessage > 0}
 }
 
 // sessionCurrency is the currency a session was billed in, or today's while
@@ -432,6 +441,9 @@ func (s *Server) sendForm(c echo.Context) error {
 	var refusal *session.Refusal
 	if sendErr != nil && !errors.As(sendErr, &refusal) {
 		return sendErr
+	}
+	if sendErr == nil {
+		s.checkBudget(ctx) // a send may bill a session
 	}
 	if c.Request().Header.Get("HX-Request") != "true" {
 		if refusal != nil {

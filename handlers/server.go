@@ -160,6 +160,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.GET("/contacts/:id", s.apiContact)
 	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
+	s.registerCosts(app, api)
 	s.registerSearch(app, api)
 	s.registerReports(app)
 
@@ -274,6 +275,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		CanReport: auth.ReadsReports(currentAgent(c).Role),
 		BasePath:  s.BasePath,
 		LogoutURL: s.LogoutURL,
+		Budget:    s.budgetLine(c),
 	}
 }
 

@@ -80,10 +80,16 @@ func (s *Server) routeeStatus(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if res.Report.PriceProblem != "" {
+		s.Log.Warn("status webhook price ignored", "tracking_id", res.Report.TrackingID, "problem", res.Report.PriceProblem)
+	}
 	if !res.Known {
 		s.Log.Info("status for an unknown message ignored", "tracking_id", res.Report.TrackingID,
 			"label", res.Report.Label, "status", res.Report.Status)
 		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	if res.Changed && res.Report.Price != nil {
+		s.checkBudget(c.Request().Context())
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "changed": res.Changed})
 }

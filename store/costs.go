@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -124,20 +125,23 @@ func (r *Reader) SessionRows(ctx context.Context, f SessionFilter) ([]SessionRow
 		JOIN contacts ct ON ct.id = c.contact_id
 		LEFT JOIN agents fa ON fa.id = (SELECT agent_id FROM messages
 		                                 WHERE session_id = s.id AND direction = 'out' AND counted = 1
-		                                 ORDER BY id LIMIT 1)
-		WHERE 1`
-	var args []any
+		                                 ORDER BY id LIMIT 1)`
+	// Only the filters in use: each a constant, its value an argument.
+	var (
+		conds []string
+		args  []any
+	)
 	if !f.From.IsZero() {
-		q += ` AND s.started_at >= ?`
-		args = append(args, ms(f.From))
+		conds, args = append(conds, `s.started_at >= ?`), append(args, ms(f.From))
 	}
 	if !f.To.IsZero() {
-		q += ` AND s.started_at < ?`
-		args = append(args, ms(f.To))
+		conds, args = append(conds, `s.started_at < ?`), append(args, ms(f.To))
 	}
 	if !f.After.IsZero() {
-		q += ` AND (s.started_at, s.id) > (?, ?)`
-		args = append(args, ms(f.After.StartedAt), f.After.ID)
+		conds, args = append(conds, `(s.started_at, s.id) > (?, ?)`), append(args, ms(f.After.StartedAt), f.After.ID)
+	}
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	q += ` ORDER BY s.started_at, s.id LIMIT ?`
 	args = append(args, limit)
@@ -197,6 +201,31 @@ func (r *Reader) Spend(ctx context.Context, from, to time.Time, currency string)
 	return out, nil
 }
 
+// MonthSpend returns what sessions first billed in the calendar month
+// (UTC) holding t cost, in currency: the same figure as Spend over
+// MonthBounds(t), read from the running totals migration 00022's triggers
+// keep (one row, whatever the month's traffic). OtherCurrency counts the
+// month's sessions billed in any other currency.
+func (r *Reader) MonthSpend(ctx context.Context, t time.Time, currency string) (Spend, error) {
+	from, _ := MonthBounds(t)
+	month := from.Format("2006-01")
+	out := Spend{Currency: currency}
+	err := r.q.QueryRowContext(ctx, `
+		SELECT coalesce(sum(CASE WHEN currency = ?2 THEN amount END), 0),
+		       coalesce(sum(CASE WHEN currency = ?2 THEN sessions END), 0),
+		       coalesce(sum(CASE WHEN currency = ?2 THEN reported END), 0),
+		       coalesce(sum(CASE WHEN currency <> ?2 THEN sessions END), 0)
+		FROM spend_months WHERE month = ?1`, month, currency).
+		Scan(&out.Amount, &out.Sessions, &out.Reported, &out.OtherCurrency)
+	if err != nil {
+		return Spend{}, fmt.Errorf("spend of %s: %w", month, err)
+	}
+	// Sums of additions and subtractions of binary floats drift in the last
+	// digits; a millionth is far below any price.
+	out.Amount = math.Round(out.Amount*1e6) / 1e6
+	return out, nil
+}
+
 // MonthBounds returns the calendar month (UTC) holding t: [start, end).
 func MonthBounds(t time.Time) (time.Time, time.Time) {
 	t = t.UTC()
@@ -231,11 +260,11 @@ func (b BudgetStatus) Percent() float64 {
 func (s *Store) Budget(ctx context.Context) (BudgetStatus, error) {
 	set := s.Settings()
 	now := s.opts.Now()
-	from, to := MonthBounds(now)
+	from, _ := MonthBounds(now)
 	out := BudgetStatus{Month: from.Format("2006-01"), Budget: set.MonthlyBudget}
 	err := s.Read(ctx, func(r *Reader) error {
 		var err error
-		out.Spend, err = r.Spend(ctx, from, to, set.Rates.Currency)
+		out.Spend, err = r.MonthSpend(ctx, now, set.Rates.Currency)
 		return err
 	})
 	if err != nil {
@@ -269,6 +298,17 @@ func (s *Store) CheckBudget(ctx context.Context) (BudgetStatus, []int, error) {
 	b, err := s.Budget(ctx)
 	if err != nil || b.Reached == 0 {
 		return b, nil, err
+	}
+	// Once logged, a threshold needs no write: pages check on every render.
+	var known []BudgetAlert
+	if err := s.Read(ctx, func(r *Reader) error {
+		known, err = r.BudgetAlerts(ctx, b.Month)
+		return err
+	}); err != nil {
+		return b, nil, err
+	}
+	if len(known) > 0 && known[len(known)-1].Threshold >= b.Reached {
+		return b, nil, nil
 	}
 	var logged []int
 	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {

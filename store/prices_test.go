@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -272,5 +273,115 @@ func TestRateCardSurvivesReopen(t *testing.T) {
 	if set.CountryRates["DE"] != (session.CountryRates{Text: 0.3, Media: 0.6}) || set.SenderCountry != "DE" ||
 		set.InternationalRate != 0.02 || set.MonthlyBudget != 150 {
 		t.Fatalf("after reopening: %+v", set)
+	}
+}
+
+// The month's running totals (migration 00022) equal a sum over the month's
+// sessions after every step of random traffic: sends, rollovers, images,
+// prices in both currencies, refusals that unbill a session, rate changes,
+// and months turning.
+func TestMonthSpendMatchesTheSessions(t *testing.T) {
+	rules := session.Defaults()
+	rules.MaxPerSession = 3
+	s, clk := newStore(t, rules)
+	ctx := context.Background()
+	saveCard(t, s, func(a *AdminSettings) {
+		a.Rates = session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}
+		a.CountryRates = map[string]session.CountryRates{"DE": {Text: 0.02, Media: 0.04}}
+		a.SenderCountry, a.InternationalRate = "DE", 0.01
+	})
+	rng := rand.New(rand.NewPCG(1, 2))
+	phones := []struct{ phone, country string }{{"+4915112345678", "DE"}, {"+375298603938", "BY"}, {"+33612345678", ""}}
+	var sent []int64
+	check := func(step int) {
+		t.Helper()
+		for _, at := range []time.Time{clk.Now(), clk.Now().AddDate(0, -1, 0)} {
+			from, to := MonthBounds(at)
+			var want, got Spend
+			err := s.Read(ctx, func(r *Reader) error {
+				var err error
+				if want, err = r.Spend(ctx, from, to, "EUR"); err != nil {
+					return err
+				}
+				got, err = r.MonthSpend(ctx, at, "EUR")
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(got.Amount-want.Amount) > 1e-6 || got.Sessions != want.Sessions || got.Reported != want.Reported {
+				t.Fatalf("step %d, %s: running %+v, summed %+v", step, from.Format("2006-01"), got, want)
+			}
+		}
+	}
+	for step := range 300 {
+		p := phones[rng.IntN(len(phones))]
+		switch op := rng.IntN(10); {
+		case op < 3:
+			receiveIn(t, s, p.phone, p.country)
+		case op < 6:
+			conv := receiveIn(t, s, p.phone, p.country)
+			kind := session.Text
+			parts := []session.Part{{Kind: kind, Text: "hi"}}
+			msgs, err := s.AcceptBusinessMessages(ctx, BusinessSend{ConversationID: conv, Parts: parts, ConfirmNewSession: true})
+			if err == nil {
+				sent = append(sent, msgs[0].ID)
+			}
+		case op < 8 && len(sent) > 0:
+			cur := ""
+			if rng.IntN(5) == 0 {
+				cur = "USD"
+			}
+			if _, err := s.RecordPrice(ctx, MessageRef{ID: sent[rng.IntN(len(sent))]},
+				ReportedPrice{Amount: float64(rng.IntN(50)) / 1000, Currency: cur}); err != nil {
+				t.Fatal(err)
+			}
+		case op == 8 && len(sent) > 0:
+			i := rng.IntN(len(sent))
+			if err := s.RejectMessage(ctx, MessageRef{ID: sent[i]}, "refused"); err != nil && !errors.Is(err, ErrNotFound) {
+				t.Fatal(err)
+			}
+		case op == 9:
+			clk.Add(time.Duration(rng.IntN(72)) * time.Hour)
+			if rng.IntN(4) == 0 {
+				saveCard(t, s, func(a *AdminSettings) { a.Rates.Text = float64(rng.IntN(10)) / 100 })
+			}
+		}
+		check(step)
+	}
+}
+
+// Pages and callbacks that find the budget crossed at once log each
+// threshold once.
+func TestCheckBudgetAtOnceLogsOnce(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	saveCard(t, s, func(a *AdminSettings) {
+		a.Rates = session.Rates{Text: 0.05, Media: 0.1, Currency: "EUR"}
+		a.MonthlyBudget = 0.1
+	})
+	for _, p := range []string{"+4915112345678", "+4915112345679"} {
+		mustSend(t, s, receiveIn(t, s, p, "DE"))
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if b, _, err := s.CheckBudget(ctx); err != nil || b.Reached != 100 {
+				t.Errorf("%+v, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	var alerts []BudgetAlert
+	err := s.Read(ctx, func(r *Reader) error {
+		var err error
+		alerts, err = r.BudgetAlerts(ctx, "2026-11")
+		return err
+	})
+	if err != nil || len(alerts) != 2 || alerts[0].Threshold != 80 || alerts[1].Threshold != 100 {
+		t.Fatalf("alerts %+v, %v; want 80 and 100 once each", alerts, err)
+	}
+	if n := len(audit(t, s, AuditFilter{Action: AuditBudget})); n != 2 {
+		t.Fatalf("%d audit entries, want 2", n)
 	}
 }

@@ -6,6 +6,7 @@ package views
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -412,4 +413,38 @@ func convStatusLabel(status string) string {
 		return "Resolved"
 	}
 	return "Open"
+}
+
+// reportedText is what the provider reported a session cost: "not priced
+// yet" until it priced any message, then the sum, "(2 of 3 priced)" while
+// some are not.
+func reportedText(r ReportedCost) string {
+	if r.Priced == 0 {
+		if r.Foreign > 0 {
+			return "priced in another currency only"
+		}
+		return "not priced yet"
+	}
+	s := moneyText(r.Amount, r.Currency)
+	if r.Priced < r.Used {
+		s += " (" + itoa(r.Priced) + " of " + itoa(r.Used) + " priced)"
+	}
+	return s
+}
+
+// diffText is the reported cost minus the estimate, signed: "+0.01 EUR".
+func diffText(r ReportedCost) string {
+	sign := "+"
+	if r.Diff < 0 {
+		sign = "−"
+	}
+	return sign + moneyText(math.Abs(r.Diff), r.Currency)
+}
+
+// moneyText writes an amount with at least two decimals, even when 0.
+func moneyText(v float64, currency string) string {
+	if v <= 0 {
+		return strings.TrimSpace("0.00 " + currency)
+	}
+	return costText(math.Round(v*1e6)/1e6, currency)
 }

@@ -30,6 +30,20 @@ type Chrome struct {
 	Path    string
 	// Mentions is how many notes mention the agent unseen: the header's badge.
 	Mentions int
+	// Budget is the month's spend against the monthly budget, shown to
+	// admins; nil for agents and when no budget is set.
+	Budget *BudgetLine
+}
+
+// BudgetLine is the month's spend against the monthly budget.
+type BudgetLine struct {
+	Month    string // YYYY-MM
+	Spend    float64
+	Budget   float64
+	Currency string
+	Percent  float64
+	// Reached is the highest warning threshold reached (80, 100), 0 for none.
+	Reached int
 }
 
 // URL prefixes p with the base path.
@@ -128,6 +142,24 @@ type Panel struct {
 	EndedUnanswered bool
 	// History is the sessions before the current one, the latest first.
 	History []PastSession
+	// Reported is what the provider reported the current session cost
+	// (Cost is the estimate at the configured rates); nil without a session.
+	Reported *ReportedCost
+}
+
+// ReportedCost is what the provider reported a session cost, beside the
+// estimate at the rates frozen when it was billed.
+type ReportedCost struct {
+	Amount   float64
+	Currency string
+	Priced   int // business messages the provider priced
+	Used     int // business messages counted in the session
+	Foreign  int // priced in another currency, not in Amount
+	// Diff is Amount minus the estimate; Differs when by more than a rounding.
+	Diff    float64
+	Differs bool
+	// PerMessage: the session is billed per message (an international client).
+	PerMessage bool
 }
 
 // PastSession is one line of the panel's session history.
@@ -139,6 +171,7 @@ type PastSession struct {
 	Cost              float64 // at the rates frozen when it was billed
 	Currency          string
 	Unanswered        bool // the client's last message went unanswered (case 9)
+	Reported          *ReportedCost
 }
 
 // Composer is the reply form's state; Text and Error survive a refused send.
@@ -318,6 +351,12 @@ type SettingsForm struct {
 	RateMedia     string
 	Currency      string
 	Canned        []CannedReplyForm // the saved replies, then empty rows to add more
+	// Costs (issue 12): rates per country, one "DE 0.02 0.04" a line; the
+	// sender's country; the international per-message rate; the budget.
+	CountryRates      string
+	SenderCountry     string
+	RateInternational string
+	MonthlyBudget     string
 }
 
 // AdminSettingsPage is the runtime settings form.

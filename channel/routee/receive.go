@@ -55,7 +55,7 @@ type StatusResult struct {
 	// Known is false for a report about a message we do not know (logged and
 	// answered 200: retrying would not help).
 	Known   bool
-	Changed bool // the message's status moved forward
+	Changed bool // the message's status moved forward, or its price was recorded
 }
 
 // Status applies a delivery report Routee posted to a message's callbackUrl.
@@ -71,7 +71,7 @@ func (w Webhooks) Status(ctx context.Context, body []byte) (StatusResult, error)
 		return StatusResult{}, &PayloadError{Message: err.Error()}
 	}
 	res := StatusResult{Report: rep}
-	update := store.StatusUpdate{Status: rep.Status, Reason: rep.Reason, At: rep.At}
+	update := store.StatusUpdate{Status: rep.Status, Reason: rep.Reason, At: rep.At, Price: rep.Price}
 	err = store.ErrNotFound
 	if rep.TrackingID != "" {
 		update.Ref = store.MessageRef{ProviderID: rep.TrackingID}

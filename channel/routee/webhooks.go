@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,17 @@ type StatusReport struct {
 	Status string
 	Reason string    // human text, e.g. "Not Viber User"
 	At     time.Time // status.updatedDate; zero when missing or unparsable
+	// Price is what Routee charged for the message ("price", or "totalPrice"
+	// for failover), with "country" and a "currency" when the report names
+	// one; nil when the report carries no price. PriceProblem says why a price
+	// that was there could not be read (it is then nil): the status still
+	// counts.
+	Price        *store.ReportedPrice
+	PriceProblem string
 }
+
+// maxReportedPrice bounds a price taken from a report; larger is a broken one.
+const maxReportedPrice = 1e6
 
 // routeeStatuses maps Routee's status names, lower-cased, to ours.
 var routeeStatuses = map[string]string{
@@ -180,6 +191,7 @@ func ParseStatus(body []byte) (StatusReport, error) {
 		return StatusReport{}, fmt.Errorf("routee status report %s: unknown status %q", rep.ref(), name)
 	}
 	rep.Status, rep.At = status, parseTime(updated)
+	rep.Price, rep.PriceProblem = parsePrice(f, rep.At)
 	switch r := reason.(type) {
 	case map[string]any:
 		rf := fields(r)
@@ -201,6 +213,41 @@ func ParseStatus(body []byte) (StatusReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// parsePrice reads a report's price: a JSON number (or a number in a
+// string) from 0 to maxReportedPrice; a currency of three letters when named.
+func parsePrice(f fields, at time.Time) (*store.ReportedPrice, string) {
+	key := "price"
+	if _, ok := f[key]; !ok {
+		key = "totalPrice"
+	}
+	raw, ok := f[key]
+	if !ok || raw == nil {
+		return nil, ""
+	}
+	var text string
+	switch v := raw.(type) {
+	case json.Number:
+		text = v.String()
+	case string:
+		text = strings.TrimSpace(v)
+	default:
+		return nil, fmt.Sprintf("%s is not a number", key)
+	}
+	amount, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsNaN(amount) || math.IsInf(amount, 0) || amount < 0 || amount > maxReportedPrice {
+		return nil, fmt.Sprintf("%s %q is not a price", key, text)
+	}
+	cur := strings.ToUpper(strings.TrimSpace(firstNonEmpty(f.str("currency"), f.str("priceCurrency"))))
+	if cur != "" && (len(cur) != 3 || strings.Trim(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "") {
+		return nil, fmt.Sprintf("currency %q is not an ISO 4217 code", cur)
+	}
+	country := strings.ToUpper(strings.TrimSpace(f.str("country")))
+	if len(country) != 2 || strings.Trim(country, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		country = ""
+	}
+	return &store.ReportedPrice{Amount: amount, Currency: cur, Country: country, At: at}, ""
 }
 
 func (r StatusReport) ref() string {

@@ -185,6 +185,10 @@ func TestParseStatus(t *testing.T) {
 		}
 		want := routee.StatusReport{TrackingID: "t-1", Label: "42", Status: tc.status, Reason: tc.wantReason,
 			At: time.Date(2021, 12, 30, 14, 18, 30, 303e6, time.UTC)}
+		if p := rep.Price; p == nil || p.Amount != 0.02 || p.Country != "BY" || p.Currency != "" || !p.At.Equal(want.At) {
+			t.Errorf("%s: price %+v, want 0.02 in BY at the update's time", tc.name, p)
+		}
+		rep.Price = nil
 		if rep != want || !store.ValidStatus(rep.Status) {
 			t.Errorf("%s/%s: %+v, want %+v", tc.name, tc.reason, rep, want)
 		}
@@ -235,5 +239,54 @@ func TestParseStatusErrors(t *testing.T) {
 		if rep, err := routee.ParseStatus([]byte(body)); err == nil {
 			t.Errorf("%s: no error, %+v", body, rep)
 		}
+	}
+}
+
+func TestParseStatusPrice(t *testing.T) {
+	const head = `{"trackingId":"t","status":{"name":"Delivered"}`
+	for _, tc := range []struct {
+		extra    string
+		amount   float64
+		currency string
+		country  string
+		problem  bool // a price was there but unreadable: nil, with a problem
+	}{
+		{extra: `,"price":0.0312`, amount: 0.0312},
+		{extra: `,"price":"0.05","currency":"usd","country":"de"`, amount: 0.05, currency: "USD", country: "DE"},
+		{extra: `,"totalPrice":0.07,"priceCurrency":"EUR"`, amount: 0.07, currency: "EUR"},
+		{extra: `,"price":0`, amount: 0},
+		{extra: `,"price":0.01,"country":"Belarus"`, amount: 0.01}, // an unreadable country is dropped, not the price
+		{extra: `,"price":-0.01`, problem: true},
+		{extra: `,"price":"cheap"`, problem: true},
+		{extra: `,"price":1e300`, problem: true},
+		{extra: `,"price":true`, problem: true},
+		{extra: `,"price":0.01,"currency":"euro"`, problem: true},
+	} {
+		rep, err := routee.ParseStatus([]byte(head + tc.extra + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v (a bad price must not refuse the status)", tc.extra, err)
+		}
+		if rep.Status != store.StatusDelivered {
+			t.Errorf("%s: status %q", tc.extra, rep.Status)
+		}
+		if tc.problem {
+			if rep.Price != nil || rep.PriceProblem == "" {
+				t.Errorf("%s: price %+v, problem %q; want none, with a problem", tc.extra, rep.Price, rep.PriceProblem)
+			}
+			continue
+		}
+		if p := rep.Price; p == nil || p.Amount != tc.amount || p.Currency != tc.currency || p.Country != tc.country ||
+			rep.PriceProblem != "" {
+			t.Errorf("%s: price %+v (%q), want %v %q %q", tc.extra, p, rep.PriceProblem, tc.amount, tc.currency, tc.country)
+		}
+	}
+	// No price at all: nil, and nothing to complain about.
+	rep, err := routee.ParseStatus([]byte(head + `}`))
+	if err != nil || rep.Price != nil || rep.PriceProblem != "" {
+		t.Fatalf("no price: %+v, %v", rep, err)
+	}
+	rep, err = routee.ParseStatus([]byte(head + `,"price":null}`))
+	if err != nil || rep.Price != nil || rep.PriceProblem != "" {
+		t.Fatalf("null price: %+v, %v", rep, err)
 	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	Now        func() time.Time
 	// HTTPClient makes the fake's callbacks; nil means a 10 s timeout client.
 	HTTPClient *http.Client
+	// Prices are what the fake reports each message costs, by the client's
+	// ISO country, "" for the rest (fakeroutee.Options.Prices); nil: none.
+	Prices map[string]float64
 }
 
 // New returns a sandbox provider with fresh random credentials.
@@ -59,7 +62,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Provider, error) {
 		return nil, err
 	}
 	return &Provider{
-		fake:       fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now, HTTPClient: cfg.HTTPClient}),
+		fake: fakeroutee.New(fakeroutee.Options{AppID: id, AppSecret: secret, Now: cfg.Now, HTTPClient: cfg.HTTPClient,
+			Prices: cfg.Prices}),
 		store:      st,
 		log:        log,
 		inboundURL: cfg.InboundURL,

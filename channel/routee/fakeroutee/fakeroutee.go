@@ -47,6 +47,14 @@ type Options struct {
 	TokenTTL         time.Duration    // life of an access token; default 1 h
 	Now              func() time.Time // the clock of token expiry and timestamps; default time.Now
 	HTTPClient       *http.Client     // for the callbacks; default a client with a 10 s timeout
+	// Prices are what each message costs, by the ISO country of its number,
+	// with "" for any other country; reported as "price" in the status
+	// callbacks and the tracking record. A country with no price (and no ""
+	// entry) gets callbacks without one, as before any price is set.
+	Prices map[string]float64
+	// Currency, when set, is named as "currency" beside the price (Routee's
+	// documented callback names none: the account's currency is implied).
+	Currency string
 }
 
 // Message is a session message the fake accepted.
@@ -139,6 +147,8 @@ type Server struct {
 	lookupStatus int
 	listLabels   bool
 	delay        time.Duration
+	prices       map[string]float64
+	currency     string
 	rejects      map[string]rejection // by phone number
 	messages     []Message
 	byTracking   map[string]int // tracking id → index in messages
@@ -158,6 +168,8 @@ func New(opts Options) *Server {
 		rejects:    make(map[string]rejection),
 		byTracking: make(map[string]int),
 		counts:     make(map[string]int),
+		prices:     maps.Clone(opts.Prices),
+		currency:   opts.Currency,
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = time.Hour
@@ -175,6 +187,42 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /viber/tracking/{trackingId}", s.serveTracking)
 	s.handler = s.outage(mux)
 	return s
+}
+
+// SetPrices replaces the prices per country and the currency named with
+// them (see Options.Prices and Options.Currency).
+func (s *Server) SetPrices(prices map[string]float64, currency string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prices, s.currency = maps.Clone(prices), currency
+}
+
+// Price returns what a message to phone costs, and false when no price is
+// set for its country.
+func (s *Server) Price(phone string) (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.prices[country(phone)]; ok {
+		return p, true
+	}
+	p, ok := s.prices[""]
+	return p, ok
+}
+
+// addPrice puts the message's price (and currency) into a payload; none when
+// no price is set for its country.
+func (s *Server) addPrice(p map[string]any, to string) {
+	price, ok := s.Price(to)
+	if !ok {
+		return
+	}
+	p["price"] = price
+	s.mu.Lock()
+	cur := s.currency
+	s.mu.Unlock()
+	if cur != "" {
+		p["currency"] = cur
+	}
 }
 
 // Handler serves POST /oauth/token, POST /viber, POST /viber/session and
@@ -444,6 +492,7 @@ func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	rec := s.record(m, labels)
 	rec["price"], rec["sessionMessage"], rec["expireOnDelivery"] = 0.0, true, false
+	s.addPrice(rec, m.To)
 	writeJSON(w, http.StatusOK, rec)
 }
 
@@ -846,7 +895,7 @@ func (s *Server) StatusPayload(trackingID, status, reason string) ([]byte, error
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownTrackingID, trackingID)
 	}
-	return json.Marshal(map[string]any{
+	p := map[string]any{
 		"trackingId": m.TrackingID,
 		"to":         m.To,
 		"from":       m.From,
@@ -859,11 +908,12 @@ func (s *Server) StatusPayload(trackingID, status, reason string) ([]byte, error
 		"body":               bodyOf(m),
 		"ttl":                m.TTL,
 		"label":              m.Label,
-		"price":              0.0,
 		"direction":          "Outbound",
 		"originatingService": "Viber",
 		"createdAt":          formatTime(m.At),
-	})
+	}
+	s.addPrice(p, m.To)
+	return json.Marshal(p)
 }
 
 // ReportStatus posts StatusPayload to the message's callbackUrl. It fails for

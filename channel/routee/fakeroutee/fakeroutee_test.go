@@ -454,3 +454,56 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("violations %q", v)
 	}
 }
+
+func TestPricesPerCountry(t *testing.T) {
+	s, base, _ := start(t)
+	tok := token(t, base)
+	send := func(to string) fakeroutee.Message {
+		t.Helper()
+		body := strings.Replace(valid(`{"text":"Hello"}`), "+375298603938", to, 1)
+		if st, b := viber(t, base, tok, body); st != 200 {
+			t.Fatalf("%d %s", st, b)
+		}
+		msgs := s.Messages()
+		return msgs[len(msgs)-1]
+	}
+	by, de, fr := send("+375298603938"), send("+4915112345678"), send("+33612345678")
+	payload := func(m fakeroutee.Message) map[string]any {
+		t.Helper()
+		b, err := s.StatusPayload(m.TrackingID, "Delivered", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// No prices set: the callbacks carry none.
+	if p := payload(by); p["price"] != nil || p["currency"] != nil {
+		t.Errorf("without prices: %v", p)
+	}
+	s.SetPrices(map[string]float64{"BY": 0.021, "DE": 0.013}, "")
+	if p := payload(by); p["price"] != 0.021 || p["country"] != "BY" || p["currency"] != nil {
+		t.Errorf("BY: %v", p)
+	}
+	if p := payload(de); p["price"] != 0.013 || p["country"] != "DE" {
+		t.Errorf("DE: %v", p)
+	}
+	if p := payload(fr); p["price"] != nil {
+		t.Errorf("FR has no price and no default: %v", p)
+	}
+	s.SetPrices(map[string]float64{"DE": 0.013, "": 0.05}, "USD")
+	if p := payload(fr); p["price"] != 0.05 || p["currency"] != "USD" {
+		t.Errorf("FR with a default: %v", p)
+	}
+	// The tracking record carries the same price.
+	req, _ := http.NewRequest("GET", base+"/viber/tracking/"+de.TrackingID, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	st, b := do(t, req)
+	var rec map[string]any
+	if st != 200 || json.Unmarshal(b, &rec) != nil || rec["price"] != 0.013 {
+		t.Errorf("tracking: %d %s", st, b)
+	}
+}
