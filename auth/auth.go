@@ -16,7 +16,7 @@
 // The identity is resolved on every request; nothing is remembered between
 // requests, so revoking access at the proxy takes effect at once. Roles come
 // from groups: ParseRoles reads SESSIONDESK_ROLES and RoleFor maps a user's
-// groups to agent or admin, or to nothing (the caller answers 403).
+// groups to agent, lead or admin, or to nothing (the caller answers 403).
 //
 // Every error Authenticate returns wraps ErrUnauthenticated (HTTP 401); a
 // *RefusedError additionally marks a request refused for its shape (a likely

@@ -20,7 +20,10 @@ func TestParseRoles(t *testing.T) {
 	if got, err := ParseRoles("cn=ops=admin"); err != nil || got["cn=ops"] != "admin" {
 		t.Errorf("a group with '=': got %v, %v", got, err)
 	}
-	for _, bad := range []string{"support", "support=owner", "=admin", "support=Admin", "a=admin,a=agent"} {
+	if got, err := ParseRoles("leads=lead"); err != nil || got["leads"] != RoleLead {
+		t.Errorf("a lead group: got %v, %v", got, err)
+	}
+	for _, bad := range []string{"support", "support=owner", "support=Lead", "=admin", "support=Admin", "a=admin,a=agent"} {
 		if _, err := ParseRoles(bad); err == nil {
 			t.Errorf("ParseRoles(%q): want an error", bad)
 		}
@@ -28,7 +31,7 @@ func TestParseRoles(t *testing.T) {
 }
 
 func TestRoleFor(t *testing.T) {
-	roles := map[string]string{"support-admins": "admin", "support": "agent"}
+	roles := map[string]string{"support-admins": "admin", "support": "agent", "leads": "lead"}
 	for _, tc := range []struct {
 		groups []string
 		role   string
@@ -39,6 +42,9 @@ func TestRoleFor(t *testing.T) {
 		{[]string{"support-admins", "support"}, RoleAdmin, true},
 		{[]string{"everyone", "support"}, RoleAgent, true},
 		{[]string{"everyone"}, "", false},
+		{[]string{"support", "leads"}, RoleLead, true},
+		{[]string{"leads", "support"}, RoleLead, true},
+		{[]string{"leads", "support-admins"}, RoleAdmin, true},
 		{nil, "", false},
 		{[]string{"Support"}, "", false}, // exact match
 	} {

@@ -174,6 +174,7 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerAdmin(app)
 	s.registerCosts(app, api)
 	s.registerSearch(app, api)
+	s.registerReports(app)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:
@@ -283,6 +284,7 @@ func (s *Server) chrome(c echo.Context, title string) views.Chrome {
 		LocalMode: s.LocalMode,
 		Sandbox:   s.Phone != nil,
 		IsAdmin:   currentAgent(c).Role == auth.RoleAdmin,
+		CanReport: auth.ReadsReports(currentAgent(c).Role),
 		BasePath:  s.BasePath,
 		LogoutURL: s.LogoutURL,
 		Budget:    s.budgetLine(c),

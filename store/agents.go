@@ -12,7 +12,7 @@ type Agent struct {
 	ID        int64
 	Login     string
 	Name      string
-	Role      string // agent or admin
+	Role      string // agent, lead or admin
 	CreatedAt time.Time
 }
 
@@ -22,7 +22,7 @@ func (s *Store) EnsureAgent(ctx context.Context, login, name, role string) (Agen
 	if login == "" {
 		return Agent{}, &InvalidError{Field: "login", Message: "an agent needs a login"}
 	}
-	if role != "agent" && role != "admin" {
+	if role != "agent" && role != "lead" && role != "admin" {
 		return Agent{}, &InvalidError{Field: "role", Message: fmt.Sprintf("unknown role %q", role)}
 	}
 	if name == "" {

@@ -16,6 +16,7 @@ type Chrome struct {
 	LocalMode bool   // the local dev login is in use: show the banner
 	Sandbox   bool   // the sandbox channel is active: link to the phone
 	IsAdmin   bool   // the agent is an admin: link to the admin pages
+	CanReport bool   // the agent is a lead or an admin: link to the reports
 	BasePath  string // prefix for every link, "" at the root
 	LogoutURL string // the proxy's sign-out; "" hides the link
 	// Unread is how many conversations have unread messages: the inbox's tab
