@@ -62,14 +62,32 @@ type Message struct {
 	CallbackURL string
 	InboundURL  string
 	From        string // senderInfoTrackingId
-	TTL         int    // seconds
+	TTL         int    // seconds (for a failover's Viber step: minutes × 60)
 	At          time.Time
+	// Session is false for a paid (non-session) message: POST /viber without
+	// isSessionMessage, a failover or an SMS.
+	Session bool
+	// ButtonCaption and ButtonURL are a paid Viber message's viberAction.
+	ButtonCaption, ButtonURL string
+	// Route is "viber" (POST /viber), "failover" (POST /failover) or "sms"
+	// (POST /sms); SMSFrom is the SMS step's or message's sender, and
+	// FailoverOn the Viber step's failoverOnStatuses, joined with commas.
+	Route      string
+	SMSFrom    string
+	FailoverOn string
+	// Status, Reason and Price are what Routee knows now (what the tracking
+	// lookup answers); Carrier is the channel that carried it ("Viber" or "Sms").
+	Status, Reason, Carrier string
+	Price                   float64
 }
 
 // Inbound is a client's message, for SendInbound and InboundPayload.
 type Inbound struct {
 	From, To, Text, MediaURL, FileName string
 	SentAt                             time.Time // zero: Options.Now at the time of the call
+	// ReferenceTrackingID names the business message this one answers (a
+	// reply to a paid message); "" for none.
+	ReferenceTrackingID string
 }
 
 // DownMode is how the server behaves while it is down.
@@ -138,6 +156,9 @@ type Server struct {
 	lookupFailN  int
 	lookupStatus int
 	listLabels   bool
+	notViber     map[string]bool // numbers that are not Viber users (paid.go)
+	viberPrice   float64         // the price of a paid Viber message
+	smsPrice     float64         // the price of an SMS
 	delay        time.Duration
 	rejects      map[string]rejection // by phone number
 	messages     []Message
@@ -158,6 +179,9 @@ func New(opts Options) *Server {
 		rejects:    make(map[string]rejection),
 		byTracking: make(map[string]int),
 		counts:     make(map[string]int),
+		notViber:   make(map[string]bool),
+		viberPrice: DefaultViberPrice,
+		smsPrice:   DefaultSMSPrice,
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = time.Hour
@@ -173,6 +197,8 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /viber", s.serveViber)
 	mux.HandleFunc("POST /viber/session", s.serveSessions)
 	mux.HandleFunc("GET /viber/tracking/{trackingId}", s.serveTracking)
+	mux.HandleFunc("POST /failover", s.serveFailover)
+	mux.HandleFunc("POST /sms", s.serveSMS)
 	s.handler = s.outage(mux)
 	return s
 }
@@ -409,7 +435,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 	labels := s.listLabels
 	var msgs []map[string]any
 	for _, m := range s.messages {
-		if m.To == phone {
+		if m.To == phone && viberRecord(m) {
 			msgs = append(msgs, s.record(m, labels))
 		}
 	}
@@ -435,7 +461,7 @@ func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, ok := s.message(r.PathValue("trackingId"))
-	if !ok {
+	if !ok || !viberRecord(m) {
 		writeError(w, http.StatusNotFound, "404019006", "viberTracking was not found.")
 		return
 	}
@@ -443,7 +469,7 @@ func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
 	labels := s.listLabels
 	s.mu.Unlock()
 	rec := s.record(m, labels)
-	rec["price"], rec["sessionMessage"], rec["expireOnDelivery"] = 0.0, true, false
+	rec["price"], rec["sessionMessage"], rec["expireOnDelivery"] = m.Price, m.Session, false
 	writeJSON(w, http.StatusOK, rec)
 }
 
@@ -454,7 +480,7 @@ func (s *Server) record(m Message, label bool) map[string]any {
 		"to":                 m.To,
 		"from":               m.From,
 		"country":            country(m.To),
-		"status":             map[string]any{"status": "Queued", "date": formatTime(m.At)},
+		"status":             statusObject(m),
 		"applicationName":    "fakeroutee",
 		"originatingService": "Viber",
 		"direction":          "Outbound",
@@ -600,6 +626,7 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 
 	m.TrackingID = newUUID()
 	m.At = s.now().UTC()
+	m.Status, m.Carrier = "Queued", "Viber"
 	s.mu.Lock()
 	s.byTracking[m.TrackingID] = len(s.messages)
 	s.messages = append(s.messages, m)
@@ -629,7 +656,7 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 		"status":         map[string]any{"status": "Queued", "date": formatTime(m.At)},
 		"body":           bodyOf(m),
 		"ttl":            m.TTL,
-		"sessionMessage": true,
+		"sessionMessage": m.Session,
 		"label":          m.Label,
 		"createdAt":      formatTime(m.At),
 	})
@@ -684,10 +711,11 @@ func parseMessage(raw []byte) (Message, []string) {
 	} else {
 		m.To = v
 	}
-	var session bool
-	if rv, ok := top["isSessionMessage"]; !ok || json.Unmarshal(rv, &session) != nil || !session {
-		bad("isSessionMessage must be true")
+	// Without isSessionMessage (or with false) it is a paid business message.
+	if rv, ok := top["isSessionMessage"]; ok && json.Unmarshal(rv, &m.Session) != nil {
+		bad("isSessionMessage must be true or false")
 	}
+	m.Route = "viber"
 	if rv, ok := top["ttl"]; !ok {
 		bad("ttl is missing")
 	} else if n, err := strconv.Atoi(string(bytes.TrimSpace(rv))); err != nil {
@@ -722,6 +750,10 @@ func parseMessage(raw []byte) (Message, []string) {
 	body, err := object(rawBody)
 	if err != nil {
 		bad("body is not an object")
+		return m, problems
+	}
+	if !m.Session {
+		parsePaidBody(&m, body, bad)
 		return m, problems
 	}
 	var kinds []string
@@ -859,7 +891,7 @@ func (s *Server) StatusPayload(trackingID, status, reason string) ([]byte, error
 		"body":               bodyOf(m),
 		"ttl":                m.TTL,
 		"label":              m.Label,
-		"price":              0.0,
+		"price":              s.priceOf(m, status),
 		"direction":          "Outbound",
 		"originatingService": "Viber",
 		"createdAt":          formatTime(m.At),
@@ -873,7 +905,7 @@ func (s *Server) ReportStatus(ctx context.Context, trackingID, status string, re
 	if err != nil {
 		return err
 	}
-	m, _ := s.message(trackingID)
+	m := s.SetStatus(trackingID, status, reason)
 	return s.post(ctx, m.CallbackURL, payload)
 }
 
@@ -907,6 +939,9 @@ func (s *Server) InboundPayload(in Inbound) []byte {
 	}
 	if in.FileName != "" {
 		p["filename"] = in.FileName
+	}
+	if in.ReferenceTrackingID != "" {
+		p["referenceTrackingId"] = in.ReferenceTrackingID
 	}
 	b, _ := json.Marshal(p) // strings and a time only: cannot fail
 	return b
