@@ -64,6 +64,12 @@ type Config struct {
 	// NotifyBefore is how long before a session ends, with the client's last
 	// message unanswered, the conversation's agent is reminded; 0 never.
 	NotifyBefore time.Duration
+
+	// ReconcileEvery is how often business messages stuck in sent for longer
+	// than the TTL are checked with Routee; ReconcileRate bounds those
+	// lookups (and "Check with Routee") per second.
+	ReconcileEvery time.Duration
+	ReconcileRate  float64
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -198,6 +204,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		"NORMAL, or FULL to also keep the last transactions through a power cut (slower writes)")
 	dur(&c.NotifyBefore, "notify-before", "SESSIONDESK_NOTIFY_BEFORE", 15*time.Minute,
 		"remind the agent this long before a session ends with the client unanswered; 0 never")
+	// Paid messages: checking stuck messages with Routee.
+	dur(&c.ReconcileEvery, "reconcile-every", "SESSIONDESK_RECONCILE_EVERY", 10*time.Minute,
+		"how often messages stuck in sent longer than the ttl are checked with Routee")
+	float(&c.ReconcileRate, "reconcile-rate", "SESSIONDESK_RECONCILE_RATE", 2,
+		"Routee lookups per second for Check with Routee and the stuck-message job")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -390,6 +401,12 @@ func (c *Config) checkRoutee(r Routee) error {
 func (c *Config) checkStorage() error {
 	if c.NotifyBefore < 0 || c.NotifyBefore > 24*time.Hour {
 		return fmt.Errorf("--notify-before %s: want 0 (never) up to 24h", c.NotifyBefore)
+	}
+	if c.ReconcileEvery < time.Minute {
+		return fmt.Errorf("--reconcile-every %s: at least 1m", c.ReconcileEvery)
+	}
+	if !(c.ReconcileRate > 0 && c.ReconcileRate <= 100) {
+		return fmt.Errorf("--reconcile-rate %g: want more than 0, at most 100 lookups a second", c.ReconcileRate)
 	}
 	if c.EventRetention < MinEventRetention {
 		return fmt.Errorf("--event-retention %s: keep events at least %s", c.EventRetention, MinEventRetention)

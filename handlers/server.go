@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/channel/routee"
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/live"
 	"sessiondesk/media"
@@ -58,6 +59,8 @@ type Deps struct {
 	LocalHosts []string
 	// Live tunes the websockets; zero values are the defaults.
 	Live LiveOptions
+	// Reconciler runs "Check with Routee"; nil when unavailable.
+	Reconciler *routee.Reconciler
 }
 
 // Server holds the handlers' dependencies.
@@ -161,6 +164,7 @@ func (s *Server) Register(e *echo.Echo) {
 	api.PATCH("/contacts/:id", s.apiEditContact)
 	s.registerAdmin(app)
 	s.registerSearch(app, api)
+	s.registerPaid(app, api)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:
