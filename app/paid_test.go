@@ -384,3 +384,64 @@ func TestReconcileRepairsDroppedCallback(t *testing.T) {
 		t.Errorf("after the job: %+v", m)
 	}
 }
+
+// The pages: the composer's paid mode asks to confirm the price, then
+// queues; the thread marks the paid message and the reply to it; the panel
+// shows the flags and the last consent; "Check with Routee" answers.
+func TestPaidPages(t *testing.T) {
+	pa := startPaidApp(t)
+	const from = "+375298600005"
+	conv := pa.clientWritesViaRoutee(t, from, "Hello")
+	pa.clk.Add(25 * time.Hour)
+	c := "/c/" + strconv.FormatInt(conv, 10)
+	_, page := pa.do(t, "GET", c, "", "")
+	for _, want := range []string{`data-testid="composer-tab-paid"`, "Send a paid Viber message", `data-testid="paid-composer"`,
+		`data-testid="paid-price">0.031 EUR`, `data-testid="reconcile"`, `data-testid="last-consent"`, `data-testid="consent-export"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	hx := []string{"HX-Request", "true"}
+	form := "text=Your+order+is+ready&route=viber"
+	status, body := pa.do(t, "POST", c+"/paid", "application/x-www-form-urlencoded", form, hx...)
+	if status != http.StatusOK || !strings.Contains(string(body), `data-testid="paid-confirm-price">0.031 EUR`) ||
+		!strings.Contains(string(body), "opens a new billed session") || !strings.Contains(string(body), "Your order is ready") {
+		t.Fatalf("first submit: %d %s", status, body)
+	}
+	if n := len(pa.fake.Messages()); n != 0 {
+		t.Fatalf("%d messages went out before the confirmation", n)
+	}
+	status, body = pa.do(t, "POST", c+"/paid", "application/x-www-form-urlencoded", form+"&confirm_cost=1", hx...)
+	if status != http.StatusOK || !strings.Contains(string(body), `data-testid="paid-sent"`) {
+		t.Fatalf("confirmed submit: %d %s", status, body)
+	}
+	waitFor(t, "the paid message at Routee", func() bool { return len(pa.fake.Messages()) == 1 })
+	sent := pa.fake.Messages()[0]
+	if err := pa.fake.ReportStatus(context.Background(), sent.TrackingID, "Failed", "Opted Out"); err != nil {
+		t.Fatal(err)
+	}
+	_, page = pa.do(t, "GET", c, "", "")
+	for _, want := range []string{`data-flag="opted_out"`, `data-testid="paid-blocked"`, `data-testid="flag-clear"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("after the opt-out the page lacks %s", want)
+		}
+	}
+	if err := pa.fake.SendInbound(context.Background(), pa.hooks+"/inbound", fakeroutee.Inbound{From: from, Text: "Stop please",
+		ReferenceTrackingID: sent.TrackingID, SentAt: pa.clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, page = pa.do(t, "GET", c, "", "")
+	for _, want := range []string{`data-testid="paid-badge">Paid Viber message`, `data-testid="reply-to"`, "Stop please"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the thread lacks %s", want)
+		}
+	}
+	// The reply cleared the opt-out (writing is consent): no flag in the panel.
+	if strings.Contains(string(page), `data-flag="opted_out"`) {
+		t.Error("the opted-out flag stayed after the client wrote")
+	}
+	status, body = pa.do(t, "POST", c+"/reconcile", "application/x-www-form-urlencoded", "", hx...)
+	if status != http.StatusOK || !strings.Contains(string(body), "Checked") {
+		t.Errorf("Check with Routee: %d %s", status, body)
+	}
+}

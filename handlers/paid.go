@@ -27,6 +27,7 @@ func (s *Server) registerPaid(app, api *echo.Group) {
 	adm.POST("/paid-templates", s.apiAddPaidTemplate)
 	adm.DELETE("/paid-templates/:tid", s.apiDeletePaidTemplate)
 	adm.POST("/contacts/:id/flags/:flag/clear", s.apiClearFlag)
+	s.registerPaidPages(app)
 }
 
 // paidRequest is the paid part of POST /api/v1/conversations/{id}/messages.

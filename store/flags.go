@@ -152,7 +152,7 @@ func (s *Store) FlagFromReport(ctx context.Context, ref MessageRef, reasons ...s
 		if len(set) == 0 {
 			return false, nil
 		}
-		return true, appendEvent(ctx, tx, EventStatus, convID, id, now)
+		return true, appendEvent(ctx, tx, EventContact, convID, 0, now)
 	})
 	return set, err
 }
@@ -206,7 +206,7 @@ func (s *Store) ClearFlag(ctx context.Context, agentID, contactID int64, flag, n
 		if convID == 0 {
 			return false, nil
 		}
-		return true, appendEvent(ctx, tx, EventStatus, convID, 0, now)
+		return true, appendEvent(ctx, tx, EventContact, convID, 0, now)
 	})
 }
 

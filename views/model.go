@@ -93,6 +93,10 @@ type Message struct {
 	ArrivedURL, ResendURL string
 	// Attachment is the message's image or file; nil for text.
 	Attachment *Attachment
+	// Paid marks a paid message (outside a session); ReplyTo is the paid
+	// message a client's message answers, 0 for none.
+	Paid    *PaidBadge
+	ReplyTo int64
 }
 
 // Attachment is an image or file in a bubble.
@@ -127,6 +131,9 @@ type Panel struct {
 	EndedUnanswered bool
 	// History is the sessions before the current one, the latest first.
 	History []PastSession
+	// Paid is what reports said about the client and their last consent;
+	// nil hides it.
+	Paid *PaidPanel
 }
 
 // PastSession is one line of the panel's session history.
@@ -207,6 +214,8 @@ type ConversationView struct {
 	Panel    Panel
 	Composer Composer
 	Note     NoteComposer
+	// Paid is the composer's paid message mode; nil hides it.
+	Paid *PaidComposer
 }
 
 // InboxPage is the three-pane inbox.

@@ -671,6 +671,12 @@ func SessionPanel(c Chrome, p Panel, oob bool) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
+		if p.Paid != nil {
+			templ_7745c5c3_Err = PaidPanelView(c, *p.Paid).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		}
 		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 72, "<section class=\"panel-card keys-card\" aria-label=\"Keyboard shortcuts\"><h2 class=\"panel-label\">Keys</h2><ul class=\"keys\"><li><kbd>j</kbd> <kbd>k</kbd> next / previous</li><li><kbd>r</kbd> reply</li><li><kbd>Ctrl</kbd> <kbd>Enter</kbd> send</li></ul><button type=\"button\" class=\"link-button keys-all\" data-open-keys data-testid=\"keys-open\">All keys <kbd>?</kbd></button></section></aside>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
