@@ -445,3 +445,81 @@ func TestPaidPages(t *testing.T) {
 		t.Errorf("Check with Routee: %d %s", status, body)
 	}
 }
+
+// The sandbox phone plays "not a Viber user": a paid message with fallback
+// fails on Viber and arrives by SMS, with its price; with Viber again, the
+// client's reply to a paid message names it and opens the next session.
+func TestSandboxPaidMessages(t *testing.T) {
+	ta := startApp(t)
+	const from = "+375298603938"
+	conv := ta.clientWrites(t, from, "Hello")
+	if status, body := ta.do(t, "PUT", "/api/v1/admin/paid-settings", "application/json",
+		`{"currency":"EUR","viber_rates":{"*":0.03},"sms_rates":{"*":0.06},"sms_sender":"Shop"}`); status != http.StatusOK {
+		t.Fatalf("settings: %d %s", status, body)
+	}
+	ta.clock.Add(25 * time.Hour)
+	if status, _ := ta.do(t, "POST", "/sandbox/not-viber", "application/x-www-form-urlencoded", "phone=%2B375298603938&on=1"); status != http.StatusOK {
+		t.Fatalf("play not a Viber user: %d", status)
+	}
+	_, page := ta.do(t, "GET", "/sandbox?phone=%2B375298603938", "", "")
+	if !strings.Contains(string(page), `data-testid="sandbox-not-viber-on"`) {
+		t.Fatal("the phone does not say it plays a number without Viber")
+	}
+	path := "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages"
+	status, body := ta.do(t, "POST", path, "application/json", `{"paid":true,"fallback":true,"confirm_cost":true,"text":"Refund sent"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("paid send: %d %s", status, body)
+	}
+	var out struct {
+		Message struct{ ID int64 } `json:"message"`
+	}
+	_ = json.Unmarshal(body, &out)
+	id := out.Message.ID
+	waitStatus(t, ta, id, store.StatusSent)
+	// The phone shows it: Routee says Not Viber User, then the SMS step delivers it.
+	if status, _ := ta.do(t, "POST", "/sandbox/messages/"+strconv.FormatInt(id, 10)+"/seen", "", ""); status != http.StatusNoContent {
+		t.Fatalf("seen: %d", status)
+	}
+	waitStatus(t, ta, id, store.StatusDelivered)
+	var m store.Message
+	_ = ta.Store.Read(context.Background(), func(r *store.Reader) error {
+		var err error
+		m, err = r.Message(context.Background(), id)
+		return err
+	})
+	if m.Paid == nil || m.Paid.FinalChannel != "sms" || m.Paid.Price == nil || *m.Paid.Price != 0.05 {
+		t.Errorf("the paid message is %+v, want carried by SMS at the fake's price", m.Paid)
+	}
+	_, page = ta.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", "")
+	if !strings.Contains(string(page), "Carried by SMS") || !strings.Contains(string(page), `data-flag="not_viber_user"`) {
+		t.Error("the thread or panel does not show the SMS fallback and the flag")
+	}
+	_, page = ta.do(t, "GET", "/sandbox?phone=%2B375298603938", "", "")
+	if !strings.Contains(string(page), `data-testid="sandbox-paid">SMS from the business`) {
+		t.Error("the phone does not show the paid message as an SMS")
+	}
+	// Viber again; a plain paid Viber message, then the client answers it.
+	ta.do(t, "POST", "/sandbox/not-viber", "application/x-www-form-urlencoded", "phone=%2B375298603938&on=0")
+	ta.clientWrites(t, from, "I have Viber now") // clears the flag, opens session 2
+	ta.clock.Add(25 * time.Hour)
+	status, body = ta.do(t, "POST", path, "application/json", `{"paid":true,"confirm_cost":true,"text":"Order ready"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("paid send: %d %s", status, body)
+	}
+	_ = json.Unmarshal(body, &out)
+	waitStatus(t, ta, out.Message.ID, store.StatusSent)
+	_, page = ta.do(t, "GET", "/sandbox?phone=%2B375298603938", "", "")
+	if !strings.Contains(string(page), `data-testid="sandbox-paid">Business message`) {
+		t.Error("the phone does not mark the paid Viber message")
+	}
+	ta.clientWrites(t, from, "Coming!")
+	var reply store.Message
+	_ = ta.Store.Read(context.Background(), func(r *store.Reader) error {
+		msgs, err := r.Messages(context.Background(), conv, 10)
+		reply = msgs[len(msgs)-1]
+		return err
+	})
+	if reply.Body != "Coming!" || reply.ReplyTo != out.Message.ID || reply.SessionNumber != 3 {
+		t.Errorf("the reply is %+v, want a reply to %d opening session 3", reply, out.Message.ID)
+	}
+}

@@ -176,6 +176,7 @@ func (s *Server) Register(e *echo.Echo) {
 		sb.POST("/send", s.sandboxSendForm)
 		sb.POST("/messages", s.sandboxAPIMessage)
 		sb.POST("/messages/:id/seen", s.sandboxSeen)
+		sb.POST("/not-viber", s.sandboxNotViber)
 		sb.GET("/ws", s.sandboxSocket)
 	}
 }

@@ -251,6 +251,8 @@ type SandboxPage struct {
 	Error       string // a refused form, shown above it
 	FormName    string // the values of a refused form
 	FormPhone   string
+	// NotViber: the phone plays the selected number as one without Viber.
+	NotViber bool
 }
 
 // AdminTab names the admin page being shown, for the admin navigation.

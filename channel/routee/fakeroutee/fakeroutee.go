@@ -893,7 +893,7 @@ func (s *Server) StatusPayload(trackingID, status, reason string) ([]byte, error
 		"label":              m.Label,
 		"price":              s.priceOf(m, status),
 		"direction":          "Outbound",
-		"originatingService": "Viber",
+		"originatingService": service(m),
 		"createdAt":          formatTime(m.At),
 	})
 }

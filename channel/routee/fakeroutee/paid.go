@@ -469,3 +469,11 @@ func (s *Server) Settle(ctx context.Context, trackingID string) error {
 // viberRecord tells the messages POST /viber took: only those are Viber
 // tracking records and listed in sessions.
 func viberRecord(m Message) bool { return m.Route == "" || m.Route == "viber" }
+
+// service is the originatingService of a message's reports.
+func service(m Message) string {
+	if m.Route == "sms" {
+		return "Sms"
+	}
+	return "Viber"
+}
