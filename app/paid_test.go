@@ -523,3 +523,58 @@ func TestSandboxPaidMessages(t *testing.T) {
 		t.Errorf("the reply is %+v, want a reply to %d opening session 3", reply, out.Message.ID)
 	}
 }
+
+// Admins keep the prices and templates on their page; with templates
+// required, a paid message must be one of them, unchanged.
+func TestPaidAdminAndTemplates(t *testing.T) {
+	ta := startApp(t)
+	conv := ta.clientWrites(t, "+375298603938", "Hello")
+	form := "currency=usd&viber_rates=BY+0.031%0A*+0.05&sms_rates=&sms_sender=&require_template=1"
+	if status, body := ta.do(t, "POST", "/admin/paid", "application/x-www-form-urlencoded", form); status != http.StatusOK ||
+		!strings.Contains(string(body), `data-testid="paid-settings-saved"`) || !strings.Contains(string(body), "BY 0.031") {
+		t.Fatalf("save: %d %.400s", status, body)
+	}
+	if status, body := ta.do(t, "POST", "/admin/paid", "application/x-www-form-urlencoded", "currency=EUR&viber_rates=Belarus"); status != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(body), "Line 1") {
+		t.Errorf("bad rates: %d", status)
+	}
+	status, body := ta.do(t, "POST", "/api/v1/admin/paid-templates", "application/json", `{"name":"Order ready","body":"Your order is ready."}`)
+	if status != http.StatusCreated {
+		t.Fatalf("template: %d %s", status, body)
+	}
+	var tmpl store.PaidTemplate
+	_ = json.Unmarshal(body, &tmpl)
+	path := "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages"
+	if status, body := ta.do(t, "POST", path, "application/json", `{"paid":true,"confirm_cost":true,"text":"Free text"}`); status != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(body), `"field":"template_id"`) {
+		t.Errorf("free text with templates required: %d %s", status, body)
+	}
+	id := strconv.FormatInt(tmpl.ID, 10)
+	if status, body := ta.do(t, "POST", path, "application/json", `{"paid":true,"confirm_cost":true,"text":"Your order is ready!!","template_id":`+id+`}`); status != http.StatusUnprocessableEntity {
+		t.Errorf("a changed template: %d %s", status, body)
+	}
+	status, body = ta.do(t, "POST", path, "application/json", `{"paid":true,"template_id":`+id+`}`)
+	if status != http.StatusConflict || !strings.Contains(string(body), `"currency":"USD"`) {
+		t.Errorf("template, unconfirmed: %d %s", status, body)
+	}
+	if status, body := ta.do(t, "POST", path, "application/json", `{"paid":true,"confirm_cost":true,"template_id":`+id+`}`); status != http.StatusCreated ||
+		!strings.Contains(string(body), "Your order is ready.") {
+		t.Errorf("template: %d %s", status, body)
+	}
+	_, page := ta.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", "")
+	if !strings.Contains(string(page), `data-testid="paid-template"`) || !strings.Contains(string(page), "Order ready") {
+		t.Error("the paid mode does not offer the template")
+	}
+	if status, _ := ta.do(t, "DELETE", "/api/v1/admin/paid-templates/"+id, "", ""); status != http.StatusNoContent {
+		t.Errorf("delete: %d", status)
+	}
+	if status, _ := ta.do(t, "POST", path, "application/json", `{"paid":true,"confirm_cost":true,"template_id":`+id+`}`); status != http.StatusUnprocessableEntity {
+		t.Errorf("a deleted template: %d", status)
+	}
+	_, audit := ta.do(t, "GET", "/admin/audit.csv", "", "")
+	for _, want := range []string{"paid_settings", "paid_template", "paid_send"} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("the audit log lacks %s", want)
+		}
+	}
+}

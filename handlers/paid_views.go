@@ -25,6 +25,7 @@ func (s *Server) registerPaidPages(app *echo.Group) {
 	app.POST("/c/:id/paid", s.paidForm)
 	app.POST("/c/:id/reconcile", s.reconcileForm)
 	app.POST("/c/:id/flags/:flag/clear", s.clearFlagForm, s.requireAdmin)
+	s.registerPaidAdmin(app)
 }
 
 // paidBadge is how the thread marks a paid message.

@@ -264,6 +264,7 @@ const (
 	AdminTabAudit    AdminTab = "audit"
 	AdminTabSettings AdminTab = "settings"
 	AdminTabTokens   AdminTab = "tokens"
+	AdminTabPaid     AdminTab = "paid" // paid messages and SMS (paid_admin.templ)
 )
 
 // AuditRow is one line of the audit log.
