@@ -86,13 +86,3 @@ type ReconcileResult struct {
 func PriceText(v float64, currency string) string {
 	return strconv.FormatFloat(v, 'f', -1, 64) + " " + currency
 }
-
-func routeText(route string) string {
-	switch route {
-	case "failover":
-		return "a paid Viber message, then SMS if Viber cannot deliver it"
-	case "sms":
-		return "an SMS"
-	}
-	return "a paid Viber message"
-}
