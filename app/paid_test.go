@@ -421,7 +421,8 @@ func TestPaidPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, page = pa.do(t, "GET", c, "", "")
-	for _, want := range []string{`data-flag="opted_out"`, `data-testid="paid-blocked"`, `data-testid="flag-clear"`} {
+	for _, want := range []string{`data-flag="opted_out"`, `data-testid="paid-blocked"`, `data-testid="flag-clear"`,
+		`title="The client opted out" data-testid="row-flag"`} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("after the opt-out the page lacks %s", want)
 		}

@@ -213,6 +213,9 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 	if cv.Assignee != nil {
 		row.Assignee = cv.Assignee.Name
 	}
+	for _, f := range cv.Contact.Flags {
+		row.Flags = append(row.Flags, views.ContactFlag{Flag: f, Text: store.FlagText(f)})
+	}
 	if cv.Last != nil {
 		if cv.Last.Direction == store.Inbound {
 			row.LastInID = cv.Last.ID

@@ -54,6 +54,8 @@ type ConversationRow struct {
 	// LastInID is the newest message's id when the client wrote it, else 0:
 	// the script notifies when it grows.
 	LastInID int64
+	// Flags are what delivery reports said about the client (paid.go).
+	Flags []ContactFlag
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
