@@ -579,3 +579,43 @@ func TestPaidAdminAndTemplates(t *testing.T) {
 		}
 	}
 }
+
+// Routee takes a paid message and its answer is lost (a 500 after it was
+// recorded): the lookups cannot tell by content, so it stays unconfirmed for
+// an agent and is never sent (billed) twice on its own.
+func TestPaidSendAnswerLostIsNeverResent(t *testing.T) {
+	clk := clock.NewManual(time.Now().UTC())
+	ra := startRouteeApp(t, channel.OutboxOptions{CheckAfter: 20 * time.Millisecond, Settle: time.Millisecond, MaxChecks: 2},
+		func(c *config.Config, o *Options) { o.Now = clk.Now })
+	if status, body := ra.do(t, "PUT", "/api/v1/admin/paid-settings", "application/json",
+		`{"currency":"EUR","viber_rates":{"*":0.05}}`); status != http.StatusOK {
+		t.Fatalf("settings: %d %s", status, body)
+	}
+	conv := ra.clientWritesViaRoutee(t, "+375298600009", "Hello")
+	clk.Add(25 * time.Hour)
+	ra.fake.AcceptThen(1, fakeroutee.ServerError, http.StatusInternalServerError)
+	status, body := ra.do(t, "POST", "/api/v1/conversations/"+strconv.FormatInt(conv, 10)+"/messages", "application/json",
+		`{"paid":true,"confirm_cost":true,"text":"Order ready"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("paid send: %d %s", status, body)
+	}
+	var out struct {
+		Message struct{ ID int64 } `json:"message"`
+	}
+	_ = json.Unmarshal(body, &out)
+	label := strconv.FormatInt(out.Message.ID, 10)
+	// The outbox's lookups run on the manual clock: move it past each.
+	waitFor(t, "the lookups to give up", func() bool {
+		clk.Add(time.Minute)
+		var m store.Message
+		_ = ra.Store.Read(context.Background(), func(r *store.Reader) error {
+			var err error
+			m, err = r.Message(context.Background(), out.Message.ID)
+			return err
+		})
+		return m.Status == store.StatusUnconfirmed && strings.Contains(m.StatusReason, "Could not confirm")
+	})
+	if n := ra.fake.Count(label); n != 1 {
+		t.Errorf("Routee took the paid message %d times, want 1", n)
+	}
+}
