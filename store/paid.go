@@ -439,6 +439,20 @@ func (s *Store) ApplyPaidReport(ctx context.Context, r PaidReport) (bool, error)
 	if r.FinalChannel == "" && r.Price == nil {
 		return false, nil
 	}
+	// Most reports are about session messages: a read tells, so that they
+	// cost no write transaction.
+	q, arg := `SELECT EXISTS (SELECT 1 FROM paid_messages WHERE message_id = ?)`, any(r.Ref.ID)
+	if r.Ref.ID == 0 {
+		q, arg = `SELECT EXISTS (SELECT 1 FROM messages m JOIN paid_messages p ON p.message_id = m.id
+			WHERE m.provider_id = ?)`, r.Ref.ProviderID
+	}
+	var paid bool
+	if err := s.read.QueryRowContext(ctx, q, arg).Scan(&paid); err != nil {
+		return false, fmt.Errorf("is message %+v paid: %w", r.Ref, err)
+	}
+	if !paid {
+		return false, nil
+	}
 	var changed bool
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		changed = false
