@@ -228,6 +228,20 @@ func TestPaidFailoverToSMSAfterNotViberUser(t *testing.T) {
 	if len(cv.Contact.Flags) != 1 || cv.Contact.Flags[0].Flag != store.FlagNotViberUser || cv.Contact.Flags[0].Reason != "Not Viber User" {
 		t.Fatalf("contact.flags = %+v (%s)", cv.Contact.Flags, body)
 	}
+	// The month's paid costs: one failover, carried by SMS, billed the SMS price.
+	period := "?from=" + pa.clk.Now().AddDate(0, 0, -2).Format(time.DateOnly) + "&to=" + pa.clk.Now().AddDate(0, 0, 2).Format(time.DateOnly)
+	_, body = pa.do(t, "GET", "/api/v1/admin/paid-costs"+period, "", "")
+	var costs struct {
+		Totals []store.PaidTotal `json:"totals"`
+	}
+	_ = json.Unmarshal(body, &costs)
+	if len(costs.Totals) != 1 || costs.Totals[0].Route != "failover" || costs.Totals[0].Channel != "sms" || costs.Totals[0].Count != 1 ||
+		costs.Totals[0].Billed != fakeroutee.DefaultSMSPrice || costs.Totals[0].Quoted != 0.091 || costs.Totals[0].Currency != "EUR" {
+		t.Errorf("paid costs: %s", body)
+	}
+	if status, _ := pa.do(t, "GET", "/api/v1/admin/paid-costs?from=yesterday", "", ""); status != http.StatusUnprocessableEntity {
+		t.Errorf("a bad period: %d", status)
+	}
 	status, body = pa.sendPaid(t, conv, `{"paid":true,"confirm_cost":true,"text":"Another"}`)
 	if status != http.StatusConflict || decodeError(t, body).Code != "not_viber_user" || !strings.Contains(string(body), "SMS") {
 		t.Errorf("Viber to a non-Viber user: %d %s", status, body)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -27,6 +28,7 @@ func (s *Server) registerPaid(app, api *echo.Group) {
 	adm.POST("/paid-templates", s.apiAddPaidTemplate)
 	adm.DELETE("/paid-templates/:tid", s.apiDeletePaidTemplate)
 	adm.POST("/contacts/:id/flags/:flag/clear", s.apiClearFlag)
+	adm.GET("/paid-costs", s.apiPaidCosts)
 	s.registerPaidPages(app)
 }
 
@@ -273,4 +275,50 @@ func (s *Server) apiClearFlag(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// paidPeriod reads ?from=YYYY-MM-DD&to=YYYY-MM-DD (UTC days, to exclusive);
+// the default is the current month.
+func paidPeriod(c echo.Context, now time.Time) (time.Time, time.Time, error) {
+	from := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	until := from.AddDate(0, 1, 0)
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &until}} {
+		if v := c.QueryParam(p.name); v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return time.Time{}, time.Time{}, &store.InvalidError{Field: p.name, Message: p.name + ": want a date such as 2026-11-01."}
+			}
+			*p.dst = t
+		}
+	}
+	if !until.After(from) {
+		return time.Time{}, time.Time{}, &store.InvalidError{Field: "to", Message: "to must be after from."}
+	}
+	return from, until, nil
+}
+
+// apiPaidCosts is GET /api/v1/admin/paid-costs: paid messages summed by
+// route, final channel and currency, quoted and billed.
+func (s *Server) apiPaidCosts(c echo.Context) error {
+	ctx := c.Request().Context()
+	var out struct {
+		From   time.Time         `json:"from"`
+		To     time.Time         `json:"to"`
+		Totals []store.PaidTotal `json:"totals"`
+	}
+	err := s.Store.Read(ctx, func(r *store.Reader) error {
+		var err error
+		if out.From, out.To, err = paidPeriod(c, r.Now()); err != nil {
+			return err
+		}
+		out.Totals, err = r.PaidTotals(ctx, out.From, out.To)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }

@@ -3,10 +3,12 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -62,8 +64,17 @@ func (s *Server) adminPaidPage(c echo.Context, set store.PaidSettings) (views.Ad
 		Promotional: set.Promotional, RequireTemplate: set.RequireTemplate}
 	err := s.Store.Read(c.Request().Context(), func(r *store.Reader) error {
 		ts, err := r.PaidTemplates(c.Request().Context())
+		if err != nil {
+			return err
+		}
 		for _, t := range ts {
 			p.Templates = append(p.Templates, views.PaidTemplate{ID: t.ID, Name: t.Name, Body: t.Body})
+		}
+		now := r.Now()
+		from := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		totals, err := r.PaidTotals(c.Request().Context(), from, from.AddDate(0, 1, 0))
+		for _, t := range totals {
+			p.Totals = append(p.Totals, paidTotalText(t))
 		}
 		return err
 	})
@@ -124,4 +135,27 @@ func (s *Server) adminDeleteTemplate(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, s.path("/admin/paid?saved=1"))
+}
+
+// paidTotalText is one line of the month's paid messages.
+func paidTotalText(t store.PaidTotal) string {
+	line := fmt.Sprintf("%d %s", t.Count, paidRouteName(t.Route))
+	if t.Channel != "" {
+		line += ", carried by " + strings.ToUpper(t.Channel[:1]) + t.Channel[1:]
+	}
+	line += ": quoted " + views.PriceText(math.Round(t.Quoted*1e6)/1e6, t.Currency)
+	if t.Reported > 0 {
+		line += fmt.Sprintf(", billed %s for %d reported", views.PriceText(math.Round(t.Billed*1e6)/1e6, t.Currency), t.Reported)
+	}
+	return line
+}
+
+func paidRouteName(route string) string {
+	switch route {
+	case store.RouteFailover:
+		return "Viber-then-SMS"
+	case store.RouteSMS:
+		return "SMS"
+	}
+	return "paid Viber"
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"sessiondesk/session"
@@ -511,4 +512,40 @@ func (ps *paidScan) paid() *Paid {
 		p.Price = &v
 	}
 	return &p
+}
+
+// PaidTotal sums paid messages of one route and currency.
+type PaidTotal struct {
+	Route    string  `json:"route"`
+	Channel  string  `json:"final_channel"` // viber, sms, or "" while not reported
+	Currency string  `json:"currency"`
+	Count    int     `json:"count"`
+	Quoted   float64 `json:"quoted"` // what the agents confirmed
+	Billed   float64 `json:"billed"` // what Routee reported, for those it reported
+	Reported int     `json:"reported"`
+}
+
+// PaidTotals sums the paid messages accepted in [from, until) that did not
+// fail before reaching Routee, by route, final channel and currency: the
+// per-message costs beside the sessions'.
+func (r *Reader) PaidTotals(ctx context.Context, from, until time.Time) ([]PaidTotal, error) {
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT p.route, p.final_channel, p.currency, count(*), total(p.quoted_price), total(p.price), count(p.price)
+		FROM paid_messages p JOIN messages m ON m.id = p.message_id
+		WHERE m.created_at >= ? AND m.created_at < ? AND m.provider_id IS NOT NULL
+		GROUP BY p.route, p.final_channel, p.currency ORDER BY p.route, p.final_channel, p.currency`,
+		ms(from), ms(until))
+	if err != nil {
+		return nil, fmt.Errorf("paid totals: %w", err)
+	}
+	defer rows.Close()
+	out := []PaidTotal{}
+	for rows.Next() {
+		var t PaidTotal
+		if err := rows.Scan(&t.Route, &t.Channel, &t.Currency, &t.Count, &t.Quoted, &t.Billed, &t.Reported); err != nil {
+			return nil, fmt.Errorf("paid totals: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
