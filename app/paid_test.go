@@ -397,6 +397,16 @@ func TestReconcileRepairsDroppedCallback(t *testing.T) {
 	if m := pa.message(t, conv, id2); m.Status != store.StatusDelivered {
 		t.Errorf("after the job: %+v", m)
 	}
+	// Long past its ttl the job leaves a message alone (Routee settled it or never will).
+	id3, sent3 := pa.sentPaid(t, conv, `{"paid":true,"confirm_cost":true,"text":"Third"}`)
+	pa.fake.SetStatus(sent3.TrackingID, "Delivered", "")
+	pa.clk.Add(100 * time.Hour)
+	if n, err := pa.reconciler.Stuck(context.Background(), 24*time.Hour, 10); err != nil || n != 0 {
+		t.Errorf("stuck job long after the ttl: %d %v", n, err)
+	}
+	if m := pa.message(t, conv, id3); m.Status != store.StatusSent {
+		t.Errorf("a message long past its ttl: %+v", m)
+	}
 }
 
 // The pages: the composer's paid mode asks to confirm the price, then

@@ -40,12 +40,13 @@ func scanUnsettled(ctx context.Context, q queryer, query string, args ...any) ([
 }
 
 // Unsettled returns up to limit of a conversation's business messages with
-// a tracking id and a status that may still move (sent, unconfirmed,
-// delivered), newest first.
+// a tracking id and no delivery report yet (sent, or unconfirmed), newest
+// first. A delivered message may still be seen, but nothing is amiss with
+// it: asking about it would only slow the check down.
 func (r *Reader) Unsettled(ctx context.Context, conversationID int64, limit int) ([]Unsettled, error) {
 	out, err := scanUnsettled(ctx, r.q, unsettledSelect+`
 		WHERE m.conversation_id = ? AND m.direction = 'out' AND m.provider_id IS NOT NULL
-		  AND m.status IN ('sent', 'unconfirmed', 'delivered')
+		  AND m.status IN ('sent', 'unconfirmed')
 		ORDER BY m.id DESC LIMIT ?`, conversationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("unsettled messages of conversation %d: %w", conversationID, err)
@@ -53,13 +54,15 @@ func (r *Reader) Unsettled(ctx context.Context, conversationID int64, limit int)
 	return out, nil
 }
 
-// StuckSent returns up to limit business messages that have been sent since
-// before the cutoff without any later report, oldest first.
-func (s *Store) StuckSent(ctx context.Context, before time.Time, limit int) ([]Unsettled, error) {
+// StuckSent returns up to limit business messages marked sent in [since,
+// before) without any later report, oldest first. The lower bound keeps
+// messages Routee itself never settles from crowding out newer ones.
+func (s *Store) StuckSent(ctx context.Context, since, before time.Time, limit int) ([]Unsettled, error) {
 	out, err := scanUnsettled(ctx, s.read, unsettledSelect+`
-		WHERE m.id IN (SELECT id FROM messages WHERE status = 'sent' AND status_at < ? ORDER BY status_at LIMIT ?)
+		WHERE m.id IN (SELECT id FROM messages WHERE status = 'sent' AND status_at >= ? AND status_at < ?
+		               ORDER BY status_at LIMIT ?)
 		  AND m.provider_id IS NOT NULL
-		ORDER BY m.status_at`, ms(before), limit)
+		ORDER BY m.status_at`, ms(since), ms(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages stuck in sent: %w", err)
 	}

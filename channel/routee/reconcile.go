@@ -25,8 +25,13 @@ type Reconciler struct {
 	Log     *slog.Logger
 }
 
-// maxReconcile bounds the messages one "Check with Routee" asks about.
-const maxReconcile = 50
+// maxReconcile bounds the messages one "Check with Routee" (or one round
+// of the job) asks about, and checkTimeout how long an agent's check may
+// take: the limiter spaces the lookups out.
+const (
+	maxReconcile = 20
+	checkTimeout = 30 * time.Second
+)
 
 // Change is one difference found and applied.
 type Change struct {
@@ -70,6 +75,8 @@ func (r *Reconciler) wait(ctx context.Context) error {
 // Conversation checks one conversation's unsettled business messages and
 // its sessions at Routee.
 func (r *Reconciler) Conversation(ctx context.Context, conversationID int64) (Reconciliation, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	var (
 		todo  []store.Unsettled
 		phone string
@@ -169,9 +176,11 @@ func (r *Reconciler) one(ctx context.Context, u store.Unsettled, out *Reconcilia
 }
 
 // Stuck checks up to limit messages that have been sent for longer than ttl
-// without a report, oldest first; it returns how many changed.
+// (but less than twice the ttl and a day: Routee has settled anything older,
+// or never will) without a report, oldest first; it returns how many changed.
 func (r *Reconciler) Stuck(ctx context.Context, ttl time.Duration, limit int) (int, error) {
-	todo, err := r.Store.StuckSent(ctx, r.Store.Now().Add(-ttl), limit)
+	now := r.Store.Now()
+	todo, err := r.Store.StuckSent(ctx, now.Add(-2*ttl-24*time.Hour), now.Add(-ttl), limit)
 	if err != nil {
 		return 0, err
 	}
