@@ -435,7 +435,18 @@ func TestPaidPages(t *testing.T) {
 	if n := len(pa.fake.Messages()); n != 0 {
 		t.Fatalf("%d messages went out before the confirmation", n)
 	}
-	status, body = pa.do(t, "POST", c+"/paid", "application/x-www-form-urlencoded", form+"&confirm_cost=1", hx...)
+	if !strings.Contains(string(body), `name="confirm_price" value="0.031"`) {
+		t.Error("the confirmation does not carry the price it showed")
+	}
+	// A confirmation of another price (an admin changed it meanwhile) asks again.
+	status, body = pa.do(t, "POST", c+"/paid", "application/x-www-form-urlencoded", form+"&confirm_cost=1&confirm_price=0.02", hx...)
+	if status != http.StatusOK || !strings.Contains(string(body), `data-testid="paid-confirm-price">0.031 EUR`) {
+		t.Fatalf("stale confirmation: %d %s", status, body)
+	}
+	if n := len(pa.fake.Messages()); n != 0 {
+		t.Fatalf("a message went out on a stale price")
+	}
+	status, body = pa.do(t, "POST", c+"/paid", "application/x-www-form-urlencoded", form+"&confirm_cost=1&confirm_price=0.031", hx...)
 	if status != http.StatusOK || !strings.Contains(string(body), `data-testid="paid-sent"`) {
 		t.Fatalf("confirmed submit: %d %s", status, body)
 	}

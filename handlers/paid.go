@@ -36,6 +36,9 @@ func (s *Server) registerPaid(app, api *echo.Group) {
 type paidRequest struct {
 	Paid        bool   `json:"paid"`
 	ConfirmCost bool   `json:"confirm_cost"`
+	// ConfirmPrice, optional, is the price the agent confirmed: a different
+	// price now asks again.
+	ConfirmPrice *float64 `json:"confirm_price"`
 	ImageURL    string `json:"image_url"`
 	Button      *struct {
 		Caption string `json:"caption"`
@@ -86,7 +89,7 @@ func paidSend(convID, agentID int64, text string, p paidRequest) (store.PaidSend
 		return store.PaidSend{}, err
 	}
 	ps := store.PaidSend{ConversationID: convID, AgentID: agentID, Text: text, ImageURL: strings.TrimSpace(p.ImageURL),
-		Route: route, TemplateID: p.TemplateID, ConfirmCost: p.ConfirmCost}
+		Route: route, TemplateID: p.TemplateID, ConfirmCost: p.ConfirmCost, ConfirmedPrice: p.ConfirmPrice}
 	if p.Button != nil {
 		ps.ButtonCaption, ps.ButtonURL = strings.TrimSpace(p.Button.Caption), strings.TrimSpace(p.Button.URL)
 	}

@@ -145,6 +145,9 @@ func (s *Server) paidForm(c echo.Context) error {
 		}{c.FormValue("button_caption"), c.FormValue("button_url")}
 	}
 	req.TemplateID, _ = strconv.ParseInt(c.FormValue("template_id"), 10, 64)
+	if v, err := strconv.ParseFloat(c.FormValue("confirm_price"), 64); err == nil {
+		req.ConfirmPrice = &v // the price the confirmation showed
+	}
 	text := strings.ReplaceAll(c.FormValue("text"), "\r\n", "\n")
 	ps, err := paidSend(id, currentAgent(c).ID, text, req)
 	if err == nil {
@@ -182,7 +185,7 @@ func (s *Server) paidForm(c echo.Context) error {
 	case errors.As(err, &ce):
 		keep()
 		view.Confirm = &views.PaidQuote{Price: views.PriceText(ce.Quote.Price, ce.Quote.Currency), Route: ce.Quote.Route,
-			RouteTxt: paidRouteText(ce.Quote.Route)}
+			RouteTxt: paidRouteText(ce.Quote.Route), Amount: strconv.FormatFloat(ce.Quote.Price, 'f', -1, 64)}
 	case errors.As(err, &refusal):
 		keep()
 		view.Error = refusal.Message

@@ -217,6 +217,10 @@ type PaidSend struct {
 	// ConfirmCost: the agent saw the price and confirmed it. Without it
 	// nothing is stored and a *CostError carries the quote.
 	ConfirmCost bool
+	// ConfirmedPrice, when set, is the price the agent saw: if the price is
+	// another now (an admin changed it meanwhile), the send is asked to be
+	// confirmed again.
+	ConfirmedPrice *float64
 }
 
 // CostError asks the agent to confirm a paid message's price first.
@@ -371,7 +375,7 @@ func (s *Store) AcceptPaidMessage(ctx context.Context, p PaidSend) (Message, err
 				"No price for a paid %s message to %s is set; an admin sets it under paid message settings.", p.Route, where)}
 		}
 		quote := Quote{Route: p.Route, Country: country, Price: price, Currency: set.Currency}
-		if !p.ConfirmCost {
+		if !p.ConfirmCost || (p.ConfirmedPrice != nil && math.Abs(*p.ConfirmedPrice-price) > 1e-9) {
 			return false, &CostError{Quote: quote}
 		}
 		_, sessionID, err := loadState(ctx, tx, p.ConversationID)

@@ -41,6 +41,7 @@ type PaidTemplate struct {
 // PaidQuote is a price the agent must confirm.
 type PaidQuote struct {
 	Price    string // e.g. "0.031 EUR"
+	Amount   string // the number alone, sent back with the confirmation
 	Route    string
 	RouteTxt string // "a paid Viber message", ...
 }
