@@ -34,13 +34,13 @@ func (s *Server) registerPaid(app, api *echo.Group) {
 
 // paidRequest is the paid part of POST /api/v1/conversations/{id}/messages.
 type paidRequest struct {
-	Paid        bool   `json:"paid"`
-	ConfirmCost bool   `json:"confirm_cost"`
+	Paid        bool `json:"paid"`
+	ConfirmCost bool `json:"confirm_cost"`
 	// ConfirmPrice, optional, is the price the agent confirmed: a different
 	// price now asks again.
 	ConfirmPrice *float64 `json:"confirm_price"`
-	ImageURL    string `json:"image_url"`
-	Button      *struct {
+	ImageURL     string   `json:"image_url"`
+	Button       *struct {
 		Caption string `json:"caption"`
 		URL     string `json:"url"`
 	} `json:"button"`
