@@ -462,6 +462,13 @@ func TestPaidPages(t *testing.T) {
 			t.Errorf("after the opt-out the page lacks %s", want)
 		}
 	}
+	if err := pa.fake.ReportStatus(context.Background(), sent.TrackingID, "Failed", "Unsupported Equipment"); err != nil {
+		t.Fatal(err)
+	}
+	_, page = pa.do(t, "GET", c, "", "")
+	if !strings.Contains(string(page), `data-testid="paid-warning">The client has no suitable device`) {
+		t.Error("the paid mode does not warn of the client's device")
+	}
 	if err := pa.fake.SendInbound(context.Background(), pa.hooks+"/inbound", fakeroutee.Inbound{From: from, Text: "Stop please",
 		ReferenceTrackingID: sent.TrackingID, SentAt: pa.clk.Now()}); err != nil {
 		t.Fatal(err)

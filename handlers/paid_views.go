@@ -93,6 +93,8 @@ func (s *Server) paidComposer(ctx context.Context, r *store.Reader, cv store.Con
 				f.Text, f.Reason)
 		case store.FlagNotViberUser:
 			p.NotViber = true
+		default:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("The client %s (%s): the message may not arrive on Viber.", f.Text, f.Reason))
 		}
 	}
 	return p, nil

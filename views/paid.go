@@ -21,6 +21,8 @@ type PaidComposer struct {
 	// blocked the business); NotViber that Routee said they have no Viber.
 	Blocked  string
 	NotViber bool
+	// Warnings are the other flags, for people ("The client has no suitable device").
+	Warnings []string
 	// The last attempt: kept when the server asks to confirm or refuses.
 	Text, ImageURL, ButtonCaption, ButtonURL, Route string
 	TemplateID                                      int64
