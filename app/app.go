@@ -21,6 +21,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 
 	"sessiondesk/auth"
 	"sessiondesk/channel"
@@ -74,15 +75,17 @@ const (
 
 // App is one running Sessiondesk.
 type App struct {
-	cfg       config.Config
-	log       *slog.Logger
-	Store     *store.Store
-	Broker    *live.Broker
-	handlers  *handlers.Server
-	outbox    *channel.Outbox
-	server    *http.Server
-	ln        net.Listener
-	publicURL *url.URL
+	cfg      config.Config
+	log      *slog.Logger
+	Store    *store.Store
+	Broker   *live.Broker
+	handlers *handlers.Server
+	outbox   *channel.Outbox
+	// reconciler runs "Check with Routee" and the stuck-message job.
+	reconciler *routee.Reconciler
+	server     *http.Server
+	ln         net.Listener
+	publicURL  *url.URL
 	// phone is the sandbox provider; nil with a real provider.
 	phone         *sandbox.Provider
 	webhookSecret string
@@ -251,6 +254,8 @@ func (a *App) setUpChannel(opts Options) error {
 	ob.Metrics = a.metrics
 	ob.MediaURL = func(token string) string { return a.publicURL.String() + "/media/" + token }
 	a.outbox = channel.NewOutbox(a.Store, client, a.log.With("component", "outbox"), ob)
+	a.reconciler = &routee.Reconciler{Client: client, Store: a.Store, Log: a.log.With("component", "reconcile"),
+		Limiter: rate.NewLimiter(rate.Limit(max(a.cfg.ReconcileRate, 0.1)), 1)}
 	// Client media URLs come from the webhook: the fetcher refuses private
 	// addresses and plain http, except under the sandbox's own media path
 	// (the fake serves the phone's files there) and what the caller allows.
@@ -302,6 +307,7 @@ func (a *App) routes() http.Handler {
 		Live:           a.liveOptions(),
 		ExpiringWithin: a.cfg.ExpiringWithin,
 		Metrics:        a.metrics,
+		Reconciler:     a.reconciler,
 	})
 	a.handlers.Register(e)
 	a.registerMetrics(e)
@@ -375,6 +381,9 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { a.pruneEvents(runCtx) })
 	wg.Go(func() { a.wakeSnoozed(runCtx, a.snooze) })
 	wg.Go(func() { a.remindSessions(runCtx, a.remindEvery) })
+	if a.cfg.ReconcileEvery > 0 {
+		wg.Go(func() { a.reconciler.Run(runCtx, a.cfg.ReconcileEvery, a.cfg.TTL) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.ln) }()
 

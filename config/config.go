@@ -78,6 +78,12 @@ type Config struct {
 	// that lets any address read it.
 	MetricsAllow []netip.Prefix
 	MetricsToken string
+
+	// ReconcileEvery is how often business messages stuck in sent for longer
+	// than the TTL are checked with Routee; ReconcileRate bounds those
+	// lookups (and "Check with Routee") per second.
+	ReconcileEvery time.Duration
+	ReconcileRate  float64
 }
 
 // MinEventRetention is the shortest event retention accepted: shorter, a page
@@ -232,6 +238,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		"CIDRs whose connections may read /metrics without a token; none for the token only")
 	str(&c.MetricsToken, "metrics-token", "SESSIONDESK_METRICS_TOKEN", "",
 		"bearer token that lets any address read /metrics (at least 16 characters)")
+	// Paid messages: checking stuck messages with Routee.
+	dur(&c.ReconcileEvery, "reconcile-every", "SESSIONDESK_RECONCILE_EVERY", 10*time.Minute,
+		"how often messages stuck in sent longer than the ttl are checked with Routee")
+	float(&c.ReconcileRate, "reconcile-rate", "SESSIONDESK_RECONCILE_RATE", 2,
+		"Routee lookups per second for Check with Routee and the stuck-message job")
 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -433,6 +444,12 @@ func (c *Config) checkStorage() error {
 	}
 	if c.ExpiringWithin < time.Minute || c.ExpiringWithin > 24*time.Hour {
 		return fmt.Errorf("--expiring-within %s: want 1m up to 24h", c.ExpiringWithin)
+	}
+	if c.ReconcileEvery < time.Minute {
+		return fmt.Errorf("--reconcile-every %s: at least 1m", c.ReconcileEvery)
+	}
+	if !(c.ReconcileRate > 0 && c.ReconcileRate <= 100) {
+		return fmt.Errorf("--reconcile-rate %g: want more than 0, at most 100 lookups a second", c.ReconcileRate)
 	}
 	if c.EventRetention < MinEventRetention {
 		return fmt.Errorf("--event-retention %s: keep events at least %s", c.EventRetention, MinEventRetention)

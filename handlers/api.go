@@ -21,6 +21,9 @@ type apiContact struct {
 	Name    string `json:"name"`
 	Phone   string `json:"phone"`
 	Country string `json:"country,omitempty"`
+	// Flags are what delivery reports said about the client; only on
+	// GET /api/v1/conversations/{id}.
+	Flags *[]store.ContactFlag `json:"flags,omitempty"`
 }
 
 type apiSession struct {
@@ -90,9 +93,37 @@ type apiMessage struct {
 	Agent          string    `json:"agent,omitempty"`
 	SentAt         time.Time `json:"sent_at"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Paid is set for a paid message (outside a session); ReplyTo is the
+	// business message a client's message answers.
+	Paid    *apiPaid `json:"paid,omitempty"`
+	ReplyTo int64    `json:"reply_to,omitempty"`
+}
+
+// apiPaid is what makes a message a paid one.
+type apiPaid struct {
+	Channel       string   `json:"channel"` // viber, failover or sms: how it was sent
+	FinalChannel  string   `json:"final_channel,omitempty"`
+	QuotedPrice   float64  `json:"quoted_price"`
+	Price         *float64 `json:"price"` // as Routee billed it; null until reported
+	Currency      string   `json:"currency"`
+	ImageURL      string   `json:"image_url,omitempty"`
+	ButtonCaption string   `json:"button_caption,omitempty"`
+	ButtonURL     string   `json:"button_url,omitempty"`
+	TemplateID    int64    `json:"template_id,omitempty"`
 }
 
 func toAPIMessage(m store.Message) apiMessage {
+	out := toAPISessionMessage(m)
+	out.ReplyTo = m.ReplyTo
+	if p := m.Paid; p != nil {
+		out.Paid = &apiPaid{Channel: p.Route, FinalChannel: p.FinalChannel, QuotedPrice: p.QuotedPrice, Price: p.Price,
+			Currency: p.Currency, ImageURL: p.ImageURL, ButtonCaption: p.ButtonCaption, ButtonURL: p.ButtonURL,
+			TemplateID: p.TemplateID}
+	}
+	return out
+}
+
+func toAPISessionMessage(m store.Message) apiMessage {
 	return apiMessage{
 		ID: m.ID, ConversationID: m.ConversationID, Direction: m.Direction, Type: string(m.Kind), Text: m.Body,
 		Status: m.Status, StatusReason: m.StatusReason, Attempts: m.Attempts, LastError: m.LastError, Session: m.SessionNumber, Agent: m.AgentName,
@@ -216,6 +247,11 @@ func (s *Server) apiConversation(c echo.Context) error {
 			return err
 		}
 		out.Unread = unread[id]
+		flags, err := r.ConversationFlags(ctx, id)
+		if err != nil {
+			return err
+		}
+		out.Contact.Flags = &flags
 		sessions, err := r.Sessions(ctx, id, historyLimit)
 		out.Sessions = make([]apiSessionRecord, 0, len(sessions))
 		for _, ss := range sessions {
@@ -262,6 +298,8 @@ type sendRequest struct {
 	Type              string `json:"type"`
 	Text              string `json:"text"`
 	ConfirmNewSession bool   `json:"confirm_new_session"`
+	// The paid message fields (paid.go): only with "paid": true.
+	paidRequest
 }
 
 // maxJSONBody bounds API request bodies; a text message is at most a few KB.
@@ -309,6 +347,9 @@ func (s *Server) apiSend(c echo.Context) error {
 	var req sendRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
+	}
+	if req.Paid {
+		return s.apiPaidSend(c, id, req.Text, req.paidRequest)
 	}
 	kind := session.Kind(req.Type)
 	if kind == session.Image || kind == session.File {

@@ -245,6 +245,9 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 		row.Assignee = cv.Assignee.Name
 		row.AssigneeID = cv.Assignee.ID
 	}
+	for _, f := range cv.Contact.Flags {
+		row.Flags = append(row.Flags, views.ContactFlag{Flag: f, Text: store.FlagText(f)})
+	}
 	if cv.Last != nil {
 		row.Preview = preview(*cv.Last)
 		row.LastAt = cv.Last.CreatedAt.In(time.Local)
@@ -296,6 +299,9 @@ func (s *Server) conversationView(ctx context.Context, r *store.Reader, id int64
 	for _, m := range msgs {
 		v.Messages = append(v.Messages, s.messageView(m))
 	}
+	if v.Paid, err = s.paidComposer(ctx, r, cv, r.Now()); err != nil {
+		return views.ConversationView{}, err
+	}
 	return v, nil
 }
 
@@ -312,7 +318,9 @@ func (s *Server) panel(ctx context.Context, r *store.Reader, cv store.Conversati
 	if cv.Contact, err = r.Contact(ctx, cv.Contact.ID); err != nil {
 		return views.Panel{}, err
 	}
-	return s.panelView(cv, sessions, r.Now()), nil
+	p := s.panelView(cv, sessions, r.Now())
+	p.Paid, err = s.paidPanel(ctx, r, cv.ID)
+	return p, err
 }
 
 // panelView is the session panel of cv, whose sessions (latest first, the
@@ -396,6 +404,8 @@ func (s *Server) messageView(m store.Message) views.Message {
 		AgentName:  m.AgentName,
 		SessionNum: m.SessionNumber,
 		NewSession: m.FirstOfSession,
+		Paid:       paidBadge(m.Paid),
+		ReplyTo:    m.ReplyTo,
 	}
 	if m.Direction == store.Outbound && m.Status == store.StatusQueued && m.Attempts > 0 {
 		tries := "tries"

@@ -445,6 +445,15 @@ func (v liveViews) Message(ctx context.Context, w io.Writer, m store.Message, ap
 
 func (v liveViews) State(ctx context.Context, w io.Writer, cv store.Conversation, history []session.Session, now time.Time) error {
 	p := v.s.panelView(cv, history, now)
+	// The contact's flags and last consent (paid messages) are read apart:
+	// the hub's batch does not carry them.
+	if err := v.s.Store.Read(ctx, func(r *store.Reader) error {
+		var err error
+		p.Paid, err = v.s.paidPanel(ctx, r, cv.ID)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := views.SessionPanel(v.chrome(), p, true).Render(ctx, w); err != nil {
 		return err
 	}

@@ -86,6 +86,7 @@ func (s *Server) sandboxPage(c echo.Context) error {
 			selected.Name = selected.Phone
 		}
 		page.Selected = selected
+		page.NotViber = s.Phone.IsNotViberUser(selected.Phone)
 		cv, err := r.ConversationByPhone(ctx, selected.Phone)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // a new client: nothing written yet
@@ -133,6 +134,9 @@ func (s *Server) deliverToPhone(ctx context.Context, e164 string) error {
 // report tells the provider what the phone did with these messages.
 func (s *Server) report(ctx context.Context, msgs []store.Message, status string) error {
 	for _, m := range msgs {
+		if s.sandboxNoViber(ctx, m) {
+			continue
+		}
 		if err := s.Phone.Report(ctx, m, status); err != nil {
 			return err
 		}
@@ -193,7 +197,8 @@ func (s *Server) receiveSandbox(ctx context.Context, w clientWrite, file *upload
 		return store.Message{}, &store.InvalidError{Field: "text",
 			Message: fmt.Sprintf("The message has %d characters; the sandbox phone sends at most %d.", n, maxClientText)}
 	}
-	write := sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text}
+	write := sandbox.Write{Phone: num.E164, Name: strings.TrimSpace(w.Name), Country: num.Region, Text: text,
+		ReferenceTrackingID: s.sandboxReplyRef(ctx, num.E164)}
 	if file != nil {
 		name := media.SanitizeName(file.Name)
 		a := store.NewAttachment{Hash: file.Blob.Hash, Size: file.Blob.Size, MIME: mimetype.Detect(file.Blob.Head).String(), Name: name}
@@ -283,6 +288,9 @@ func (s *Server) sandboxSeen(c echo.Context) error {
 	}
 	if m.Direction != store.Outbound {
 		return echo.NewHTTPError(http.StatusUnprocessableEntity, "Only business messages can be seen by the client.")
+	}
+	if s.sandboxNoViber(ctx, m) {
+		return c.NoContent(http.StatusNoContent) // reported as not a Viber user, or delivered by SMS
 	}
 	// Shown implies received: delivered first, so the agent sees both ticks.
 	for _, status := range []string{store.StatusDelivered, store.StatusSeen} {

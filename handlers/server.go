@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/channel/routee"
 	"sessiondesk/channel/sandbox"
 	"sessiondesk/live"
 	"sessiondesk/media"
@@ -66,6 +67,8 @@ type Deps struct {
 	// Metrics counts the webhooks' messages, statuses, prices and errors;
 	// nil counts nothing.
 	Metrics *metrics.Metrics
+	// Reconciler runs "Check with Routee"; nil when unavailable.
+	Reconciler *routee.Reconciler
 }
 
 // Server holds the handlers' dependencies.
@@ -175,6 +178,7 @@ func (s *Server) Register(e *echo.Echo) {
 	s.registerCosts(app, api)
 	s.registerSearch(app, api)
 	s.registerReports(app)
+	s.registerPaid(app, api)
 
 	if s.Phone != nil {
 		// The fake Routee answers the Routee client like the real one would:
@@ -186,6 +190,7 @@ func (s *Server) Register(e *echo.Echo) {
 		sb.POST("/send", s.sandboxSendForm)
 		sb.POST("/messages", s.sandboxAPIMessage)
 		sb.POST("/messages/:id/seen", s.sandboxSeen)
+		sb.POST("/not-viber", s.sandboxNotViber)
 		sb.GET("/ws", s.sandboxSocket)
 	}
 }

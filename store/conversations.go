@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	phonefmt "sessiondesk/phone"
@@ -19,6 +20,9 @@ type Contact struct {
 	PhoneDisplay string
 	Name         string
 	Country      string // ISO 3166 region, "" when unknown
+	// Flags are what delivery reports said about the client (FlagNotViberUser,
+	// ...), as the list shows them; nil for none.
+	Flags []string
 	// Details are what agents keep about the client; nil where they were not
 	// read (the list's rows never need them).
 	Details *ContactDetails
@@ -149,6 +153,7 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.phone_display, ct.name, ct.country,
+       coalesce((SELECT group_concat(flag) FROM contact_flags WHERE contact_id = ct.id), ''),
        m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
        c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
        c.last_in_id, c.session_ends_at,
@@ -170,9 +175,10 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 		assignee                AgentRef
 		sessionEndsAt           int64
 		st                      stateScan
+		flags                   string
 	)
 	dest := append([]any{&c.ID, &c.Contact.ID, &c.Contact.Phone, &c.Contact.PhoneDisplay, &c.Contact.Name, &c.Contact.Country,
-		&lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession,
+		&flags, &lastID, &dir, &kind, &body, &status, &lastAt, &lastSentAt, &lastSession,
 		&c.Status, &snoozedUntil, &assignee.ID, &assignee.Login, &assignee.Name,
 		&c.LastInID, &sessionEndsAt}, st.dest()...)
 	if err := row.Scan(dest...); err != nil {
@@ -182,6 +188,9 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 		c.Last = &Message{ID: lastID.Int64, ConversationID: c.ID, Direction: dir.String,
 			Kind: session.Kind(kind.String), Body: body.String, Status: status.String, CreatedAt: fromMS(lastAt.Int64),
 			SentAt: fromMS(lastSentAt.Int64), SessionNumber: lastSession}
+	}
+	if flags != "" {
+		c.Contact.Flags = strings.Split(flags, ",")
 	}
 	c.SnoozedUntil = fromMS(snoozedUntil)
 	if sessionEndsAt > 0 {

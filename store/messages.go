@@ -85,6 +85,12 @@ type Message struct {
 	// RetriedBy is the message "Send again" sent for this failed one; 0 while
 	// it was not sent again. A failed message is sent again at most once.
 	RetriedBy int64
+	// Paid is set for a paid message (outside a session, billed per message);
+	// nil for a session message.
+	Paid *Paid
+	// ReplyTo is the business message a client's message answers (Routee's
+	// referenceTrackingId); 0 when it names none.
+	ReplyTo int64
 }
 
 const messageSelect = `
@@ -94,11 +100,12 @@ SELECT m.id, m.conversation_id, s.number, m.direction, m.kind, m.body, m.status,
        m.id = (SELECT min(id) FROM messages WHERE session_id = m.session_id),
        m.attempts, m.last_error, m.next_attempt_at, m.media_url, m.file_name,
        coalesce((SELECT id FROM messages r WHERE r.retry_of = m.id), 0),
-       ` + attachmentColumns + `
+       ` + attachmentColumns + `, ` + paidColumns + `
 FROM messages m
 JOIN sessions s ON s.id = m.session_id
 LEFT JOIN agents ag ON ag.id = m.agent_id
-LEFT JOIN attachments a ON a.message_id = m.id`
+LEFT JOIN attachments a ON a.message_id = m.id
+LEFT JOIN paid_messages p ON p.message_id = m.id`
 
 // scanMessage reads the columns of messageSelect, then any extra columns into extra.
 func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, error) {
@@ -107,16 +114,19 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, er
 		kind                                   string
 		statusAt, sentAt, created, nextAttempt int64
 		att                                    attachmentScan
+		paid                                   paidScan
 	)
 	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
 		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
 		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName, &m.RetriedBy}, att.dest()...)
+	dest = append(dest, paid.dest()...)
 	dest = append(dest, extra...)
 	err := row.Scan(dest...)
 	m.Kind = session.Kind(kind)
 	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
 	m.NextAttemptAt = fromMS(nextAttempt)
 	m.Attachment = att.attachment()
+	m.Paid, m.ReplyTo = paid.paid(), paid.replyTo
 	return m, err
 }
 
@@ -187,6 +197,9 @@ type ClientMessage struct {
 	// delivery may have been stored before; it is stored under DedupeKey.
 	DedupeKey  string
 	DedupeAlso []string
+	// ReplyToProviderID is the provider's id of the business message this
+	// one answers (Routee's referenceTrackingId); "" when it names none.
+	ReplyToProviderID string
 }
 
 // Received is the outcome of ReceiveClientMessage.
@@ -244,11 +257,24 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if in.DedupeKey != "" {
 			dedupe = in.DedupeKey
 		}
+		// The message it answers, when it names one of this client's.
+		var replyTo any
+		if in.ReplyToProviderID != "" {
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM messages WHERE provider_id = ? AND direction = 'out'
+				AND conversation_id = ?`, in.ReplyToProviderID, convID).Scan(&id)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return false, fmt.Errorf("the message %q answers: %w", in.ReplyToProviderID, err)
+			}
+			if id != 0 {
+				replyTo = id
+			}
+		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
-			                      counted, sent_at, created_at, dedupe_key, media_url, file_name)
-			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?, ?, ?)`,
-			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe, in.MediaURL, in.FileName)
+			                      counted, sent_at, created_at, dedupe_key, media_url, file_name, reply_to)
+			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?, ?, ?, ?)`,
+			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe, in.MediaURL, in.FileName, replyTo)
 		if err != nil {
 			return false, fmt.Errorf("save client message: %w", err)
 		}
@@ -261,6 +287,9 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			}
 		}
 		if err := touchConversation(ctx, tx, convID, msgID, now, false); err != nil {
+			return false, err
+		}
+		if err := clearConsentFlags(ctx, tx, contactID); err != nil {
 			return false, err
 		}
 		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
@@ -526,12 +555,20 @@ func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string
 		}
 		now := s.opts.Now()
 		var sessionID int64
+		var paid bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM paid_messages WHERE message_id = ?)`, id).
+			Scan(&paid); err != nil {
+			return false, fmt.Errorf("reject message %d: %w", id, err)
+		}
 		if err := tx.QueryRowContext(ctx, `UPDATE messages SET status = 'failed', status_reason = ?, status_at = ?, counted = 0
 			WHERE id = ? RETURNING session_id`, reason, ms(now), id).Scan(&sessionID); err != nil {
 			return false, fmt.Errorf("reject message %d: %w", id, err)
 		}
 		if err := appendEvent(ctx, tx, EventStatus, convID, id, now); err != nil {
 			return false, err
+		}
+		if paid {
+			return true, nil // it never counted: no session to release
 		}
 		return true, s.releaseSession(ctx, tx, convID, sessionID, now)
 	})
@@ -738,7 +775,9 @@ var retryable = map[string]bool{StatusFailed: true, StatusUndelivered: true, Sta
 // Retryable reports whether an agent may send m again: a business message
 // that failed and was not sent again yet (it is sent again at most once).
 func Retryable(m Message) bool {
-	return m.Direction == Outbound && retryable[m.Status] && m.RetriedBy == 0
+	// A paid message is sent again as a new paid message, with its price
+	// confirmed again: never through the session rules.
+	return m.Direction == Outbound && retryable[m.Status] && m.RetriedBy == 0 && m.Paid == nil
 }
 
 // RetryMessage sends a failed business message again, as a new message with the
@@ -761,6 +800,10 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		if m.RetriedBy != 0 {
 			return false, session.Refuse(session.AlreadyRetried,
 				"This message was already sent again; a failed message is sent again only once.")
+		}
+		if m.Paid != nil {
+			return false, &InvalidError{Field: "paid",
+				Message: "A paid message is not sent again through the session; send a new paid message (its price is confirmed again)."}
 		}
 		if !Retryable(m) {
 			return false, &InvalidError{Field: "status",

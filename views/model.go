@@ -76,6 +76,8 @@ type ConversationRow struct {
 	AssigneeID int64
 	Unanswered int
 	EndsMS     int64
+	// Flags are what delivery reports said about the client (paid.go).
+	Flags []ContactFlag
 }
 
 // ListLink is the list's next page: Cursor is "" on the last page.
@@ -115,6 +117,10 @@ type Message struct {
 	ArrivedURL, ResendURL string
 	// Attachment is the message's image or file; nil for text.
 	Attachment *Attachment
+	// Paid marks a paid message (outside a session); ReplyTo is the paid
+	// message a client's message answers, 0 for none.
+	Paid    *PaidBadge
+	ReplyTo int64
 }
 
 // Attachment is an image or file in a bubble.
@@ -152,6 +158,9 @@ type Panel struct {
 	// Reported is what the provider reported the current session cost
 	// (Cost is the estimate at the configured rates); nil without a session.
 	Reported *ReportedCost
+	// Paid is what reports said about the client and their last consent;
+	// nil hides it.
+	Paid *PaidPanel
 }
 
 // ReportedCost is what the provider reported a session cost, beside the
@@ -250,6 +259,8 @@ type ConversationView struct {
 	Panel    Panel
 	Composer Composer
 	Note     NoteComposer
+	// Paid is the composer's paid message mode; nil hides it.
+	Paid *PaidComposer
 }
 
 // InboxPage is the three-pane inbox.
@@ -315,6 +326,8 @@ type SandboxPage struct {
 	Error       string // a refused form, shown above it
 	FormName    string // the values of a refused form
 	FormPhone   string
+	// NotViber: the phone plays the selected number as one without Viber.
+	NotViber bool
 }
 
 // AdminTab names the admin page being shown, for the admin navigation.
@@ -326,6 +339,7 @@ const (
 	AdminTabAudit    AdminTab = "audit"
 	AdminTabSettings AdminTab = "settings"
 	AdminTabTokens   AdminTab = "tokens"
+	AdminTabPaid     AdminTab = "paid" // paid messages and SMS (paid_admin.templ)
 )
 
 // AuditRow is one line of the audit log.

@@ -130,6 +130,7 @@ func checkURL(name, raw string, base bool) error {
 type Client struct {
 	senderID, appID, appSecret string
 	viberURL, tokenURL         string
+	apiURL                     string // the API base, without a trailing slash
 	callbackURL, inboundURL    string
 	ttl                        int // seconds
 	http                       *http.Client
@@ -155,6 +156,7 @@ func New(cfg Config) (*Client, error) {
 		appID:       cfg.AppID,
 		appSecret:   cfg.AppSecret,
 		viberURL:    strings.TrimRight(orDefault(cfg.APIURL, DefaultAPIURL), "/") + "/viber",
+		apiURL:      strings.TrimRight(orDefault(cfg.APIURL, DefaultAPIURL), "/"),
 		tokenURL:    strings.TrimRight(orDefault(cfg.AuthURL, DefaultAuthURL), "/") + "/oauth/token",
 		callbackURL: strings.TrimSpace(cfg.CallbackURL),
 		inboundURL:  strings.TrimSpace(cfg.InboundURL),
@@ -189,11 +191,17 @@ func New(cfg Config) (*Client, error) {
 // request not written, 408, 425, 429, 503, credentials still refused) is a
 // plain error: Routee certainly does not have the message, so it is worth a retry.
 func (c *Client) Send(ctx context.Context, msg store.Outgoing) (string, error) {
-	payload, err := c.payload(msg)
+	target, payload, err := c.viberURL, []byte(nil), error(nil)
+	if msg.Paid != nil {
+		// A paid message goes out as a non-session message, a failover or an SMS (paid.go).
+		target, payload, err = c.paidPayload(msg)
+	} else {
+		payload, err = c.payload(msg)
+	}
 	if err != nil {
 		return "", err
 	}
-	status, body, wrote, err := c.call(ctx, http.MethodPost, c.viberURL, payload)
+	status, body, wrote, err := c.call(ctx, http.MethodPost, target, payload)
 	if err != nil {
 		err = fmt.Errorf("routee: send message %d: %w", msg.ID, err)
 		if wrote {

@@ -54,6 +54,12 @@ func (c *Client) Check(ctx context.Context, msg store.Outgoing, triedAt time.Tim
 			return channel.Found, []string{providerID}, nil
 		}
 	}
+	if msg.Paid != nil {
+		// Routee's session list is not documented to hold paid messages, and
+		// an SMS or failover is in neither lookup: "absent" could not be
+		// believed, and sending a billed message twice is worse than asking.
+		return channel.Unknown, nil, errors.New("routee: a paid message cannot be looked up by content; an agent decides")
+	}
 	var byLabel, byContent []string
 	label := strconv.FormatInt(msg.ID, 10)
 	for page := 0; page < lookupPages; page++ {

@@ -40,7 +40,7 @@ func (w Webhooks) Inbound(ctx context.Context, body []byte) (store.Received, err
 	rec, err := w.Store.ReceiveClientMessage(ctx, store.ClientMessage{
 		Phone: num.E164, Country: num.Region, Kind: in.Kind(), Text: in.Text,
 		MediaURL: in.MediaURL, FileName: in.FileName, SentAt: in.SentAt,
-		DedupeKey: in.DedupeKey, DedupeAlso: in.DedupeAlso,
+		DedupeKey: in.DedupeKey, DedupeAlso: in.DedupeAlso, ReplyToProviderID: in.ReferenceTrackingID,
 	})
 	var invalid *store.InvalidError
 	if errors.As(err, &invalid) {
@@ -88,5 +88,25 @@ func (w Webhooks) Status(ctx context.Context, body []byte) (StatusResult, error)
 		return StatusResult{}, fmt.Errorf("routee status %s for %s: %w", rep.Status, rep.ref(), err)
 	}
 	res.Known = true
+	if err := w.applyPaid(ctx, update.Ref, body, rep); err != nil {
+		return StatusResult{}, err
+	}
 	return res, nil
+}
+
+// applyPaid records what a report says beyond the status (paid.go): a paid
+// message's final channel and price, and the flags its reasons set on the
+// contact (for any business message).
+func (w Webhooks) applyPaid(ctx context.Context, ref store.MessageRef, body []byte, rep StatusReport) error {
+	d, err := ParsePaid(body)
+	if err != nil {
+		return &PayloadError{Message: err.Error()}
+	}
+	if _, err := w.Store.ApplyPaidReport(ctx, store.PaidReport{Ref: ref, FinalChannel: d.FinalChannel, Price: d.Price}); err != nil {
+		return fmt.Errorf("routee report %s: price: %w", rep.ref(), err)
+	}
+	if _, err := w.Store.FlagFromReport(ctx, ref, append(d.Reasons, rep.Reason)...); err != nil {
+		return fmt.Errorf("routee report %s: contact flags: %w", rep.ref(), err)
+	}
+	return nil
 }

@@ -46,6 +46,9 @@ type Inbound struct {
 	// apart are always both kept; closer ones may be taken for one.
 	DedupeKey  string
 	DedupeAlso []string
+	// ReferenceTrackingID is the trackingId of the business message this one
+	// answers ("referenceTrackingId"), "" when it names none.
+	ReferenceTrackingID string
 }
 
 // Kind is what the message carries: a file when it names one, an image when
@@ -84,6 +87,8 @@ func ParseInbound(body []byte, receivedAt time.Time) (Inbound, error) {
 		Text:     f.str("message"),
 		MediaURL: strings.TrimSpace(f.str("media")),
 		FileName: strings.TrimSpace(firstNonEmpty(f.str("filename"), f.str("fileName"))),
+		// Answers to a paid message name it.
+		ReferenceTrackingID: strings.TrimSpace(f.str("referenceTrackingId")),
 	}
 	if strings.TrimSpace(in.Text) == "" && in.MediaURL == "" {
 		return Inbound{}, fmt.Errorf("routee inbound message from %s: neither text nor media", from)

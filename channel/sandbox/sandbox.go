@@ -98,6 +98,9 @@ type Write struct {
 	// MediaURL is where the fake tells the inbox to fetch a photo or file from;
 	// FileName names a file (Routee sends none for a photo).
 	MediaURL, FileName string
+	// ReferenceTrackingID names the paid message this one answers, as
+	// Routee's referenceTrackingId; "" for none.
+	ReferenceTrackingID string
 }
 
 // ClientWrites delivers a client's message the way Routee does: the fake posts
@@ -110,7 +113,7 @@ func (p *Provider) ClientWrites(ctx context.Context, w Write) (store.Message, er
 		}
 	}
 	in := fakeroutee.Inbound{From: w.Phone, To: SenderID, Text: w.Text, MediaURL: w.MediaURL, FileName: w.FileName,
-		SentAt: p.store.Now()}
+		SentAt: p.store.Now(), ReferenceTrackingID: w.ReferenceTrackingID}
 	payload := p.fake.InboundPayload(in)
 	parsed, err := routee.ParseInbound(payload, p.store.Now()) // sentDate is set: the key does not depend on the time
 	if err != nil {
@@ -157,4 +160,27 @@ func RandomSecret(n int) (string, error) {
 		return "", fmt.Errorf("random secret: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// NotViberUser makes the phone play a number without Viber (on), or with it
+// again: its business messages then fail with Routee's "Not Viber User", and
+// a failover goes on to SMS (see Settle).
+func (p *Provider) NotViberUser(phone string, on bool) { p.fake.NotViberUser(phone, on) }
+
+// IsNotViberUser reports whether the phone plays phone as a number without Viber.
+func (p *Provider) IsNotViberUser(phone string) bool { return p.fake.IsNotViberUser(phone) }
+
+// Settle has the fake report what becomes of a business message to a number
+// without Viber: failed "Not Viber User", or a failover's SMS step delivered.
+// A message the fake does not know (sent before a restart) is failed directly.
+func (p *Provider) Settle(ctx context.Context, m store.Message) error {
+	if m.ProviderID != "" {
+		err := p.fake.Settle(ctx, m.ProviderID)
+		if err == nil || !errors.Is(err, fakeroutee.ErrUnknownTrackingID) {
+			return err
+		}
+	}
+	_, err := p.store.ApplyStatus(ctx, store.StatusUpdate{Ref: store.MessageRef{ID: m.ID}, Status: store.StatusFailed,
+		Reason: "Not Viber User"})
+	return err
 }

@@ -2185,6 +2185,20 @@
     updateTitle();
   }
 
+  // ------------------------------------------------------------ paid messages
+  // Picking a template for a paid message puts its approved text in the draft.
+  document.addEventListener('change', function (e) {
+    var sel = e.target;
+    if (!sel || !sel.hasAttribute || !sel.hasAttribute('data-paid-template')) {
+      return;
+    }
+    var opt = sel.options[sel.selectedIndex];
+    var ta = document.getElementById('paid-text');
+    if (ta && opt && opt.getAttribute('data-body') !== null) {
+      ta.value = opt.getAttribute('data-body');
+    }
+  });
+
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', ready);
   } else {

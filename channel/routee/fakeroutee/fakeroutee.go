@@ -70,14 +70,32 @@ type Message struct {
 	CallbackURL string
 	InboundURL  string
 	From        string // senderInfoTrackingId
-	TTL         int    // seconds
+	TTL         int    // seconds (for a failover's Viber step: minutes × 60)
 	At          time.Time
+	// Session is false for a paid (non-session) message: POST /viber without
+	// isSessionMessage, a failover or an SMS.
+	Session bool
+	// ButtonCaption and ButtonURL are a paid Viber message's viberAction.
+	ButtonCaption, ButtonURL string
+	// Route is "viber" (POST /viber), "failover" (POST /failover) or "sms"
+	// (POST /sms); SMSFrom is the SMS step's or message's sender, and
+	// FailoverOn the Viber step's failoverOnStatuses, joined with commas.
+	Route      string
+	SMSFrom    string
+	FailoverOn string
+	// Status, Reason and Price are what Routee knows now (what the tracking
+	// lookup answers); Carrier is the channel that carried it ("Viber" or "Sms").
+	Status, Reason, Carrier string
+	Price                   float64
 }
 
 // Inbound is a client's message, for SendInbound and InboundPayload.
 type Inbound struct {
 	From, To, Text, MediaURL, FileName string
 	SentAt                             time.Time // zero: Options.Now at the time of the call
+	// ReferenceTrackingID names the business message this one answers (a
+	// reply to a paid message); "" for none.
+	ReferenceTrackingID string
 }
 
 // DownMode is how the server behaves while it is down.
@@ -146,6 +164,9 @@ type Server struct {
 	lookupFailN  int
 	lookupStatus int
 	listLabels   bool
+	notViber     map[string]bool // numbers that are not Viber users (paid.go)
+	viberPrice   float64         // the price of a paid Viber message
+	smsPrice     float64         // the price of an SMS
 	delay        time.Duration
 	prices       map[string]float64
 	currency     string
@@ -170,6 +191,9 @@ func New(opts Options) *Server {
 		counts:     make(map[string]int),
 		prices:     maps.Clone(opts.Prices),
 		currency:   opts.Currency,
+		notViber:   make(map[string]bool),
+		viberPrice: DefaultViberPrice,
+		smsPrice:   DefaultSMSPrice,
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = time.Hour
@@ -185,6 +209,8 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /viber", s.serveViber)
 	mux.HandleFunc("POST /viber/session", s.serveSessions)
 	mux.HandleFunc("GET /viber/tracking/{trackingId}", s.serveTracking)
+	mux.HandleFunc("POST /failover", s.serveFailover)
+	mux.HandleFunc("POST /sms", s.serveSMS)
 	s.handler = s.outage(mux)
 	return s
 }
@@ -457,7 +483,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 	labels := s.listLabels
 	var msgs []map[string]any
 	for _, m := range s.messages {
-		if m.To == phone {
+		if m.To == phone && viberRecord(m) {
 			msgs = append(msgs, s.record(m, labels))
 		}
 	}
@@ -483,7 +509,7 @@ func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, ok := s.message(r.PathValue("trackingId"))
-	if !ok {
+	if !ok || !viberRecord(m) {
 		writeError(w, http.StatusNotFound, "404019006", "viberTracking was not found.")
 		return
 	}
@@ -491,8 +517,13 @@ func (s *Server) serveTracking(w http.ResponseWriter, r *http.Request) {
 	labels := s.listLabels
 	s.mu.Unlock()
 	rec := s.record(m, labels)
-	rec["price"], rec["sessionMessage"], rec["expireOnDelivery"] = 0.0, true, false
-	s.addPrice(rec, m.To)
+	rec["sessionMessage"], rec["expireOnDelivery"] = m.Session, false
+	if m.Session { // priced by the client's country (Options.Prices)
+		rec["price"] = 0.0
+		s.addPrice(rec, m.To)
+	} else { // a paid message: its own price, once billed
+		rec["price"] = m.Price
+	}
 	writeJSON(w, http.StatusOK, rec)
 }
 
@@ -503,7 +534,7 @@ func (s *Server) record(m Message, label bool) map[string]any {
 		"to":                 m.To,
 		"from":               m.From,
 		"country":            country(m.To),
-		"status":             map[string]any{"status": "Queued", "date": formatTime(m.At)},
+		"status":             statusObject(m),
 		"applicationName":    "fakeroutee",
 		"originatingService": "Viber",
 		"direction":          "Outbound",
@@ -649,6 +680,7 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 
 	m.TrackingID = newUUID()
 	m.At = s.now().UTC()
+	m.Status, m.Carrier = "Queued", "Viber"
 	s.mu.Lock()
 	s.byTracking[m.TrackingID] = len(s.messages)
 	s.messages = append(s.messages, m)
@@ -678,7 +710,7 @@ func (s *Server) serveViber(w http.ResponseWriter, r *http.Request) {
 		"status":         map[string]any{"status": "Queued", "date": formatTime(m.At)},
 		"body":           bodyOf(m),
 		"ttl":            m.TTL,
-		"sessionMessage": true,
+		"sessionMessage": m.Session,
 		"label":          m.Label,
 		"createdAt":      formatTime(m.At),
 	})
@@ -733,10 +765,11 @@ func parseMessage(raw []byte) (Message, []string) {
 	} else {
 		m.To = v
 	}
-	var session bool
-	if rv, ok := top["isSessionMessage"]; !ok || json.Unmarshal(rv, &session) != nil || !session {
-		bad("isSessionMessage must be true")
+	// Without isSessionMessage (or with false) it is a paid business message.
+	if rv, ok := top["isSessionMessage"]; ok && json.Unmarshal(rv, &m.Session) != nil {
+		bad("isSessionMessage must be true or false")
 	}
+	m.Route = "viber"
 	if rv, ok := top["ttl"]; !ok {
 		bad("ttl is missing")
 	} else if n, err := strconv.Atoi(string(bytes.TrimSpace(rv))); err != nil {
@@ -771,6 +804,10 @@ func parseMessage(raw []byte) (Message, []string) {
 	body, err := object(rawBody)
 	if err != nil {
 		bad("body is not an object")
+		return m, problems
+	}
+	if !m.Session {
+		parsePaidBody(&m, body, bad)
 		return m, problems
 	}
 	var kinds []string
@@ -909,10 +946,14 @@ func (s *Server) StatusPayload(trackingID, status, reason string) ([]byte, error
 		"ttl":                m.TTL,
 		"label":              m.Label,
 		"direction":          "Outbound",
-		"originatingService": "Viber",
+		"originatingService": service(m),
 		"createdAt":          formatTime(m.At),
 	}
-	s.addPrice(p, m.To)
+	if m.Session {
+		s.addPrice(p, m.To)
+	} else {
+		p["price"] = s.priceOf(m, status)
+	}
 	return json.Marshal(p)
 }
 
@@ -923,7 +964,7 @@ func (s *Server) ReportStatus(ctx context.Context, trackingID, status string, re
 	if err != nil {
 		return err
 	}
-	m, _ := s.message(trackingID)
+	m := s.SetStatus(trackingID, status, reason)
 	return s.post(ctx, m.CallbackURL, payload)
 }
 
@@ -957,6 +998,9 @@ func (s *Server) InboundPayload(in Inbound) []byte {
 	}
 	if in.FileName != "" {
 		p["filename"] = in.FileName
+	}
+	if in.ReferenceTrackingID != "" {
+		p["referenceTrackingId"] = in.ReferenceTrackingID
 	}
 	b, _ := json.Marshal(p) // strings and a time only: cannot fail
 	return b

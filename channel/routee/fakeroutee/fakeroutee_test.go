@@ -150,7 +150,8 @@ func TestAcceptsDocumentedShape(t *testing.T) {
 		t.Fatalf("messages %+v", msgs)
 	}
 	want := fakeroutee.Message{TrackingID: ans.TrackingID, To: "+375298603938", Label: "42", Text: "Hello",
-		CallbackURL: "http://127.0.0.1:1/cb/s", InboundURL: "http://127.0.0.1:1/in/s", From: "sender-1", TTL: 86400, At: c.Now()}
+		CallbackURL: "http://127.0.0.1:1/cb/s", InboundURL: "http://127.0.0.1:1/in/s", From: "sender-1", TTL: 86400, At: c.Now(),
+		Session: true, Route: "viber", Status: "Queued", Carrier: "Viber"}
 	if msgs[0] != want {
 		t.Errorf("recorded %+v, want %+v", msgs[0], want)
 	}
@@ -174,7 +175,7 @@ func TestShapeViolations(t *testing.T) {
 		"ttl 5":          strings.Replace(valid(`{"text":"hi"}`), `"ttl":86400`, `"ttl":5`, 1),
 		"ttl 90000":      strings.Replace(valid(`{"text":"hi"}`), `"ttl":86400`, `"ttl":90000`, 1),
 		"ttl string":     strings.Replace(valid(`{"text":"hi"}`), `"ttl":86400`, `"ttl":"60"`, 1),
-		"not session":    strings.Replace(valid(`{"text":"hi"}`), `"isSessionMessage":true`, `"isSessionMessage":false`, 1),
+		"session string": strings.Replace(valid(`{"text":"hi"}`), `"isSessionMessage":true`, `"isSessionMessage":"yes"`, 1),
 		"to a list":      strings.Replace(valid(`{"text":"hi"}`), `"to":"+375298603938"`, `"to":["+375298603938"]`, 1),
 		"to not E.164":   strings.Replace(valid(`{"text":"hi"}`), `"to":"+375298603938"`, `"to":"375298603938"`, 1),
 		"no sender":      strings.Replace(valid(`{"text":"hi"}`), `"senderInfoTrackingId":"sender-1"`, `"senderInfoTrackingId":""`, 1),
