@@ -198,20 +198,25 @@ type got struct {
 	size     int
 }
 
-func readFrame(t testing.TB, conn *websocket.Conn) got {
+// readLive reads the page's next message that is not the sidebar's counts,
+// which go out at their own pace (views.go), between the frames of events.
+func readLive(t testing.TB, conn *websocket.Conn) []byte {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := conn.ReadMessage()
-	if err != nil {
-		t.Fatalf("read frame: %v", err)
-	}
-	// The sidebar's counts go out on their own pace (views.go): not a frame
-	// of events.
-	for bytes.HasPrefix(data, []byte(`<template id="view-counts"`)) {
-		if _, data, err = conn.ReadMessage(); err != nil {
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
 			t.Fatalf("read frame: %v", err)
 		}
+		if !bytes.HasPrefix(data, []byte(`<template id="view-counts"`)) {
+			return data
+		}
 	}
+}
+
+func readFrame(t testing.TB, conn *websocket.Conn) got {
+	t.Helper()
+	data := readLive(t, conn)
 	doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)

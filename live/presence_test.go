@@ -49,11 +49,7 @@ type presenceFrame struct {
 
 func readPresence(t testing.TB, conn *websocket.Conn) presenceFrame {
 	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := conn.ReadMessage()
-	if err != nil {
-		t.Fatalf("read frame: %v", err)
-	}
+	data := readLive(t, conn)
 	doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
