@@ -53,6 +53,9 @@ func TestPaidMessageFromClosedConversation(t *testing.T) {
 		t.Fatalf("%d paid messages in the thread before the confirmation", n)
 	}
 	agent.screenshot("paid-confirm.png")
+	// The confirmation came in a swap: htmx takes over its form once settled
+	// (a click before that is the plain form's post, the page without JS).
+	agent.waitSettled("the confirmation's form is htmx's")
 	agent.do("confirm", chromedp.Click(chromedp.CSS(testid("paid-confirm-send"))))
 	agent.waitFor("the paid message is in the thread, marked paid", `(function () {
 		var b = document.querySelector('#thread-messages .msg-paid');
