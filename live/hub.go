@@ -108,8 +108,10 @@ type Hub struct {
 	presence chan presenceMsg
 	pres     presenceState
 	stopped  chan struct{}
-	// counts is what the hub goroutine last sent of the sidebar's counts.
-	counts countState
+	// counts is what runViews last sent of the sidebar's counts; viewsDirty
+	// tells it that a batch went out since.
+	counts     countState
+	viewsDirty atomic.Bool
 
 	stats hubStats
 }
@@ -228,14 +230,15 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("live hub: %w", err)
 	}
 	h.readyOnce.Do(func() { close(h.ready) })
+	var views sync.WaitGroup
+	views.Go(func() { h.runViews(ctx) })
+	defer views.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
-		h.moveByTime(ctx)
-		h.sendCounts(ctx, time.Now())
 		if !h.idle(ctx, sub.C, tick.C) {
 			return nil
 		}
@@ -296,7 +299,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
-	h.counts.dirty = true
+	h.viewsDirty.Store(true)
 	h.stats.batches.Add(1)
 	close(h.caught)
 	h.caught = make(chan struct{})
@@ -437,10 +440,11 @@ type batch struct {
 
 	notes *noteBatch // the notes and mentions it carries (notes.go); nil when none
 
-	// marks are the online agents' read marks of the touched conversations
-	// (views.go); markFrames the frames with them, per (view, agent).
-	marks      map[int64]map[int64]int64
-	markFrames map[[2]int64]*frame
+	// The read marks of the touched conversations (views.go): the shared
+	// one of each, and the agents' own; markFrames the frames with them.
+	ownMarks    map[int64]map[int64]int64
+	sharedMarks map[int64]int64
+	markFrames  map[markKey]*frame
 }
 
 // convChange is what a batch changed in one conversation.
@@ -730,7 +734,7 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err != nil {
 		return err
 	}
-	if marks := f.b.marks[p.agent]; len(marks) > 0 {
+	if marks := f.b.marksOf(p.agent); p.agent != 0 && len(marks) > 0 {
 		data = append(marksHTML(marks), data...)
 	}
 	h.stats.replays.Add(1)

@@ -3,6 +3,8 @@ package live
 import (
 	"bytes"
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,11 +32,10 @@ const DefaultCountEvery = 30 * time.Second
 // countMin is the least time between two rounds of counts.
 const countMin = time.Second
 
-// readMarks loads, in the batch's snapshot, the marks the online agents have
-// on the conversations it touched.
+// readMarks loads, in the batch's snapshot, the read marks of the
+// conversations it touched: each one's shared mark, and the agents' own.
 func (h *Hub) readMarks(ctx context.Context, r *store.Reader, b *batch) error {
-	agents := h.OnlineAgents()
-	if len(agents) == 0 || len(b.rows) == 0 {
+	if len(b.rows) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(b.rows))
@@ -42,23 +43,37 @@ func (h *Hub) readMarks(ctx context.Context, r *store.Reader, b *batch) error {
 		ids[i] = row.ID
 	}
 	var err error
-	b.marks, err = r.ReadMarksOf(ctx, agents, ids)
+	b.ownMarks, b.sharedMarks, err = r.ReadMarksBy(ctx, ids)
 	return err
 }
 
+// marksOf are agent's marks of the batch's conversations: their own where
+// they have one, the shared one elsewhere.
+func (b *batch) marksOf(agent int64) map[int64]int64 {
+	own := b.ownMarks[agent]
+	if len(own) == 0 {
+		return b.sharedMarks
+	}
+	out := maps.Clone(b.sharedMarks)
+	maps.Copy(out, own)
+	return out
+}
+
 // withMarks is f with agent's read marks of the batch in front; f itself when
-// the batch holds none for them. One frame per (view, agent), built once.
+// the batch has none. Agents with the same marks (most: those who never
+// opened these conversations) share one frame per view.
 func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error) {
-	marks := b.marks[agent]
+	marks := b.marksOf(agent)
 	if len(marks) == 0 {
 		return f, nil
 	}
-	key := [2]int64{viewing, agent}
+	prefix := marksHTML(marks)
+	key := markKey{viewing: viewing, marks: string(prefix)}
 	if mf, ok := b.markFrames[key]; ok {
 		return mf, nil
 	}
 	var buf bytes.Buffer
-	buf.Write(marksHTML(marks))
+	buf.Write(prefix)
 	buf.Write(f.data)
 	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, buf.Bytes())
 	if err != nil {
@@ -66,34 +81,55 @@ func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error
 	}
 	mf := &frame{data: buf.Bytes(), msg: msg, after: f.after}
 	if b.markFrames == nil {
-		b.markFrames = make(map[[2]int64]*frame)
+		b.markFrames = make(map[markKey]*frame)
 	}
 	b.markFrames[key] = mf
 	h.stats.frames.Add(1)
 	return mf, nil
 }
 
-// marksHTML carries an agent's read marks (conversation -> mark) to the page.
+// markKey names a frame with read marks: the view's frame and the marks.
+type markKey struct {
+	viewing int64
+	marks   string
+}
+
+// marksHTML carries an agent's read marks (conversation -> mark) to the
+// page, in the order of the conversation ids (equal marks, equal bytes).
 func marksHTML(marks map[int64]int64) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(`<template id="read-marks" hx-swap-oob="true" data-marks="`)
-	first := true
-	for id, mark := range marks {
-		if !first {
+	for i, id := range slices.Sorted(maps.Keys(marks)) {
+		if i > 0 {
 			buf.WriteByte(',')
 		}
-		first = false
 		buf.WriteString(strconv.FormatInt(id, 10))
 		buf.WriteByte(':')
-		buf.WriteString(strconv.FormatInt(mark, 10))
+		buf.WriteString(strconv.FormatInt(marks[id], 10))
 	}
 	buf.WriteString(`"></template>`)
 	return buf.Bytes()
 }
 
-// countState is what the hub goroutine knows of the counts it sent.
+// runViews sends the counts and time's moves on their own goroutine, so
+// that what they read never holds up the live frames: a tick a second.
+func (h *Hub) runViews(ctx context.Context) {
+	h.moveByTime(ctx) // time's moves count from now
+	tick := time.NewTicker(countMin)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			h.moveByTime(ctx)
+			h.sendCounts(ctx, time.Now())
+		}
+	}
+}
+
+// countState is what runViews knows of the counts it sent; only it uses it.
 type countState struct {
-	dirty bool             // a batch changed something since the last round
 	last  time.Time        // when the last round ran
 	sent  map[int64]string // agent -> the counts frame last sent to their pages
 	moved time.Time        // the store's time up to which time's moves were sent
@@ -131,7 +167,7 @@ func (h *Hub) moveByTime(ctx context.Context) {
 	if len(rows) == 0 {
 		return
 	}
-	cs.dirty = true
+	h.viewsDirty.Store(true)
 	var buf, list bytes.Buffer
 	for _, row := range rows {
 		if err := h.opts.Renderer.Row(ctx, &buf, row, now); err != nil {
@@ -173,26 +209,24 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	if every <= 0 {
 		every = DefaultCountEvery
 	}
-	if now.Sub(cs.last) < countMin || (!cs.dirty && now.Sub(cs.last) < every) {
+	dirty := h.viewsDirty.Load()
+	if now.Sub(cs.last) < countMin || (!dirty && now.Sub(cs.last) < every) {
 		return
 	}
 	agents := h.OnlineAgents()
 	if len(agents) == 0 {
 		return
 	}
-	cs.last, cs.dirty = now, false
+	cs.last = now
+	h.viewsDirty.Store(false)
 	var counts store.ViewCounts
-	unread := make(map[int64]int, len(agents))
+	var unread map[int64]int
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
 		if counts, err = r.ViewCounts(ctx, store.ConvOpen, h.expiringWithin()); err != nil {
 			return err
 		}
-		for _, a := range agents {
-			if unread[a], err = r.UnreadInViews(ctx, a); err != nil {
-				return err
-			}
-		}
-		return nil
+		unread, err = r.UnreadInViewsOf(ctx, agents)
+		return err
 	})
 	if err != nil {
 		h.opts.Log.Warn("live hub: view counts", "err", err)

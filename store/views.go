@@ -157,12 +157,13 @@ func (r ListRow) KeyIn(q ListQuery, now time.Time) ListCursor {
 }
 
 // viewWhere appends q's filters (only those in use) and their arguments.
-func viewWhere(q ListQuery, now time.Time, maxUnanswered int, where []string, args []any) ([]string, []any) {
+func viewWhere(q ListQuery, band byte, now time.Time, maxUnanswered int, where []string, args []any) ([]string, []any) {
 	if q.Status != StatusAny {
-		if q.View == ViewExpiring || q.View == ViewLocked {
-			// The open sessions (a short range of conversations_by_end) are
-			// fewer than the open conversations: the unary + keeps the
-			// planner off the status index.
+		if q.View == ViewExpiring || q.View == ViewLocked || (q.View == ViewAll && band == bandActivity) {
+			// The unary + keeps the planner off the status index: the open
+			// sessions (a short range of conversations_by_end) are fewer
+			// than the open conversations, and All walks the list's order
+			// (conversations_by_activity) rather than sort every open one.
 			where, args = append(where, `+c.status = ?`), append(args, q.Status)
 		} else {
 			where, args = append(where, `c.status = ?`), append(args, q.Status)
@@ -265,7 +266,7 @@ func bandRank(b byte) int {
 // listBand reads one band of q's view.
 func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *ListCursor, limit int) ([]ListRow, error) {
 	now := r.now
-	where, args := viewWhere(q, now, r.rules.MaxUnanswered, nil, nil)
+	where, args := viewWhere(q, band, now, r.rules.MaxUnanswered, nil, nil)
 	var order string
 	switch band {
 	case bandWaiting:
@@ -322,10 +323,12 @@ func (c ViewCounts) Of(v View, agent int64) int {
 }
 
 // ViewCounts counts every view at the snapshot's time for the conversations
-// of status (a status or StatusAny; "" is open). Each count is a range of an
-// index: status and assignee for All, Mine and Unassigned in one pass,
-// conversations_waiting for Waiting and Closed unanswered, the open sessions
-// of conversations_by_end for Expiring and Locked.
+// of status (a status or StatusAny; "" is open). All, Mine, Unassigned and
+// the waiting total come from view_counts, kept by triggers (migration
+// 00018): a row per (status, assignee). What depends on the time is a short
+// range of an index over the open sessions (the last day): Waiting on us of
+// conversations_waiting, Expiring and Locked of conversations_by_end; Closed
+// unanswered is the waiting total minus Waiting on us.
 func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin time.Duration) (ViewCounts, error) {
 	q := ListQuery{Status: status, ExpiringWithin: expiringWithin}.normal()
 	out := ViewCounts{Mine: make(map[int64]int)}
@@ -347,20 +350,22 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 		}
 		return ` WHERE ` + strings.Join(all, ` AND `)
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT assignee_id, count(*) FROM conversations`+cond(false)+` GROUP BY assignee_id`, args...)
+	rows, err := r.q.QueryContext(ctx, `SELECT assignee_id, sum(total), sum(waiting) FROM view_counts`+cond(false)+` GROUP BY assignee_id`, args...)
 	if err != nil {
 		return out, fmt.Errorf("view counts: %w", err)
 	}
 	defer rows.Close()
+	waitingTotal := 0
 	for rows.Next() {
-		var agent sql.NullInt64
-		var n int
-		if err := rows.Scan(&agent, &n); err != nil {
+		var agent int64
+		var n, waiting int
+		if err := rows.Scan(&agent, &n, &waiting); err != nil {
 			return out, fmt.Errorf("view counts: %w", err)
 		}
 		out.All += n
-		if agent.Valid {
-			out.Mine[agent.Int64] = n
+		waitingTotal += waiting
+		if agent != 0 {
+			out.Mine[agent] = n
 		} else {
 			out.Unassigned = n
 		}
@@ -376,7 +381,6 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 		args  []any
 	}{
 		{&out.Waiting, false, []string{`last_in_id > 0`, `unanswered = 0`, `session_ends_at > ?`}, []any{now}},
-		{&out.Lost, false, []string{`last_in_id > 0`, `unanswered = 0`, `session_ends_at <= ?`}, []any{now}},
 		{&out.Expiring, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered < ?`},
 			[]any{now, ms(r.now.Add(q.ExpiringWithin)), limit}},
 		{&out.Locked, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered >= ?`},
@@ -388,6 +392,7 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 			return out, fmt.Errorf("view counts: %w", err)
 		}
 	}
+	out.Lost = waitingTotal - out.Waiting
 	return out, nil
 }
 
@@ -465,43 +470,6 @@ func (r *Reader) ReadMarks(ctx context.Context, agent int64, ids []int64) (map[i
 	return out, rows.Err()
 }
 
-// ReadMarksOf returns, for these conversations, the marks the given agents
-// have on them (agent -> conversation -> mark), in one query: what the hub
-// sends each agent's pages beside the shared rows.
-func (r *Reader) ReadMarksOf(ctx context.Context, agents, ids []int64) (map[int64]map[int64]int64, error) {
-	out := make(map[int64]map[int64]int64, len(agents))
-	if len(agents) == 0 || len(ids) == 0 {
-		return out, nil
-	}
-	ag, err := json.Marshal(agents)
-	if err != nil {
-		return nil, fmt.Errorf("read marks: %w", err)
-	}
-	cv, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("read marks: %w", err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT a.value, c.id, `+readMarkExpr+`
-		FROM json_each(?) a CROSS JOIN conversations c
-		LEFT JOIN conversation_reads rd ON rd.agent_id = a.value AND rd.conversation_id = c.id
-		WHERE c.id IN (SELECT value FROM json_each(?))`, string(ag), string(cv))
-	if err != nil {
-		return nil, fmt.Errorf("read marks: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var agent, id, mark int64
-		if err := rows.Scan(&agent, &id, &mark); err != nil {
-			return nil, fmt.Errorf("read marks: %w", err)
-		}
-		if out[agent] == nil {
-			out[agent] = make(map[int64]int64)
-		}
-		out[agent][id] = mark
-	}
-	return out, rows.Err()
-}
-
 // UnreadCounts returns how many client messages of each conversation agent
 // has not read (conversations with none are left out).
 func (r *Reader) UnreadCounts(ctx context.Context, agent int64, ids []int64) (map[int64]int, error) {
@@ -533,18 +501,110 @@ func (r *Reader) UnreadCounts(ctx context.Context, agent int64, ids []int64) (ma
 	return out, rows.Err()
 }
 
+// UnreadScan bounds how many of the most recently active open unassigned
+// conversations the unread total looks at: the tab title counts what an
+// agent is about to work on, not a backlog of thousands.
+const UnreadScan = 500
+
 // UnreadInViews counts the open conversations of agent's Mine and Unassigned
 // views with a client message the agent has not read: the tab title's (N).
 func (r *Reader) UnreadInViews(ctx context.Context, agent int64) (int, error) {
-	var n int
-	err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM conversations c
-		LEFT JOIN conversation_reads rd ON rd.agent_id = ? AND rd.conversation_id = c.id
-		WHERE c.status = 'open' AND (c.assignee_id = ? OR c.assignee_id IS NULL)
-		  AND c.last_in_id > `+readMarkExpr, agent, agent).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("unread of agent %d: %w", agent, err)
+	n, err := r.UnreadInViewsOf(ctx, []int64{agent})
+	return n[agent], err
+}
+
+// UnreadInViewsOf is UnreadInViews for several agents at once, at a cost
+// that hardly grows with them: Unassigned (its UnreadScan most recently
+// active conversations) is counted once by the shared mark, then corrected by
+// the agents' own marks on those conversations (a probe of
+// conversation_reads_by_conversation each); Mine is one range of
+// conversations_by_status_assignee per agent.
+func (r *Reader) UnreadInViewsOf(ctx context.Context, agents []int64) (map[int64]int, error) {
+	out := make(map[int64]int, len(agents))
+	if len(agents) == 0 {
+		return out, nil
 	}
-	return n, nil
+	arg, err := json.Marshal(agents)
+	if err != nil {
+		return nil, fmt.Errorf("unread in views: %w", err)
+	}
+	const unassigned = `SELECT id, last_in_id, last_read_message_id FROM conversations
+		WHERE status = 'open' AND assignee_id IS NULL ORDER BY last_activity_at DESC LIMIT ?`
+	var base int
+	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM (`+unassigned+`) u
+		WHERE u.last_in_id > u.last_read_message_id`, UnreadScan).Scan(&base); err != nil {
+		return nil, fmt.Errorf("unread in views: %w", err)
+	}
+	for _, a := range agents {
+		out[a] = base
+	}
+	add := func(query string, args ...any) error {
+		rows, err := r.q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var agent int64
+			var n int
+			if err := rows.Scan(&agent, &n); err != nil {
+				return err
+			}
+			if _, ok := out[agent]; ok {
+				out[agent] += n
+			}
+		}
+		return rows.Err()
+	}
+	// An agent's own mark on an unassigned conversation replaces the shared one.
+	if err := add(`SELECT rd.agent_id, sum((u.last_in_id > rd.read_in_id) - (u.last_in_id > u.last_read_message_id))
+		FROM (`+unassigned+`) u JOIN conversation_reads rd ON rd.conversation_id = u.id
+		WHERE rd.agent_id IN (SELECT value FROM json_each(?)) GROUP BY rd.agent_id`, UnreadScan, string(arg)); err != nil {
+		return nil, fmt.Errorf("unread in views: %w", err)
+	}
+	if err := add(`SELECT c.assignee_id, count(*) FROM conversations c
+		LEFT JOIN conversation_reads rd ON rd.agent_id = c.assignee_id AND rd.conversation_id = c.id
+		WHERE c.status = 'open' AND c.assignee_id IN (SELECT value FROM json_each(?))
+		  AND c.last_in_id > `+readMarkExpr+` GROUP BY c.assignee_id`, string(arg)); err != nil {
+		return nil, fmt.Errorf("unread in views: %w", err)
+	}
+	return out, nil
+}
+
+// ReadMarksBy returns the marks agents have of their own on these
+// conversations (agent -> conversation -> mark) and every conversation's
+// shared mark, the one of an agent without their own: one probe of
+// conversation_reads_by_conversation per conversation, whatever the agents.
+func (r *Reader) ReadMarksBy(ctx context.Context, ids []int64) (own map[int64]map[int64]int64, shared map[int64]int64, err error) {
+	own, shared = make(map[int64]map[int64]int64), make(map[int64]int64, len(ids))
+	if len(ids) == 0 {
+		return own, shared, nil
+	}
+	arg, err := json.Marshal(ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read marks: %w", err)
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT c.id, c.last_read_message_id, coalesce(rd.agent_id, 0), coalesce(rd.read_in_id, 0)
+		FROM conversations c LEFT JOIN conversation_reads rd ON rd.conversation_id = c.id
+		WHERE c.id IN (SELECT value FROM json_each(?))`, string(arg))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read marks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, floor, agent, mark int64
+		if err := rows.Scan(&id, &floor, &agent, &mark); err != nil {
+			return nil, nil, fmt.Errorf("read marks: %w", err)
+		}
+		shared[id] = floor
+		if agent != 0 {
+			if own[agent] == nil {
+				own[agent] = make(map[int64]int64)
+			}
+			own[agent][id] = mark
+		}
+	}
+	return own, shared, rows.Err()
 }
 
 // MaxTimeMoves bounds the rows one ListRowsEndingIn returns.
