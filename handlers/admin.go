@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
@@ -284,53 +283,23 @@ func (s *Server) adminAuditCSV(c echo.Context) error {
 	if errors.As(err, &invalid) {
 		return echo.NewHTTPError(http.StatusBadRequest, invalid.Message)
 	}
-	batch := func(before int64) ([]store.AuditEntry, error) {
-		f := q.filter
-		f.Limit, f.BeforeID = auditCSVBatch, before
-		var entries []store.AuditEntry
-		err := s.Store.Read(ctx, func(r *store.Reader) error {
-			var err error
-			entries, err = r.Audit(ctx, f)
-			return err
-		})
-		return entries, err
-	}
-	// The first batch is read before anything is written, so a failure is still a clean 500.
-	entries, err := batch(q.filter.BeforeID)
-	if err != nil {
-		return err
-	}
-	res := c.Response()
-	h := res.Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="sessiondesk-audit.csv"`)
-	h.Set("Cache-Control", "no-store")
-	res.WriteHeader(http.StatusOK)
-	w := csv.NewWriter(res)
-	if err := w.Write(auditCSVHeader); err != nil {
-		return nil // the client went away
-	}
-	for {
-		for _, e := range entries {
-			if err := w.Write(auditCSVRecord(e)); err != nil {
-				return nil
+	return csvExport[store.AuditEntry]{
+		filename: "sessiondesk-audit.csv", header: auditCSVHeader, batch: auditCSVBatch,
+		read: func(last store.AuditEntry, first bool) ([]store.AuditEntry, error) {
+			f := q.filter
+			f.Limit = auditCSVBatch
+			if !first {
+				f.BeforeID = last.ID
 			}
-		}
-		w.Flush()
-		if w.Error() != nil {
-			return nil
-		}
-		res.Flush()
-		if len(entries) < auditCSVBatch {
-			return nil
-		}
-		if entries, err = batch(entries[len(entries)-1].ID); err != nil {
-			// The status is sent: abort the response, so the client sees an
-			// incomplete download rather than a short file that looks whole.
-			s.Log.Error("audit export failed", "err", err)
-			panic(http.ErrAbortHandler)
-		}
-	}
+			var entries []store.AuditEntry
+			err := s.Store.Read(ctx, func(r *store.Reader) (err error) {
+				entries, err = r.Audit(ctx, f)
+				return err
+			})
+			return entries, err
+		},
+		record: auditCSVRecord, what: "audit",
+	}.stream(s, c)
 }
 
 func auditCSVRecord(e store.AuditEntry) []string {

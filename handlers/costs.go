@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"math"
 	"net/http"
@@ -154,53 +153,23 @@ func (s *Server) sessionsCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	batch := func(after store.SessionCursor) ([]store.SessionRow, error) {
-		f := q.filter
-		f.Limit, f.After = sessionsCSVBatch, after
-		var rows []store.SessionRow
-		err := s.Store.Read(ctx, func(r *store.Reader) error {
-			var err error
-			rows, err = r.SessionRows(ctx, f)
-			return err
-		})
-		return rows, err
-	}
-	// The first batch is read before anything is written, so a failure is still a clean 500.
-	rows, err := batch(q.filter.After)
-	if err != nil {
-		return err
-	}
-	res := c.Response()
-	h := res.Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="sessiondesk-sessions.csv"`)
-	h.Set("Cache-Control", "no-store")
-	res.WriteHeader(http.StatusOK)
-	w := csv.NewWriter(res)
-	if err := w.Write(sessionsCSVHeader); err != nil {
-		return nil // the client went away
-	}
-	for {
-		for _, row := range rows {
-			if err := w.Write(sessionCSVRecord(row)); err != nil {
-				return nil
+	return csvExport[store.SessionRow]{
+		filename: "sessiondesk-sessions.csv", header: sessionsCSVHeader, batch: sessionsCSVBatch,
+		read: func(last store.SessionRow, first bool) ([]store.SessionRow, error) {
+			f := q.filter
+			f.Limit = sessionsCSVBatch
+			if !first {
+				f.After = last.Cursor()
 			}
-		}
-		w.Flush()
-		if w.Error() != nil {
-			return nil
-		}
-		res.Flush()
-		if len(rows) < sessionsCSVBatch {
-			return nil
-		}
-		if rows, err = batch(rows[len(rows)-1].Cursor()); err != nil {
-			// The status is sent: abort, so the client sees an incomplete
-			// download rather than a short file that looks whole.
-			s.Log.Error("sessions export failed", "err", err)
-			panic(http.ErrAbortHandler)
-		}
-	}
+			var rows []store.SessionRow
+			err := s.Store.Read(ctx, func(r *store.Reader) (err error) {
+				rows, err = r.SessionRows(ctx, f)
+				return err
+			})
+			return rows, err
+		},
+		record: sessionCSVRecord, what: "sessions",
+	}.stream(s, c)
 }
 
 // amount writes a cost for a machine: as many decimals as it has, rounded to
