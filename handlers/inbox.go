@@ -121,14 +121,7 @@ func (s *Server) markRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	if err := s.Store.Read(ctx, func(r *store.Reader) error {
-		_, err := r.Conversation(ctx, id)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := s.Store.MarkRead(ctx, currentAgent(c).ID, id); err != nil {
+	if err := s.Store.MarkRead(c.Request().Context(), currentAgent(c).ID, id); err != nil {
 		return err
 	}
 	if c.Request().Header.Get("HX-Request") == "true" {

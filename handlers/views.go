@@ -139,14 +139,7 @@ func (s *Server) apiMark(c echo.Context, mark func(ctx context.Context, agent, c
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	if err := s.Store.Read(ctx, func(r *store.Reader) error {
-		_, err := r.Conversation(ctx, id)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := mark(ctx, currentAgent(c).ID, id); err != nil {
+	if err := mark(c.Request().Context(), currentAgent(c).ID, id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -438,6 +438,9 @@ func TestEventsAndReadMarker(t *testing.T) {
 	if err := s.MarkUnread(ctx, olga.ID, 1<<40); !errors.Is(err, ErrNotFound) {
 		t.Errorf("mark unread of no conversation: %v, want ErrNotFound", err)
 	}
+	if err := s.MarkRead(ctx, olga.ID, 1<<40); !errors.Is(err, ErrNotFound) {
+		t.Errorf("mark read of no conversation: %v, want ErrNotFound", err)
+	}
 	_ = s.Read(ctx, func(rd *Reader) error {
 		evs, _ := rd.EventsAfter(ctx, 0, 10)
 		var kinds []string

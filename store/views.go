@@ -403,44 +403,61 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 // readMarkExpr is an agent's mark on conversation c, the agent bound as r.
 const readMarkExpr = `coalesce(rd.read_in_id, c.last_read_message_id)`
 
-// MarkRead marks every client message of the conversation read for agent.
-// It writes nothing when there is nothing new, and emits no event: what one
-// agent read changes nobody else's list.
+// MarkRead marks every client message of the conversation read for agent;
+// ErrNotFound for an unknown conversation. It emits no event: what one agent
+// read changes nobody else's list.
 func (s *Store) MarkRead(ctx context.Context, agent, conversationID int64) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		_, err := tx.ExecContext(ctx, `INSERT INTO conversation_reads (agent_id, conversation_id, read_in_id)
-			SELECT ?, c.id, c.last_in_id FROM conversations c WHERE c.id = ?
-			ON CONFLICT (agent_id, conversation_id) DO UPDATE SET read_in_id = excluded.read_in_id
-			WHERE read_in_id <> excluded.read_in_id`, agent, conversationID)
+		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil {
-			return false, fmt.Errorf("mark conversation %d read for agent %d: %w", conversationID, agent, err)
+			return false, err
 		}
-		return false, nil // no event: the agent's own pages update themselves
+		return false, setReadMark(ctx, tx, agent, conversationID, lastIn)
 	})
 }
 
 // MarkUnread makes the client's newest message of the conversation unread
-// again for agent (the others stay read). A conversation the client never
-// wrote in has nothing to be unread: it is left as it is.
+// again for agent (the others stay read); ErrNotFound for an unknown
+// conversation. One the client never wrote in has nothing to be unread: it
+// is left as it is.
 func (s *Store) MarkUnread(ctx context.Context, agent, conversationID int64) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
-		var lastIn int64
-		err := tx.QueryRowContext(ctx, `SELECT last_in_id FROM conversations WHERE id = ?`, conversationID).Scan(&lastIn)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, fmt.Errorf("conversation %d: %w", conversationID, ErrNotFound)
-		}
+		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil || lastIn == 0 {
 			return false, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO conversation_reads (agent_id, conversation_id, read_in_id)
-			VALUES (?, ?, coalesce((SELECT max(id) FROM messages WHERE conversation_id = ? AND direction = 'in' AND id < ?), 0))
-			ON CONFLICT (agent_id, conversation_id) DO UPDATE SET read_in_id = excluded.read_in_id`,
-			agent, conversationID, conversationID, lastIn)
+		var before int64
+		err = tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM messages
+			WHERE conversation_id = ? AND direction = 'in' AND id < ?`, conversationID, lastIn).Scan(&before)
 		if err != nil {
 			return false, fmt.Errorf("mark conversation %d unread for agent %d: %w", conversationID, agent, err)
 		}
-		return false, nil
+		return false, setReadMark(ctx, tx, agent, conversationID, before)
 	})
+}
+
+// lastInID is the conversation's newest client message (0: none yet).
+func lastInID(ctx context.Context, tx *sql.Tx, conversationID int64) (int64, error) {
+	var lastIn int64
+	err := tx.QueryRowContext(ctx, `SELECT last_in_id FROM conversations WHERE id = ?`, conversationID).Scan(&lastIn)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("conversation %d: %w", conversationID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("conversation %d: %w", conversationID, err)
+	}
+	return lastIn, nil
+}
+
+// setReadMark sets agent's mark on the conversation (no write when it holds).
+func setReadMark(ctx context.Context, tx *sql.Tx, agent, conversationID, mark int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO conversation_reads (agent_id, conversation_id, read_in_id) VALUES (?, ?, ?)
+		ON CONFLICT (agent_id, conversation_id) DO UPDATE SET read_in_id = excluded.read_in_id
+		WHERE read_in_id <> excluded.read_in_id`, agent, conversationID, mark)
+	if err != nil {
+		return fmt.Errorf("read mark of conversation %d for agent %d: %w", conversationID, agent, err)
+	}
+	return nil
 }
 
 // ReadMarks returns agent's mark on each of these conversations.
