@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sessiondesk/channel/routee"
 	"sessiondesk/store"
 )
 
@@ -190,18 +191,25 @@ func (s *Server) apiConsent(c echo.Context) error {
 
 // apiReconcile runs "Check with Routee" and answers what it changed.
 func (s *Server) apiReconcile(c echo.Context) error {
-	id, err := conversationID(c)
-	if err != nil {
-		return err
-	}
-	if s.Reconciler == nil {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "Checking with Routee is not available.")
-	}
-	res, err := s.Reconciler.Conversation(c.Request().Context(), id)
+	_, res, err := s.reconcile(c)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// reconcile runs "Check with Routee" on the conversation of :id, for the
+// page and the API alike.
+func (s *Server) reconcile(c echo.Context) (int64, routee.Reconciliation, error) {
+	id, err := conversationID(c)
+	if err != nil {
+		return 0, routee.Reconciliation{}, err
+	}
+	if s.Reconciler == nil {
+		return 0, routee.Reconciliation{}, echo.NewHTTPError(http.StatusServiceUnavailable, "Checking with Routee is not available.")
+	}
+	res, err := s.Reconciler.Conversation(c.Request().Context(), id)
+	return id, res, err
 }
 
 func (s *Server) apiPaidTemplates(c echo.Context) error {

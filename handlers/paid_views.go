@@ -212,14 +212,7 @@ func paidRouteText(route string) string {
 
 // reconcileForm is "Check with Routee" in the conversation's menu.
 func (s *Server) reconcileForm(c echo.Context) error {
-	id, err := conversationID(c)
-	if err != nil {
-		return err
-	}
-	if s.Reconciler == nil {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "Checking with Routee is not available.")
-	}
-	res, err := s.Reconciler.Conversation(c.Request().Context(), id)
+	id, res, err := s.reconcile(c)
 	if err != nil {
 		return err
 	}

@@ -17,15 +17,23 @@ import (
 // and what the page's script needs to place live rows the way the server
 // orders them.
 
-// viewLabels name the views in the sidebar, with their "g" key.
-var viewLabels = map[store.View]struct{ label, key string }{
-	store.ViewMine:       {"Mine", "m"},
-	store.ViewUnassigned: {"Unassigned", "u"},
-	store.ViewAll:        {"All", "a"},
-	store.ViewWaiting:    {"Waiting on us", "w"},
-	store.ViewExpiring:   {"Expiring", "x"},
-	store.ViewLocked:     {"Locked", "l"},
-	store.ViewLost:       {"Closed unanswered", "c"},
+// viewLabel names a view in the sidebar, with its key after "g".
+func viewLabel(v store.View) (label, key string) {
+	switch v {
+	case store.ViewMine:
+		return "Mine", "m"
+	case store.ViewUnassigned:
+		return "Unassigned", "u"
+	case store.ViewWaiting:
+		return "Waiting on us", "w"
+	case store.ViewExpiring:
+		return "Expiring", "x"
+	case store.ViewLocked:
+		return "Locked", "l"
+	case store.ViewLost:
+		return "Closed unanswered", "c"
+	}
+	return "All", "a"
 }
 
 // listQuery reads ?view=, ?status= and ?q= for agent; a bad value is a 400
@@ -79,8 +87,9 @@ func (s *Server) viewNav(counts store.ViewCounts, q store.ListQuery) views.ViewN
 		if qs := viewQuery(lq).Encode(); qs != "" {
 			href += "?" + qs
 		}
+		label, key := viewLabel(v)
 		nav.Items = append(nav.Items, views.ViewItem{
-			Name: string(v), Label: viewLabels[v].label, Key: viewLabels[v].key,
+			Name: string(v), Label: label, Key: key,
 			Count: counts.Of(v, q.Agent), Href: href, Current: v == q.View,
 		})
 	}

@@ -142,10 +142,7 @@ type countState struct {
 // them. One read and one render for all pages, every CountEvery.
 func (h *Hub) moveByTime(ctx context.Context) {
 	cs := &h.counts
-	every := h.opts.CountEvery
-	if every <= 0 {
-		every = DefaultCountEvery
-	}
+	every := h.countEvery()
 	if time.Since(cs.round) < every {
 		return
 	}
@@ -192,6 +189,13 @@ func (h *Hub) moveByTime(ctx context.Context) {
 	}
 }
 
+func (h *Hub) countEvery() time.Duration {
+	if h.opts.CountEvery > 0 {
+		return h.opts.CountEvery
+	}
+	return DefaultCountEvery
+}
+
 func (h *Hub) expiringWithin() time.Duration {
 	if h.opts.ExpiringWithin > 0 {
 		return h.opts.ExpiringWithin
@@ -205,10 +209,7 @@ func (h *Hub) expiringWithin() time.Duration {
 // (their unread total) and a few bytes.
 func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	cs := &h.counts
-	every := h.opts.CountEvery
-	if every <= 0 {
-		every = DefaultCountEvery
-	}
+	every := h.countEvery()
 	dirty := h.viewsDirty.Load()
 	if now.Sub(cs.last) < countMin || (!dirty && now.Sub(cs.last) < every) {
 		return
