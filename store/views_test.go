@@ -309,3 +309,39 @@ func TestUnreadInViewsOfMatchesEachAgentsMarks(t *testing.T) {
 		}
 	}
 }
+
+// Case 9: the client writes and nobody answers before the end. The session
+// costs nothing, and the conversation leaves Waiting on us for Closed
+// unanswered at that moment (not before), in the lists and in the counts.
+func TestCase9_UnansweredSessionIsClosedUnanswered(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	conv := receive(t, s, "+375298603938", "Is my order ready?").Message.ConversationID
+	at := func(d time.Duration) (waiting, lost []int64, counts ViewCounts, cv Conversation) {
+		t.Helper()
+		clk.Set(t0.Add(d))
+		waiting, _ = listViewAll(t, s, ListQuery{View: ViewWaiting}, 10)
+		lost, _ = listViewAll(t, s, ListQuery{View: ViewLost}, 10)
+		if err := s.Read(ctx, func(r *Reader) (err error) {
+			if counts, err = r.ViewCounts(ctx, "", 0); err != nil {
+				return err
+			}
+			cv, err = r.Conversation(ctx, conv)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return waiting, lost, counts, cv
+	}
+	waiting, lost, counts, _ := at(24*time.Hour - time.Second)
+	if len(waiting) != 1 || len(lost) != 0 || counts.Waiting != 1 || counts.Lost != 0 {
+		t.Errorf("a second before the end: waiting %v lost %v counts %+v, want waiting only", waiting, lost, counts)
+	}
+	waiting, lost, counts, cv := at(24 * time.Hour)
+	if len(waiting) != 0 || fmt.Sprint(lost) != fmt.Sprint([]int64{conv}) || counts.Waiting != 0 || counts.Lost != 1 {
+		t.Errorf("at the end: waiting %v lost %v counts %+v, want Closed unanswered only", waiting, lost, counts)
+	}
+	if cur := cv.State.Current; cur == nil || cur.Cost() != 0 || !cur.Unanswered(clk.Now()) {
+		t.Errorf("the session: %+v, want it to cost 0 and be reported unanswered", cur)
+	}
+}
