@@ -221,6 +221,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.mu.Lock()
 		h.cursor = last
 		h.mu.Unlock()
+		// Time's moves count from here: the pages are drawn from now on.
+		h.counts.moved = r.Now()
 		return err
 	})
 	if err != nil {

@@ -114,7 +114,6 @@ func marksHTML(marks map[int64]int64) []byte {
 // runViews sends the counts and time's moves on their own goroutine, so
 // that what they read never holds up the live frames: a tick a second.
 func (h *Hub) runViews(ctx context.Context) {
-	h.moveByTime(ctx) // time's moves count from now
 	tick := time.NewTicker(countMin)
 	defer tick.Stop()
 	for {
@@ -132,7 +131,7 @@ func (h *Hub) runViews(ctx context.Context) {
 type countState struct {
 	last  time.Time        // when the last round ran
 	sent  map[int64]string // agent -> the counts frame last sent to their pages
-	moved time.Time        // the store's time up to which time's moves were sent
+	moved time.Time        // the store's time up to which time's moves were sent (set by Run at start)
 	round time.Time        // when moveByTime last read (wall clock)
 }
 
@@ -151,9 +150,7 @@ func (h *Hub) moveByTime(ctx context.Context) {
 	var now time.Time
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
 		now = r.Now()
-		if !cs.moved.IsZero() { // zero: the pages were drawn at start, nothing moved before
-			rows, err = r.ListRowsEndingIn(ctx, cs.moved, now, h.expiringWithin())
-		}
+		rows, err = r.ListRowsEndingIn(ctx, cs.moved, now, h.expiringWithin())
 		return err
 	})
 	if err != nil {
