@@ -52,15 +52,17 @@ type Conversation struct {
 // sessionColumns reads one session.Session: the session row, with the counts
 // that the triggers of migration 00010 keep beside it in the same transaction
 // as every message change (so nothing is counted on read, and no code path can
-// leave a stale counter behind). It expects the session as s.
+// leave a stale counter behind). Whether the client wrote last is whether the
+// session's newest client message is newer than its newest counted business
+// message, both kept by the triggers of 00026: a comparison of two columns,
+// where a probe of the session's messages cost every list row a walk of
+// messages_by_session. It expects the session as s.
 const sessionColumns = `
 	s.id, s.number, s.started_at, s.ends_at, s.received_at, coalesce(s.used, 0), coalesce(s.media_used, 0),
 	s.rate_text, s.rate_media, s.currency,
 	s.rate_message, coalesce(s.country, ''), coalesce(s.billed_at, 0),
 	coalesce(s.reported_cost, 0), coalesce(s.reported_count, 0), coalesce(s.reported_foreign, 0),
-	coalesce((SELECT direction = 'in' FROM messages
-	           WHERE session_id = s.id AND (direction = 'in' OR counted = 1)
-	           ORDER BY id DESC LIMIT 1), 0)`
+	coalesce(s.last_in_id > s.last_out_id, 0)`
 
 // stateColumns reads a conversation's session.State: its latest session
 // (sessionColumns) and the counted business messages since the client last

@@ -23,21 +23,28 @@ import (
 func recount(ctx context.Context, s *Store) error {
 	var bad []string
 	rows, err := s.read.QueryContext(ctx, `
-		SELECT s.id, s.used, s.media_used,
+		SELECT s.id, s.used, s.media_used, s.last_in_id > s.last_out_id,
 		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1),
-		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text')
+		       (SELECT count(*) FROM messages WHERE session_id = s.id AND direction = 'out' AND counted = 1 AND kind <> 'text'),
+		       coalesce((SELECT direction = 'in' FROM messages
+		                  WHERE session_id = s.id AND (direction = 'in' OR counted = 1)
+		                  ORDER BY id DESC LIMIT 1), 0)
 		FROM sessions s`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var id, used, media, wantUsed, wantMedia int
-		if err := rows.Scan(&id, &used, &media, &wantUsed, &wantMedia); err != nil {
+		var clientLast, wantClientLast bool
+		if err := rows.Scan(&id, &used, &media, &clientLast, &wantUsed, &wantMedia, &wantClientLast); err != nil {
 			rows.Close()
 			return err
 		}
 		if used != wantUsed || media != wantMedia {
 			bad = append(bad, fmt.Sprintf("session %d: used %d/%d media %d/%d (kept/counted)", id, used, wantUsed, media, wantMedia))
+		}
+		if clientLast != wantClientLast {
+			bad = append(bad, fmt.Sprintf("session %d: client wrote last %v, the messages say %v", id, clientLast, wantClientLast))
 		}
 	}
 	rows.Close()

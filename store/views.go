@@ -525,9 +525,26 @@ const UnreadScan = 500
 
 // UnreadInViews counts the open conversations of agent's Mine and Unassigned
 // views with a client message the agent has not read: the tab title's (N).
+// Every page load asks it for one agent: one statement, one pass over the
+// UnreadScan most recent unassigned conversations with the agent's own mark
+// probed beside each, and the range of the agent's own (UnreadInViewsOf
+// counts the same for many agents at once).
 func (r *Reader) UnreadInViews(ctx context.Context, agent int64) (int, error) {
-	n, err := r.UnreadInViewsOf(ctx, []int64{agent})
-	return n[agent], err
+	var n int
+	err := r.q.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT id, last_in_id, last_read_message_id FROM conversations
+		                        WHERE status = 'open' AND assignee_id IS NULL
+		                        ORDER BY last_activity_at DESC LIMIT ?2) c
+		   LEFT JOIN conversation_reads rd ON rd.agent_id = ?1 AND rd.conversation_id = c.id
+		  WHERE c.last_in_id > `+readMarkExpr+`)
+		+ (SELECT count(*) FROM conversations c
+		   LEFT JOIN conversation_reads rd ON rd.agent_id = c.assignee_id AND rd.conversation_id = c.id
+		  WHERE c.status = 'open' AND c.assignee_id = ?1 AND c.last_in_id > `+readMarkExpr+`)`,
+		agent, UnreadScan).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("unread in views of agent %d: %w", agent, err)
+	}
+	return n, nil
 }
 
 // UnreadInViewsOf is UnreadInViews for several agents at once, at a cost

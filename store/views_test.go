@@ -227,7 +227,8 @@ func TestParseViewAndStatus(t *testing.T) {
 }
 
 // The unread total of several agents at once, read the cheap way (the shared
-// mark once, corrected by each agent's own), is what each agent's marks say
+// mark once, corrected by each agent's own), and of each agent alone (what a
+// page load reads), is what each agent's marks say
 // conversation by conversation, after random reads, marks unread,
 // assignments, statuses and client messages.
 func TestUnreadInViewsOfMatchesEachAgentsMarks(t *testing.T) {
@@ -300,6 +301,13 @@ func TestUnreadInViewsOfMatchesEachAgentsMarks(t *testing.T) {
 				}
 				if got[agent] != want {
 					t.Fatalf("step %d, agent %d: unread total %d, their marks say %d", step, agent, got[agent], want)
+				}
+				one, err := r.UnreadInViews(ctx, agent)
+				if err != nil {
+					return err
+				}
+				if one != want {
+					t.Fatalf("step %d, agent %d: unread total of the agent alone %d, their marks say %d", step, agent, one, want)
 				}
 			}
 			return nil
