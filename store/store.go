@@ -115,6 +115,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	params.Set("_txlock", "immediate")
 	// Prepared statements are kept per connection: preparing the store's
 	// queries anew took 40% of the CPU of a client message's transaction.
+	//
+	// A kept statement is only reused if SQLite does not expire it. The
+	// driver clears a statement's bindings before each run, and SQLite
+	// expires (and prepares again, inside the next step) every statement
+	// whose plan looked at a bound value: `LIMIT ?` (the planner checks for
+	// LIMIT 0 and 1) and `col = ?` where a partial index's WHERE names col
+	// (it checks whether the index applies). So the store's SQL writes
+	// `LIMIT +?` and `status = +?`: unary plus changes no value, and hides
+	// the parameter from those checks. Measured on the outbox's query: 177 µs
+	// a run when prepared again each time, 4 µs kept (TestSQLKeepsStatements).
 	params.Set("_stmt_cache_size", "128")
 	dsn := "file:" + path + "?" + params.Encode()
 
@@ -141,7 +151,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("store: open read pool: %w", err)
 	}
-	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
+	// The read connections stay open: database/sql keeps only two idle by
+	// default, so with the hub, the outbox, the downloader and the pages
+	// reading at once the others were closed after each use and opened again,
+	// each time with its pragmas to run, an empty page cache and no prepared
+	// statements (measured: a tenth of the CPU under live traffic).
+	readers := max(4, runtime.NumCPU())
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
 	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
 		online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
 	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
