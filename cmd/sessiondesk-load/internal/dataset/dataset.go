@@ -197,10 +197,9 @@ func migrate(ctx context.Context, path string) error {
 
 // CopyTo copies a cached dataset to dst (the product's data file), so every
 // run starts from the same database and leaves the cache untouched. The copy
-// is flushed to the disk before the product starts: otherwise the product's
-// first checkpoint (its first fsync of the file) wrote back the whole copy,
-// half a gigabyte at 1M messages, and stalled the writer for a second in the
-// middle of the first measurement.
+// is flushed to the disk before the product starts, so that the product's
+// first fsync of the file (its first checkpoint, during a measurement) does
+// not also write back the tool's copy: half a gigabyte at 1M messages.
 func CopyTo(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
