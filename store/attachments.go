@@ -176,7 +176,7 @@ type PendingDownload struct {
 func (s *Store) PendingDownloads(ctx context.Context, now time.Time, limit int) ([]PendingDownload, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+attachmentColumns+`, m.media_url, m.conversation_id
 		FROM attachments a JOIN messages m ON m.id = a.message_id
-		WHERE a.download_state = 'pending' AND a.next_attempt_at <= ? ORDER BY a.id LIMIT +?`, ms(now), limit)
+		WHERE a.download_state = 'pending' AND a.next_attempt_at <= ? ORDER BY a.id LIMIT ?`, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending downloads: %w", err)
 	}

@@ -135,7 +135,7 @@ func (r *Reader) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 		LEFT JOIN api_tokens t ON t.id = a.token_id
 		WHERE (?1 = 0 OR a.at >= ?1) AND (?2 = 0 OR a.at < ?2) AND (?3 = 0 OR a.agent_id = ?3)
 		  AND (?4 = '' OR a.action = ?4) AND (?5 = 0 OR a.id < ?5)
-		ORDER BY a.id DESC LIMIT +?6`,
+		ORDER BY a.id DESC LIMIT ?6`,
 		since, until, f.AgentID, f.Action, f.BeforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)

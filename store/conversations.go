@@ -137,7 +137,7 @@ func (v *stateScan) state() session.State {
 // unanswered (case 9).
 func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) ([]session.Session, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions s
-		WHERE s.conversation_id = ? ORDER BY s.number DESC LIMIT +?`, conversationID, limit)
+		WHERE s.conversation_id = ? ORDER BY s.number DESC LIMIT ?`, conversationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sessions of conversation %d: %w", conversationID, err)
 	}
@@ -207,7 +207,7 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 
 // Conversations returns up to limit conversations, the latest activity first.
 func (r *Reader) Conversations(ctx context.Context, limit int) ([]Conversation, error) {
-	rows, err := r.q.QueryContext(ctx, conversationSelect+` ORDER BY c.last_activity_at DESC, c.id DESC LIMIT +?`, limit)
+	rows, err := r.q.QueryContext(ctx, conversationSelect+` ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
@@ -253,7 +253,7 @@ func (r *Reader) Contacts(ctx context.Context, limit int) ([]Contact, error) {
 	rows, err := r.q.QueryContext(ctx, `
 		SELECT ct.id, ct.phone, ct.phone_display, ct.name, ct.country FROM contacts ct
 		LEFT JOIN conversations c ON c.contact_id = ct.id
-		ORDER BY coalesce(c.last_activity_at, 0) DESC, ct.id DESC LIMIT +?`, limit)
+		ORDER BY coalesce(c.last_activity_at, 0) DESC, ct.id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list contacts: %w", err)
 	}

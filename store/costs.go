@@ -143,7 +143,7 @@ func (r *Reader) SessionRows(ctx context.Context, f SessionFilter) ([]SessionRow
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-	q += ` ORDER BY s.started_at, s.id LIMIT +?`
+	q += ` ORDER BY s.started_at, s.id LIMIT ?`
 	args = append(args, limit)
 	rows, err := r.q.QueryContext(ctx, q, args...)
 	if err != nil {

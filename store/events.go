@@ -53,7 +53,7 @@ func (r *Reader) LastEventID(ctx context.Context) (int64, error) {
 // EventsAfter returns up to limit events with an id above after, oldest first.
 func (r *Reader) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT id, kind, conversation_id, coalesce(message_id, 0), coalesce(note_id, 0), created_at
-		FROM events WHERE id > ? ORDER BY id LIMIT +?`, after, limit)
+		FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events after %d: %w", after, err)
 	}

@@ -133,7 +133,7 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, er
 // Messages returns the last limit messages of a conversation, oldest first.
 func (r *Reader) Messages(ctx context.Context, conversationID int64, limit int) ([]Message, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT * FROM (`+messageSelect+`
-		WHERE m.conversation_id = ? ORDER BY m.id DESC LIMIT +?) ORDER BY 1`, conversationID, limit)
+		WHERE m.conversation_id = ? ORDER BY m.id DESC LIMIT ?) ORDER BY 1`, conversationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages of conversation %d: %w", conversationID, err)
 	}
@@ -711,7 +711,7 @@ type Outgoing struct {
 var queuedSelect = `SELECT q.*, ct.phone, mm.tried_at, mm.checks FROM (` + messageSelect + `
 		WHERE m.id IN (SELECT id FROM messages WHERE status = 'queued' AND provider_id IS NULL
 		               UNION ALL SELECT id FROM messages WHERE status = 'unconfirmed' AND checking = 1)
-		ORDER BY m.id LIMIT +?) q
+		ORDER BY m.id LIMIT ?) q
 		JOIN messages mm ON mm.id = q.id
 		JOIN conversations c ON c.id = q.conversation_id JOIN contacts ct ON ct.id = c.contact_id
 		ORDER BY q.id`

@@ -238,7 +238,7 @@ func loadMentions(ctx context.Context, q queryer, notes []Note) error {
 // since set, only those written at or after it (the thread shows the notes
 // of the time its messages cover).
 func (r *Reader) Notes(ctx context.Context, conversationID int64, since time.Time, limit int) ([]Note, error) {
-	const order = ` ORDER BY n.id DESC LIMIT +?) ORDER BY 1`
+	const order = ` ORDER BY n.id DESC LIMIT ?) ORDER BY 1`
 	var (
 		notes []Note
 		err   error
@@ -318,7 +318,7 @@ func (r *Reader) MentionsOf(ctx context.Context, agentID int64, limit int) ([]Me
 		LEFT JOIN agents a ON a.id = n.agent_id
 		JOIN conversations c ON c.id = n.conversation_id
 		JOIN contacts ct ON ct.id = c.contact_id
-		WHERE nm.agent_id = ? ORDER BY nm.note_id DESC LIMIT +?`, agentID, limit)
+		WHERE nm.agent_id = ? ORDER BY nm.note_id DESC LIMIT ?`, agentID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("mentions of agent %d: %w", agentID, err)
 	}

@@ -51,7 +51,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time, batch int) (i
 		var n int64
 		err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 			res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN
-				(SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT +?)`, cut, batch)
+				(SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT ?)`, cut, batch)
 			if err != nil {
 				return false, err
 			}

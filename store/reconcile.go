@@ -47,7 +47,7 @@ func (r *Reader) Unsettled(ctx context.Context, conversationID int64, limit int)
 	out, err := scanUnsettled(ctx, r.q, unsettledSelect+`
 		WHERE m.conversation_id = ? AND m.direction = 'out' AND m.provider_id IS NOT NULL
 		  AND m.status IN ('sent', 'unconfirmed')
-		ORDER BY m.id DESC LIMIT +?`, conversationID, limit)
+		ORDER BY m.id DESC LIMIT ?`, conversationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("unsettled messages of conversation %d: %w", conversationID, err)
 	}
@@ -60,7 +60,7 @@ func (r *Reader) Unsettled(ctx context.Context, conversationID int64, limit int)
 func (s *Store) StuckSent(ctx context.Context, since, before time.Time, limit int) ([]Unsettled, error) {
 	out, err := scanUnsettled(ctx, s.read, unsettledSelect+`
 		WHERE m.id IN (SELECT id FROM messages WHERE status = 'sent' AND status_at >= ? AND status_at < ?
-		               ORDER BY status_at LIMIT +?)
+		               ORDER BY status_at LIMIT ?)
 		  AND m.provider_id IS NOT NULL
 		ORDER BY m.status_at`, ms(since), ms(before), limit)
 	if err != nil {

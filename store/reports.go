@@ -489,7 +489,7 @@ func (r *Reader) reportTop(ctx context.Context, rep *Report) error {
 		         WHERE`+where+` AND s.used > 0
 		         GROUP BY s.conversation_id
 		         ORDER BY best DESC, s.conversation_id
-		         LIMIT +?) t
+		         LIMIT ?) t
 		  JOIN conversations c ON c.id = t.conversation_id
 		  JOIN contacts ct ON ct.id = c.contact_id
 		 ORDER BY t.best DESC, t.conversation_id`, append(args, TopConversations)...)

@@ -293,13 +293,13 @@ func (r *Reader) searchContacts(ctx context.Context, q SearchQuery, limit int) (
 		SELECT c.id FROM contacts_fts f
 		CROSS JOIN conversations c ON c.contact_id = f.docid
 		WHERE f.name MATCH ?
-		ORDER BY c.last_activity_at DESC, c.id DESC LIMIT +?`, q.match()
+		ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`, q.match()
 	if q.digits != "" {
 		query, match = `
 		SELECT c.id FROM contacts_fts f
 		CROSS JOIN conversations c ON c.contact_id = f.docid
 		WHERE f.digits MATCH ?
-		ORDER BY c.last_activity_at DESC, c.id DESC LIMIT +?`, q.digitsMatch()
+		ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`, q.digitsMatch()
 	}
 	rows, err := r.q.QueryContext(ctx, query, match, limit)
 	if err != nil {
@@ -341,7 +341,7 @@ func (r *Reader) searchMessages(ctx context.Context, q SearchQuery, take func(me
 		FROM messages_fts f
 		CROSS JOIN messages m ON m.id = f.docid
 		WHERE messages_fts MATCH ?
-		ORDER BY f.docid DESC LIMIT +?`, q.match(), searchScan)
+		ORDER BY f.docid DESC LIMIT ?`, q.match(), searchScan)
 	if err != nil {
 		return fmt.Errorf("search messages: %w", err)
 	}

@@ -164,9 +164,9 @@ func viewWhere(q ListQuery, band byte, now time.Time, maxUnanswered int, where [
 			// sessions (a short range of conversations_by_end) are fewer
 			// than the open conversations, and All walks the list's order
 			// (conversations_by_activity) rather than sort every open one.
-			where, args = append(where, `+c.status = +?`), append(args, q.Status)
+			where, args = append(where, `+c.status = ?`), append(args, q.Status)
 		} else {
-			where, args = append(where, `c.status = +?`), append(args, q.Status)
+			where, args = append(where, `c.status = ?`), append(args, q.Status)
 		}
 	}
 	if q.matched != "" {
@@ -294,7 +294,7 @@ func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *Li
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	return r.listRows(ctx, query+order+` LIMIT +?`, append(args, limit)...)
+	return r.listRows(ctx, query+order+` LIMIT ?`, append(args, limit)...)
 }
 
 // ViewCounts are the sidebar's counts: every view's, Mine per agent.
@@ -338,9 +338,9 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 		args = []any{q.Status}
 		statusCond = func(byEnd bool) []string {
 			if byEnd { // as in viewWhere: the open sessions are the shorter range
-				return []string{`+status = +?`}
+				return []string{`+status = ?`}
 			}
-			return []string{`status = +?`}
+			return []string{`status = ?`}
 		}
 	}
 	cond := func(byEnd bool, extra ...string) string {
@@ -534,7 +534,7 @@ func (r *Reader) UnreadInViews(ctx context.Context, agent int64) (int, error) {
 	err := r.q.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM (SELECT id, last_in_id, last_read_message_id FROM conversations
 		                        WHERE status = 'open' AND assignee_id IS NULL
-		                        ORDER BY last_activity_at DESC LIMIT +?2) c
+		                        ORDER BY last_activity_at DESC LIMIT ?2) c
 		   LEFT JOIN conversation_reads rd ON rd.agent_id = ?1 AND rd.conversation_id = c.id
 		  WHERE c.last_in_id > `+readMarkExpr+`)
 		+ (SELECT count(*) FROM conversations c
@@ -563,7 +563,7 @@ func (r *Reader) UnreadInViewsOf(ctx context.Context, agents []int64) (map[int64
 		return nil, fmt.Errorf("unread in views: %w", err)
 	}
 	const unassigned = `SELECT id, last_in_id, last_read_message_id FROM conversations
-		WHERE status = 'open' AND assignee_id IS NULL ORDER BY last_activity_at DESC LIMIT +?`
+		WHERE status = 'open' AND assignee_id IS NULL ORDER BY last_activity_at DESC LIMIT ?`
 	var base int
 	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM (`+unassigned+`) u
 		WHERE u.last_in_id > u.last_read_message_id`, UnreadScan).Scan(&base); err != nil {
@@ -654,7 +654,7 @@ func (r *Reader) ListRowsEndingIn(ctx context.Context, from, to time.Time, expir
 	}
 	rows, err := r.listRows(ctx, listSelect+`
 		WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > ? AND c.session_ends_at <= ?)
-		ORDER BY c.session_ends_at LIMIT +?`,
+		ORDER BY c.session_ends_at LIMIT ?`,
 		ms(from), ms(to), ms(from.Add(expiringWithin)), ms(to.Add(expiringWithin)), MaxTimeMoves)
 	if err != nil {
 		return nil, fmt.Errorf("rows ending from %s to %s: %w", from, to, err)
