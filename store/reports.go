@@ -3,11 +3,12 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -362,9 +363,10 @@ func (r *Reader) agentNames(ctx context.Context) (map[int64]string, error) {
 var perSessionBuckets = []struct{ label string }{{"1"}, {"2"}, {"3"}, {"4–5"}, {"6–10"}, {"11–20"}, {"21–40"}, {"41–59"}, {"60+"}}
 
 // reportFirstResponses fills the first response times by day, by agent and
-// overall: a bounded read (one row per answered session of the range, at
-// most MaxReportDays of them) of three numbers from the covering
-// sessions_report index, ranked in Go.
+// overall. The waits (one per answered session of the range, at most
+// MaxReportDays of them) come from the covering sessions_report index, as
+// one comma-separated list per day and agent: stepping each value through
+// the driver cost about a microsecond apiece, more than the ranking in Go.
 func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 	from, args := sessionDays(rep)
 	where := ` WHERE `
@@ -372,8 +374,9 @@ func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 		where = ` AND `
 	}
 	rows, err := r.q.QueryContext(ctx, `
-		SELECT d.key, coalesce(s.first_agent_id, 0), max(s.first_out_at - s.received_at, 0)
-		`+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL`, args...)
+		SELECT d.key, coalesce(s.first_agent_id, 0), group_concat(max(s.first_out_at - s.received_at, 0))
+		`+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL
+		 GROUP BY d.key, s.first_agent_id`, args...)
 	if err != nil {
 		return fmt.Errorf("first responses: %w", err)
 	}
@@ -382,15 +385,20 @@ func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 	byAgent := map[int64][]int64{}
 	var all []int64
 	for rows.Next() {
-		var day, agent, wait int64
-		if err := rows.Scan(&day, &agent, &wait); err != nil {
+		var day, agent int64
+		var list string
+		if err := rows.Scan(&day, &agent, &list); err != nil {
+			return fmt.Errorf("first responses: %w", err)
+		}
+		waits, err := parseInts(list)
+		if err != nil {
 			return fmt.Errorf("first responses: %w", err)
 		}
 		if day >= 0 && int(day) < len(byDay) {
-			byDay[day] = append(byDay[day], wait)
+			byDay[day] = append(byDay[day], waits...)
 		}
-		byAgent[agent] = append(byAgent[agent], wait)
-		all = append(all, wait)
+		byAgent[agent] = append(byAgent[agent], waits...)
+		all = append(all, waits...)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("first responses: %w", err)
@@ -403,6 +411,24 @@ func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
 	}
 	rep.FirstResponse = percentiles(all)
 	return nil
+}
+
+// parseInts reads the comma-separated integers of a group_concat; "" is none.
+func parseInts(list string) ([]int64, error) {
+	if list == "" {
+		return nil, nil
+	}
+	out := make([]int64, 0, strings.Count(list, ",")+1)
+	for len(list) > 0 {
+		item, rest, _ := strings.Cut(list, ",")
+		v, err := strconv.ParseInt(item, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("a list of numbers: %w", err)
+		}
+		out = append(out, v)
+		list = rest
+	}
+	return out, nil
 }
 
 // percentiles sorts ms in place and summarises it, by the nearest-rank
@@ -429,47 +455,44 @@ var responseBuckets = []struct {
 }
 
 // reportResponses fills the response time of every client message received
-// in the range: a bounded read of one number per client message from the
-// covering messages_in_by_time index, bucketed and ranked in Go.
+// in the range: how many were never answered, and the answered waits, all
+// of them in one comma-separated list read from the covering
+// messages_in_by_time index (one step through the driver, where one per
+// message cost 200 ms at 250,000 messages), bucketed and ranked in Go. The
+// list is about 7 bytes a message: 2 MB for a month of 250,000, at most
+// MaxReportDays of them.
 func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	f := rep.Filter
-	q := `SELECT m.answer_ms FROM messages m WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
+	q := `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
+		WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
 	args := []any{ms(f.From), ms(f.To)}
 	if f.AgentID != 0 {
-		q = `SELECT m.answer_ms FROM messages m JOIN messages o ON o.id = m.answered_by
+		q = `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
+			JOIN messages o ON o.id = m.answered_by
 			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ?`
 		args = append(args, f.AgentID)
 	}
-	rows, err := r.q.QueryContext(ctx, q, args...)
+	var received int
+	var list string
+	if err := r.q.QueryRowContext(ctx, q, args...).Scan(&received, &list); err != nil {
+		return fmt.Errorf("response times: %w", err)
+	}
+	waits, err := parseInts(list)
 	if err != nil {
 		return fmt.Errorf("response times: %w", err)
 	}
-	defer rows.Close()
 	rep.ResponseBuckets = make([]Bucket, len(responseBuckets))
 	for i, b := range responseBuckets {
 		rep.ResponseBuckets[i].Label = b.label
 	}
-	var waits []int64
-	for rows.Next() {
-		var wait sql.NullInt64
-		if err := rows.Scan(&wait); err != nil {
-			return fmt.Errorf("response times: %w", err)
-		}
-		if !wait.Valid {
-			rep.Unanswered++
-			continue
-		}
-		w := max(wait.Int64, 0)
-		waits = append(waits, w)
+	rep.Unanswered = received - len(waits)
+	for _, w := range waits {
 		d := time.Duration(w) * time.Millisecond
 		i := 0
 		for i < len(responseBuckets)-1 && d >= responseBuckets[i].below {
 			i++
 		}
 		rep.ResponseBuckets[i].Count++
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("response times: %w", err)
 	}
 	rep.Responses = percentiles(waits)
 	return nil
