@@ -84,6 +84,7 @@ func (s *Server) searchView(c echo.Context, q string, limit int) (views.SearchVi
 	ctx := c.Request().Context()
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
 		res, err := r.Search(ctx, sq, limit)
+		v.Incomplete = r.SearchIncomplete()
 		for _, sr := range res {
 			cv := sr.Conversation
 			out := views.SearchResult{ConversationID: cv.ID, Name: cv.Contact.Name,
@@ -152,9 +153,13 @@ func (s *Server) apiSearch(c echo.Context) error {
 	ctx := c.Request().Context()
 	out := struct {
 		Results []apiSearchResult `json:"results"`
+		// Incomplete: the search index is still being built (after an
+		// upgrade or a restore), so older messages may be missing.
+		Incomplete bool `json:"incomplete"`
 	}{Results: []apiSearchResult{}}
 	err = s.Store.Read(ctx, func(r *store.Reader) error {
 		res, err := r.Search(ctx, sq, limit)
+		out.Incomplete = r.SearchIncomplete()
 		for _, sr := range res {
 			ar := apiSearchResult{Conversation: s.toAPIConversation(sr.Conversation, r.Now()),
 				ContactMatch: sr.ContactMatch, Matches: []apiSearchMatch{}}

@@ -140,11 +140,11 @@ func Restore(ctx context.Context, from, dbPath string, now time.Time) (CopyInfo,
 }
 
 // sameDatabase reports whether path is the database at dbPath or one of the
-// files SQLite keeps beside it: a backup renamed over any of them would pull
+// files SQLite or the search index keep beside it: a backup renamed over any of them would pull
 // the live database out from under the running inbox.
 func sameDatabase(dbPath, path string) bool {
 	pathFI, err := os.Stat(path)
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal", "-search", "-search-wal", "-search-shm"} {
 		if fi, serr := os.Stat(dbPath + suffix); err == nil && serr == nil && os.SameFile(fi, pathFI) {
 			return true
 		}

@@ -39,14 +39,24 @@ import (
 // index chosen by a parameter): those take literals.
 
 // connector opens the store's connections with a driver of its own (no
-// global registration), which turns QPSG on in each new connection.
+// global registration), which turns QPSG on in each new connection and then
+// runs then, when given (the read connections attach the search index).
 type connector struct {
 	driver *sqlite3.SQLiteDriver
 	dsn    string
 }
 
-func newConnector(dsn string) connector {
-	return connector{driver: &sqlite3.SQLiteDriver{ConnectHook: stablePlans}, dsn: dsn}
+func newConnector(dsn string, then func(*sqlite3.SQLiteConn) error) connector {
+	hook := stablePlans
+	if then != nil {
+		hook = func(conn *sqlite3.SQLiteConn) error {
+			if err := stablePlans(conn); err != nil {
+				return err
+			}
+			return then(conn)
+		}
+	}
+	return connector{driver: &sqlite3.SQLiteDriver{ConnectHook: hook}, dsn: dsn}
 }
 
 func (c connector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -217,6 +218,11 @@ func (s Snippet) String() string {
 	return b.String()
 }
 
+// SearchIncomplete reports that the last Search ran while the search index
+// was still being built (after an upgrade or a restore, for a large
+// database): it may have missed older messages.
+func (r *Reader) SearchIncomplete() bool { return r.searchIncomplete }
+
 // Search returns up to limit conversations that match q: first those whose
 // client's name or number matches (the most recently active first), then
 // those with matching messages, by their newest match. Each result carries
@@ -228,6 +234,19 @@ func (r *Reader) Search(ctx context.Context, q SearchQuery, limit int) ([]Search
 	if q.Empty() {
 		return nil, nil
 	}
+	if r.search == nil {
+		return nil, errors.New("search: not available inside a batch of writes")
+	}
+	// What the indexer has not reached yet is indexed now, from this
+	// snapshot, before the index is first read in it (each attached file's
+	// snapshot begins at its first read): a message stored a moment ago is
+	// found. Only while the index is built for a large database are some
+	// left (SearchIncomplete).
+	more, err := r.search.step(ctx, r.q, r.search.catchUp)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	r.searchIncomplete = more
 	var order []int64 // conversation ids, in result order
 	byConv := map[int64]*SearchResult{}
 	contactConvs, err := r.searchContacts(ctx, q, limit)
@@ -338,9 +357,9 @@ type messageHit struct {
 func (r *Reader) searchMessages(ctx context.Context, q SearchQuery, take func(messageHit) bool) error {
 	rows, err := r.q.QueryContext(ctx, `
 		SELECT m.id, m.conversation_id, m.created_at, m.direction, m.body
-		FROM messages_fts f
+		FROM search.messages_fts f
 		CROSS JOIN messages m ON m.id = f.docid
-		WHERE messages_fts MATCH ?
+		WHERE f.body MATCH ?
 		ORDER BY f.docid DESC LIMIT ?`, q.match(), searchScan)
 	if err != nil {
 		return fmt.Errorf("search messages: %w", err)

@@ -235,9 +235,9 @@ func TestSearchFindsContactsByNameAndPhoneInAnyFormat(t *testing.T) {
 	}
 }
 
-// TestSearchIndexFollowsChanges: the triggers keep the index in step when a
-// message's text changes or a message goes (no code path does either today;
-// the index must not be what breaks when one does).
+// TestSearchIndexFollowsChanges: the index follows a message whose text
+// changes or that goes (no code path does either today; the index must not
+// be what breaks when one does), and stays whole.
 func TestSearchIndexFollowsChanges(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	m := receiveFrom(t, s, "+375298603938", "Olga", "apple pie").Message
@@ -262,10 +262,10 @@ func TestSearchIndexFollowsChanges(t *testing.T) {
 		t.Errorf("apple after the delete: %v", got)
 	}
 	var bad int
-	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'juice'`).Scan(&bad); err != nil || bad != 0 {
+	if err := s.search.db.QueryRowContext(ctx, `SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'juice'`).Scan(&bad); err != nil || bad != 0 {
 		t.Errorf("index entries of the deleted message: %d, %v", bad, err)
 	}
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')`); err != nil {
+	if _, err := s.search.db.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')`); err != nil {
 		t.Errorf("integrity check: %v", err)
 	}
 }

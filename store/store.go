@@ -67,6 +67,9 @@ type Store struct {
 	// writer runs every write transaction on write, sharing commits between
 	// the transactions that wait for it (see groupWriter).
 	writer *groupWriter
+	// search is the messages' full-text index, in a file of its own
+	// (searchindex.go).
+	search *searchIndex
 	opts   Options
 	// settings are the rules, rates and canned replies in force: swapped whole
 	// when an admin saves, shared by the copies WithClock makes.
@@ -119,7 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	params.Set("_stmt_cache_size", "128")
 	dsn := "file:" + path + "?" + params.Encode()
 
-	write := sql.OpenDB(newConnector(dsn))
+	write := sql.OpenDB(newConnector(dsn, nil))
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
@@ -132,9 +135,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
+	search, err := openSearch(ctx, write, path)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+
 	params.Set("_query_only", "true")
 	params.Set("_txlock", "deferred")
-	read := sql.OpenDB(newConnector("file:" + path + "?" + params.Encode()))
+	read := sql.OpenDB(newConnector("file:"+path+"?"+params.Encode(), search.attach))
 	// The read connections stay open: database/sql keeps only two idle by
 	// default, so with the hub, the outbox, the downloader and the pages
 	// reading at once the others were closed after each use and opened again,
@@ -143,8 +152,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	readers := max(4, runtime.NumCPU())
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
-	s := &Store{write: write, read: read, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
+	s := &Store{write: write, read: read, search: search, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
 		online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
+	search.run(read)
 	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
 	if err := s.applyStoredSettings(ctx); err != nil {
 		s.Close()
@@ -208,6 +218,19 @@ func pathCause(err error) error {
 	return err
 }
 
+// openSearch opens the search index beside the database at path, telling it
+// which database it is for and how far that database goes.
+func openSearch(ctx context.Context, db *sql.DB, path string) (*searchIndex, error) {
+	var token string
+	var maxMessage, maxChange int64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT token FROM instance),
+		coalesce((SELECT max(id) FROM messages), 0), coalesce((SELECT max(id) FROM search_changes), 0)`).
+		Scan(&token, &maxMessage, &maxChange); err != nil {
+		return nil, fmt.Errorf("search index: read the database's identity: %w", err)
+	}
+	return openSearchIndex(ctx, SearchPath(path), token, maxMessage, maxChange)
+}
+
 func migrate(ctx context.Context, db *sql.DB) error {
 	dir, err := fs.Sub(migrations, "migrations")
 	if err != nil {
@@ -230,7 +253,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // asked for afterwards fails.
 func (s *Store) Close() error {
 	s.writer.close()
-	return errors.Join(s.read.Close(), s.write.Close())
+	return errors.Join(s.search.close(), s.read.Close(), s.write.Close())
 }
 
 // WithClock returns a Store that shares the same database but decides with now.
@@ -260,6 +283,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, 
 // snapshot of the database, so a page and the event id it resumes after agree.
 func (s *Store) Read(ctx context.Context, fn func(r *Reader) error) error {
 	if s.batch != nil { // inside Batch: read what the batch wrote so far
+		// The batch's connection has no search index attached: Search refuses.
 		return fn(&Reader{q: s.batch.tx, rules: s.Rules(), now: s.opts.Now()})
 	}
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -267,14 +291,17 @@ func (s *Store) Read(ctx context.Context, fn func(r *Reader) error) error {
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
-	return fn(&Reader{q: tx, rules: s.Rules(), now: s.opts.Now()})
+	return fn(&Reader{q: tx, rules: s.Rules(), now: s.opts.Now(), search: s.search})
 }
 
 // Reader reads within one snapshot; see Store.Read.
 type Reader struct {
-	q     queryer
-	rules session.Settings
-	now   time.Time
+	q      queryer
+	rules  session.Settings
+	now    time.Time
+	search *searchIndex // nil inside a Batch
+	// searchIncomplete: see SearchIncomplete.
+	searchIncomplete bool
 }
 
 // Now is the clock reading taken when the snapshot began.

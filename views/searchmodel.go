@@ -12,6 +12,9 @@ type SearchView struct {
 	// Error says why the text cannot be searched (too long); "" otherwise.
 	Error   string
 	Results []SearchResult
+	// Incomplete: the search index was still being built (after an upgrade
+	// or a restore of a large database), so older messages may be missing.
+	Incomplete bool
 }
 
 // SearchResult is one conversation a search found.

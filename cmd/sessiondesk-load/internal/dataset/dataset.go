@@ -18,7 +18,7 @@ import (
 
 // version names the generator in the cache's file names: bump it whenever
 // what Generate writes changes, so that an old cached file is not reused.
-const version = 1
+const version = 2
 
 // batchCalls is how many store calls share one transaction.
 const batchCalls = 3000
@@ -101,6 +101,11 @@ func Generate(ctx context.Context, path string, spec Spec, progress io.Writer) e
 			fmt.Fprintf(progress, "dataset: %d/%d conversations (%s)\n", conv, spec.Conversations, time.Since(began).Round(time.Second))
 		}
 	}
+	// The search index (a file beside the database) is built now, so that no
+	// run's product spends its first minutes building it.
+	if err := st.IndexSearch(ctx); err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
 	return st.Close()
 }
 
@@ -160,7 +165,7 @@ func Cached(ctx context.Context, dir string, spec Spec, progress io.Writer) (pat
 		return path, 0, nil
 	}
 	tmp := path + ".partial"
-	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", store.SearchPath(tmp), store.SearchPath(tmp) + "-wal", store.SearchPath(tmp) + "-shm"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", 0, fmt.Errorf("dataset cache: %w", err)
 		}
@@ -173,6 +178,10 @@ func Cached(ctx context.Context, dir string, spec Spec, progress io.Writer) (pat
 	if _, err := os.Stat(tmp + "-wal"); err == nil {
 		return "", 0, fmt.Errorf("dataset: %s-wal left after close: the database was not checkpointed", tmp)
 	}
+	// The index first: a dataset in place always has its own.
+	if err := os.Rename(store.SearchPath(tmp), store.SearchPath(path)); err != nil {
+		return "", 0, fmt.Errorf("dataset cache: %w", err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", 0, fmt.Errorf("dataset cache: %w", err)
 	}
@@ -180,10 +189,15 @@ func Cached(ctx context.Context, dir string, spec Spec, progress io.Writer) (pat
 }
 
 // migrate opens the dataset with the store, which migrates it to the latest
-// schema, and closes it with everything checkpointed into the one file.
+// schema, brings its search index up to date, and closes it with everything
+// checkpointed into the one file (and the index's).
 func migrate(ctx context.Context, path string) error {
 	st, err := store.Open(ctx, path, store.Options{Rules: session.Defaults()})
 	if err != nil {
+		return fmt.Errorf("dataset %s: %w", path, err)
+	}
+	if err := st.IndexSearch(ctx); err != nil {
+		st.Close()
 		return fmt.Errorf("dataset %s: %w", path, err)
 	}
 	if err := st.Close(); err != nil {
@@ -195,12 +209,21 @@ func migrate(ctx context.Context, path string) error {
 	return nil
 }
 
-// CopyTo copies a cached dataset to dst (the product's data file), so every
-// run starts from the same database and leaves the cache untouched. The copy
-// is flushed to the disk before the product starts, so that the product's
-// first fsync of the file (its first checkpoint, during a measurement) does
-// not also write back the tool's copy: half a gigabyte at 1M messages.
+// CopyTo copies a cached dataset and its search index to dst (the product's
+// data file) and the index's place beside it, so every run starts from the
+// same database and leaves the cache untouched.
 func CopyTo(src, dst string) error {
+	if err := copyFile(src, dst); err != nil {
+		return err
+	}
+	return copyFile(store.SearchPath(src), store.SearchPath(dst))
+}
+
+// copyFile copies one file. The copy is flushed to the disk before the
+// product starts, so that the product's first fsync of the file (its first
+// checkpoint, during a measurement) does not also write back the tool's copy:
+// half a gigabyte at 1M messages.
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("dataset copy: %w", err)

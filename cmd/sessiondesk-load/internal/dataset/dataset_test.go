@@ -98,6 +98,9 @@ func TestCachedReusesAndCopiesAreIndependent(t *testing.T) {
 	if err := CopyTo(first, dst); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(store.SearchPath(dst)); err != nil {
+		t.Errorf("the copy has no search index beside it: %v", err)
+	}
 	if err := os.WriteFile(dst, []byte("changed by a run"), 0o600); err != nil {
 		t.Fatal(err)
 	}
