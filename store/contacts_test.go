@@ -214,6 +214,32 @@ func TestProviderNameDoesNotOverwriteAgentsName(t *testing.T) {
 	}
 }
 
+// A client's country follows the newest message that knows it, and a message
+// without one (a number the library could not place) keeps it; the number's
+// display form is worked out when the client is new.
+func TestContactCountryFollowsAndDisplayIsKept(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	in := func(country, text string) {
+		if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: "+375298603938", Name: "Olga", Country: country,
+			Kind: session.Text, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in("", "first")
+	if c := contactOf(t, s, 1); c.Country != "" || c.PhoneDisplay != "+375 29 860-39-38" {
+		t.Fatalf("new contact: country %q, display %q", c.Country, c.PhoneDisplay)
+	}
+	in("BY", "second")
+	if c := contactOf(t, s, 1); c.Country != "BY" {
+		t.Errorf("after a message that knows it: country %q, want BY", c.Country)
+	}
+	in("", "third")
+	if c := contactOf(t, s, 1); c.Country != "BY" || c.PhoneDisplay != "+375 29 860-39-38" {
+		t.Errorf("after a message without one: country %q, display %q; want BY kept", c.Country, c.PhoneDisplay)
+	}
+}
+
 // Two agents editing different fields at once both keep their change, and
 // each change has its own audit row.
 func TestConcurrentContactEditsKeepBoth(t *testing.T) {
