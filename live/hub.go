@@ -444,9 +444,10 @@ type batch struct {
 
 	// The read marks of the touched conversations (views.go): the shared
 	// one of each, and the agents' own; markFrames the frames with them.
-	ownMarks    map[int64]map[int64]int64
-	sharedMarks map[int64]int64
-	markFrames  map[markKey]*frame
+	ownMarks     map[int64]map[int64]int64
+	sharedMarks  map[int64]int64
+	markFrames   map[markKey]*frame
+	markPrefixes map[int64]string // marksPrefix's, by agent (0: the shared marks)
 }
 
 // convChange is what a batch changed in one conversation.
@@ -736,8 +737,8 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	if err != nil {
 		return err
 	}
-	if marks := f.b.marksOf(p.agent); p.agent != 0 && len(marks) > 0 {
-		data = append(marksHTML(marks), data...)
+	if prefix := f.b.marksPrefix(p.agent); p.agent != 0 && prefix != "" {
+		data = append([]byte(prefix), data...)
 	}
 	h.stats.replays.Add(1)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteWait))

@@ -59,21 +59,42 @@ func (b *batch) marksOf(agent int64) map[int64]int64 {
 	return out
 }
 
+// marksPrefix is marksHTML of agent's marks of the batch ("" when none),
+// made once per batch for each agent with marks of their own and once for
+// all the others: every page's frame asks for it, twice per batch.
+func (b *batch) marksPrefix(agent int64) string {
+	key := agent
+	if len(b.ownMarks[agent]) == 0 {
+		key = 0 // the shared marks; no agent has id 0
+	}
+	if p, ok := b.markPrefixes[key]; ok {
+		return p
+	}
+	var p string
+	if marks := b.marksOf(agent); len(marks) > 0 {
+		p = string(marksHTML(marks))
+	}
+	if b.markPrefixes == nil {
+		b.markPrefixes = make(map[int64]string)
+	}
+	b.markPrefixes[key] = p
+	return p
+}
+
 // withMarks is f with agent's read marks of the batch in front; f itself when
 // the batch has none. Agents with the same marks (most: those who never
 // opened these conversations) share one frame per view.
 func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error) {
-	marks := b.marksOf(agent)
-	if len(marks) == 0 {
+	prefix := b.marksPrefix(agent)
+	if prefix == "" {
 		return f, nil
 	}
-	prefix := marksHTML(marks)
-	key := markKey{viewing: viewing, marks: string(prefix)}
+	key := markKey{viewing: viewing, marks: prefix}
 	if mf, ok := b.markFrames[key]; ok {
 		return mf, nil
 	}
 	var buf bytes.Buffer
-	buf.Write(prefix)
+	buf.WriteString(prefix)
 	buf.Write(f.data)
 	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, buf.Bytes())
 	if err != nil {
