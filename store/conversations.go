@@ -362,12 +362,20 @@ func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string,
 	return id, nil
 }
 
+// ensureConversation returns the contact's conversation, creating it. The
+// existing one is looked up first (nearly every message): an upsert rewrote
+// its row for nothing, a twentieth of a client message's CPU.
 func ensureConversation(ctx context.Context, tx *sql.Tx, contactID int64, now time.Time) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `
-		INSERT INTO conversations (contact_id, created_at) VALUES (?, ?)
-		ON CONFLICT (contact_id) DO UPDATE SET contact_id = excluded.contact_id
-		RETURNING id`, contactID, ms(now)).Scan(&id)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM conversations WHERE contact_id = ?`, contactID).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("conversation of contact %d: %w", contactID, err)
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO conversations (contact_id, created_at) VALUES (?, ?) RETURNING id`,
+		contactID, ms(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("save conversation of contact %d: %w", contactID, err)
 	}
