@@ -225,6 +225,13 @@ func TestMetricsCountTheTrafficSent(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// The index follows on its own: at most the three client messages and
+	// four sends behind, never negative.
+	if f := fams["sessiondesk_search_index_behind_messages"]; f == nil {
+		t.Error("no sessiondesk_search_index_behind_messages")
+	} else if got := metricValue(fams, "sessiondesk_search_index_behind_messages"); got < 0 || got > 7 {
+		t.Errorf("search index behind by %v messages, want 0 to 7", got)
+	}
 	if got, want := metricValue(fams, "sessiondesk_cost_reported_total", "currency", "EUR"), 0.0125+0.0125+0.03; math.Abs(got-want) > 1e-9 {
 		t.Errorf("cost reported %v, want %v", got, want)
 	}

@@ -19,6 +19,9 @@ var (
 		"How long ago the oldest queued business message was accepted; 0 when none is queued.", nil, nil)
 	pagesDesc = prometheus.NewDesc(namespace+"_live_pages",
 		"Inbox pages open with a live connection (websocket) right now.", nil, nil)
+	searchDesc = prometheus.NewDesc(namespace+"_search_index_behind_messages",
+		"Messages the search index has not reached yet: a few while it follows, many while it is built "+
+			"after an upgrade or a restore.", nil, nil)
 )
 
 // dbCollector reads the outbox depth from the store, and the live pages from
@@ -30,7 +33,7 @@ type dbCollector struct {
 
 // Describe sends the descriptions of the scrape-time metrics.
 func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc} {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc} {
 		ch <- desc
 	}
 }
@@ -67,4 +70,5 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		age = max(d.src.Now().Sub(g.OldestQueued).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(searchDesc, prometheus.GaugeValue, float64(g.SearchBehind))
 }

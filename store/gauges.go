@@ -17,6 +17,10 @@ type Gauges struct {
 	// OldestQueued is when the oldest queued message was accepted; zero when
 	// nothing is queued.
 	OldestQueued time.Time
+	// SearchBehind is how many messages (by id) the search index has not
+	// reached yet: a few at most while it follows, up to all of them while it
+	// is built after an upgrade or a restore.
+	SearchBehind int64
 }
 
 // Gauges reads the outbox's depth through the partial indexes on queued and
@@ -39,6 +43,13 @@ func (r *Reader) Gauges(ctx context.Context) (Gauges, error) {
 	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE status = 'unconfirmed'`).
 		Scan(&g.Unconfirmed); err != nil {
 		return Gauges{}, fmt.Errorf("unconfirmed messages: %w", err)
+	}
+	if r.search != nil {
+		var newest int64
+		if err := r.q.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM messages`).Scan(&newest); err != nil {
+			return Gauges{}, fmt.Errorf("newest message: %w", err)
+		}
+		g.SearchBehind = max(newest-r.search.indexed(), 0)
 	}
 	return g, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,24 @@ func TestOnAcceptCountsBillingAndRollovers(t *testing.T) {
 	}
 	if g := take(); g.Messages != 1 || g.Billed != 1 {
 		t.Errorf("send again into an unbilled session: %+v, want 1 message, 1 billed", g)
+	}
+}
+
+// The search index's lag is a gauge: the messages it has not reached.
+func TestGaugesSayHowFarSearchIsBehind(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	s.search.stop() // no background indexer: only IndexSearch moves it
+	<-s.search.done
+	for i := range 3 {
+		receive(t, s, fmt.Sprintf("+37529860393%d", i), "Hello")
+	}
+	if g := gauges(t, s); g.SearchBehind != 3 {
+		t.Errorf("three messages not indexed: behind %d, want 3", g.SearchBehind)
+	}
+	if err := s.IndexSearch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := gauges(t, s); g.SearchBehind != 0 {
+		t.Errorf("after indexing: behind %d, want 0", g.SearchBehind)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -64,6 +65,9 @@ type searchIndex struct {
 	mu        sync.Mutex
 	indexedTo int64 // every message with a smaller or equal id is indexed
 	changesTo int64 // every search_changes row up to this id is applied
+	// reached is indexedTo as of the last step, for readers that must not
+	// wait for the lock.
+	reached atomic.Int64
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -157,6 +161,7 @@ func (idx *searchIndex) prepare(ctx context.Context, source string, maxMessage, 
 		return fmt.Errorf("commit: %w", err)
 	}
 	idx.indexedTo, idx.changesTo = indexedTo, changesTo
+	idx.reached.Store(indexedTo)
 	return nil
 }
 
@@ -177,6 +182,10 @@ func removeSearchFiles(path string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// indexed is the id up to which every message is indexed, without waiting
+// for a step in progress (a metrics scrape asks).
+func (idx *searchIndex) indexed() int64 { return idx.reached.Load() }
 
 // attach is the connect hook that attaches the index to a read connection.
 func (idx *searchIndex) attach(conn *sqlite3.SQLiteConn) error {
@@ -304,6 +313,7 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 		return false, fmt.Errorf("search index: commit: %w", err)
 	}
 	idx.indexedTo, idx.changesTo = indexedTo, changesTo
+	idx.reached.Store(indexedTo)
 	return len(changed) == limit || len(added) == limit, nil
 }
 

@@ -24,11 +24,7 @@ func openStoreAt(t *testing.T, path string) *Store {
 }
 
 // indexed is how far the index has gone.
-func indexed(s *Store) int64 {
-	s.search.mu.Lock()
-	defer s.search.mu.Unlock()
-	return s.search.indexedTo
-}
+func indexed(s *Store) int64 { return s.search.indexed() }
 
 // TestSearchIndexOfAnotherDatabaseIsNotTrusted: a database file copied over
 // another one keeps the other's index file beside it. Both have a message 1;
