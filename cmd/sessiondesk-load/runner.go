@@ -188,6 +188,11 @@ func (r *runner) mainRun(ctx context.Context, p *product.Product, spec dataset.S
 			return err
 		}
 		r.rep.fig("idle RSS, "+size, "MB", "≤ 30 MB", "23 MB").add(float64(rss) / (1 << 20))
+		anon, err := p.AnonRSS()
+		if err != nil {
+			return err
+		}
+		r.rep.fig("idle RSS, anonymous (without the executable's pages), "+size, "MB", "", "").add(float64(anon) / (1 << 20))
 	}
 	if sc["pages"] {
 		if err := r.pages(ctx, p, spec); err != nil {

@@ -174,21 +174,29 @@ func cleanEnv() []string {
 func (p *Product) Pid() int { return p.cmd.Process.Pid }
 
 // RSS reads the product's resident memory in bytes from /proc.
-func (p *Product) RSS() (int64, error) {
+func (p *Product) RSS() (int64, error) { return p.status("VmRSS") }
+
+// AnonRSS reads the resident memory that is the product's own (heap, stacks,
+// SQLite's caches), without the executable's file pages that RSS also
+// counts (the kernel may map those in 2 MB pages, whole).
+func (p *Product) AnonRSS() (int64, error) { return p.status("RssAnon") }
+
+// status reads a size in kB from /proc/PID/status, in bytes.
+func (p *Product) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
-		return 0, fmt.Errorf("product: read RSS: %w", err)
+		return 0, fmt.Errorf("product: read %s: %w", field, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("product: VmRSS %q: %w", rest, err)
+				return 0, fmt.Errorf("product: %s %q: %w", field, rest, err)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, errors.New("product: no VmRSS in /proc status")
+	return 0, fmt.Errorf("product: no %s in /proc status", field)
 }
 
 // Stop asks the product to stop (SIGTERM), and kills it after 20 s.
