@@ -197,7 +197,7 @@ func (idx *searchIndex) attach(conn *sqlite3.SQLiteConn) error {
 
 // run indexes what is new every searchIndexEvery until stopped. A failed pass
 // is tried again at the next; a search meets the same error and shows it.
-func (idx *searchIndex) run(read queryer) {
+func (idx *searchIndex) run(read *sql.DB) {
 	ctx, stop := context.WithCancel(context.Background())
 	idx.stop, idx.done = stop, make(chan struct{})
 	go func() {
@@ -211,7 +211,7 @@ func (idx *searchIndex) run(read queryer) {
 			case <-tick.C:
 			}
 			for {
-				more, err := idx.step(ctx, read, searchBatch)
+				more, err := idx.stepFrom(ctx, read, searchBatch)
 				if err != nil || !more || ctx.Err() != nil {
 					break
 				}
@@ -229,10 +229,25 @@ func (idx *searchIndex) close() error {
 	return idx.db.Close()
 }
 
+// stepFrom is step in a read transaction of its own on read. The read
+// connection comes first and the lock second, as for a search (which holds
+// its read transaction when it asks for the lock): whoever holds the lock
+// never waits for a connection that the others, waiting for the lock, hold.
+// The other order hung every read as soon as the pool's connections were all
+// searches waiting for an indexer that waited for a connection.
+func (idx *searchIndex) stepFrom(ctx context.Context, read *sql.DB, limit int) (more bool, err error) {
+	tx, err := read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return false, fmt.Errorf("search index: begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	return idx.step(ctx, tx, limit)
+}
+
 // step indexes, in one transaction of the index, up to limit of the messages
 // after indexedTo and applies the recorded changes, reading both through q
-// (a read snapshot of the main database). more reports that it stopped at
-// limit.
+// (a read snapshot of the main database, taken before the lock: see
+// stepFrom). more reports that it stopped at limit.
 func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bool, err error) {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
@@ -322,7 +337,7 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 // datasets) and for tests. The inbox itself never needs to call it.
 func (s *Store) IndexSearch(ctx context.Context) error {
 	for {
-		more, err := s.search.step(ctx, s.read, searchBatch)
+		more, err := s.search.stepFrom(ctx, s.read, searchBatch)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -215,9 +216,12 @@ func TestSearchWhileTheIndexIsBuiltSaysSo(t *testing.T) {
 	}
 }
 
-// TestSearchIndexConcurrentSearchesAndWrites: searches that each index what
-// is new, the background indexer and the writes all at once (run with
-// -race): at the end every message is found once.
+// TestSearchIndexConcurrentSearchesAndWrites: more searches at once than
+// the pool has read connections, each indexing what is new, with the
+// background indexer, IndexSearch and the writes all going (run with -race).
+// Nothing waits for ever (a search holds its read connection when it waits
+// for the index; the indexer must not hold the index while it waits for a
+// connection), and at the end every message is found once.
 func TestSearchIndexConcurrentSearchesAndWrites(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	ctx := context.Background()
@@ -226,13 +230,12 @@ func TestSearchIndexConcurrentSearchesAndWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	const clients = 40
+	searchers := 2*max(4, runtime.NumCPU()) + 2 // more than the read pool's connections
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	errs := make(chan error, searchers+1)
+	for range searchers {
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -244,16 +247,46 @@ func TestSearchIndexConcurrentSearchesAndWrites(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
-	for i := range clients {
-		if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: fmt.Sprintf("+3752986039%02d", i), Name: "Olga",
-			Kind: session.Text, Text: fmt.Sprintf("where is my parcel %d", i)}); err != nil {
-			t.Fatal(err)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.IndexSearch(ctx); err != nil {
+				errs <- err
+				return
+			}
 		}
+	})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := range clients {
+			if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: fmt.Sprintf("+3752986039%02d", i), Name: "Olga",
+				Kind: session.Text, Text: fmt.Sprintf("where is my parcel %d", i)}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	// A hang is this test's failure, not the test binary's timeout.
+	select {
+	case <-finished:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the writes did not finish in 2 minutes: the searches and the indexer wait for each other")
 	}
 	close(stop)
-	wg.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the searches did not stop in 2 minutes: they and the indexer wait for each other")
+	}
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
