@@ -277,6 +277,36 @@ func TestReportFilterRefusesBadRanges(t *testing.T) {
 	}
 }
 
+// Migration 00047 gives the client messages stored before it their
+// answering agent, and its Down takes the column and its index away: a
+// database taken back before it and up again reports the same for one agent,
+// and every kept fact matches a recount.
+func TestAnswerAgentBackfilledByTheMigration(t *testing.T) {
+	w := newReportWorld(t)
+	ctx := context.Background()
+	f := ReportFilter{From: day(24), To: day(27), Loc: time.UTC, AgentID: w.bob.ID}
+	before := w.report(f)
+	// bob answered "more" (his image) and "hello"; his reply to "x" was released to ann.
+	if want := pct(2, 10*time.Minute, 30*time.Minute); before.Responses != want {
+		t.Fatalf("bob's responses: got %+v, want %+v", before.Responses, want)
+	}
+	if err := migrateDownTo(ctx, w.s.write, 46); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s.write.ExecContext(ctx, `SELECT answer_agent_id FROM messages`); err == nil {
+		t.Fatal("answer_agent_id is still there after the Down of 00047")
+	}
+	if err := migrate(ctx, w.s.write); err != nil {
+		t.Fatal(err)
+	}
+	if err := recountFacts(ctx, w.s); err != nil {
+		t.Fatal(err)
+	}
+	if after := w.report(f); !reflect.DeepEqual(after, before) {
+		t.Errorf("bob's report after the migration:\n got %+v\nwant %+v", after, before)
+	}
+}
+
 // recountFacts works out the report facts of migrations 00026 and 00047
 // from the messages, in Go, and compares them with what the triggers kept.
 func recountFacts(ctx context.Context, s *Store) error {
