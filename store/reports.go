@@ -206,7 +206,7 @@ func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 	}
 	rep.dayBounds = string(b)
 	steps := []func(context.Context, *Report) error{
-		r.reportSessions, r.reportFirstResponses, r.reportResponses, r.reportTop,
+		r.reportSessions, r.reportResponses, r.reportTop,
 	}
 	for _, step := range steps {
 		if err := step(ctx, &rep); err != nil {
@@ -224,9 +224,13 @@ func localMidnight(t time.Time, loc *time.Location) time.Time {
 
 // reportSessions fills, in one pass over the sessions of the range (the
 // covering sessions_report index, day by day), the per-day counts and costs,
-// the totals, the split by kind, by agent and by country, and the
-// messages-per-session distribution: SQLite groups them by day, first agent
-// and country (a few thousand groups for a month), and Go adds the groups up.
+// the totals, the split by kind, by agent and by country, the
+// messages-per-session distribution and the first response times: SQLite
+// groups them by day, first agent and country (a few thousand groups for a
+// month), and Go adds the groups up. The first response waits (one per
+// session opened by a client and answered, at most MaxReportDays of them)
+// come as one comma-separated list per group: stepping each value through
+// the driver cost about a microsecond apiece, more than the ranking in Go.
 func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 	from, args := sessionDays(rep)
 	args = append([]any{ms(r.now), rep.MaxUnanswered, rep.MaxPerSession}, args...)
@@ -249,7 +253,9 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 		       -- perSessionBuckets
 		       sum(s.used = 1), sum(s.used = 2), sum(s.used = 3), sum(s.used BETWEEN 4 AND 5),
 		       sum(s.used BETWEEN 6 AND 10), sum(s.used BETWEEN 11 AND 20), sum(s.used BETWEEN 21 AND 40),
-		       sum(s.used BETWEEN 41 AND 59), sum(s.used >= 60)
+		       sum(s.used BETWEEN 41 AND 59), sum(s.used >= 60),
+		       coalesce(group_concat(CASE WHEN s.opened_by = 'client' AND s.first_out_at IS NOT NULL
+		                                  THEN max(s.first_out_at - s.received_at, 0) END), '')
 		`+from+`
 		 GROUP BY d.key, s.first_agent_id, s.country`, args...)
 	if err != nil {
@@ -262,6 +268,8 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 	for i, b := range perSessionBuckets {
 		rep.PerSession[i].Label = b.label
 	}
+	firstByDay, firstByAgent := make([][]int64, len(rep.Days)), map[int64][]int64{}
+	var firstAll []int64
 	for rows.Next() {
 		var (
 			day, agent                                                              int64
@@ -269,12 +277,22 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 			all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
 			est, mediaEst, reported, mediaRep                                       float64
 			per                                                                     [9]int64
+			firstWaits                                                              string
 		)
 		if err := rows.Scan(&day, &agent, &country, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
 			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped,
-			&per[0], &per[1], &per[2], &per[3], &per[4], &per[5], &per[6], &per[7], &per[8]); err != nil {
+			&per[0], &per[1], &per[2], &per[3], &per[4], &per[5], &per[6], &per[7], &per[8], &firstWaits); err != nil {
 			return fmt.Errorf("sessions by day: %w", err)
 		}
+		waits, err := parseInts(firstWaits)
+		if err != nil {
+			return fmt.Errorf("first responses: %w", err)
+		}
+		if day >= 0 && int(day) < len(firstByDay) {
+			firstByDay[day] = append(firstByDay[day], waits...)
+		}
+		firstByAgent[agent] = append(firstByAgent[agent], waits...)
+		firstAll = append(firstAll, waits...)
 		cost := Money{Estimated: est, Reported: reported, ReportedSessions: int(repN)}
 		if day >= 0 && int(day) < len(rep.Days) {
 			d := &rep.Days[day]
@@ -324,8 +342,13 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 	}
 	for id, row := range agents {
 		row.Key = names[id]
+		row.FirstResponse = percentiles(firstByAgent[id])
 		rep.Agents = append(rep.Agents, *row)
 	}
+	for i := range rep.Days {
+		rep.Days[i].FirstResponse = percentiles(firstByDay[i])
+	}
+	rep.FirstResponse = percentiles(firstAll)
 	for _, row := range countries {
 		rep.Countries = append(rep.Countries, *row)
 	}
@@ -361,57 +384,6 @@ func (r *Reader) agentNames(ctx context.Context) (map[int64]string, error) {
 // perSessionBuckets are the bars of the messages-per-session distribution
 // (the labels of the sums reportSessions makes, in the same order).
 var perSessionBuckets = []struct{ label string }{{"1"}, {"2"}, {"3"}, {"4–5"}, {"6–10"}, {"11–20"}, {"21–40"}, {"41–59"}, {"60+"}}
-
-// reportFirstResponses fills the first response times by day, by agent and
-// overall. The waits (one per answered session of the range, at most
-// MaxReportDays of them) come from the covering sessions_report index, as
-// one comma-separated list per day and agent: stepping each value through
-// the driver cost about a microsecond apiece, more than the ranking in Go.
-func (r *Reader) reportFirstResponses(ctx context.Context, rep *Report) error {
-	from, args := sessionDays(rep)
-	where := ` WHERE `
-	if rep.Filter.AgentID != 0 {
-		where = ` AND `
-	}
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT d.key, coalesce(s.first_agent_id, 0), group_concat(max(s.first_out_at - s.received_at, 0))
-		`+from+where+` s.opened_by = 'client' AND s.first_out_at IS NOT NULL
-		 GROUP BY d.key, s.first_agent_id`, args...)
-	if err != nil {
-		return fmt.Errorf("first responses: %w", err)
-	}
-	defer rows.Close()
-	byDay := make([][]int64, len(rep.Days))
-	byAgent := map[int64][]int64{}
-	var all []int64
-	for rows.Next() {
-		var day, agent int64
-		var list string
-		if err := rows.Scan(&day, &agent, &list); err != nil {
-			return fmt.Errorf("first responses: %w", err)
-		}
-		waits, err := parseInts(list)
-		if err != nil {
-			return fmt.Errorf("first responses: %w", err)
-		}
-		if day >= 0 && int(day) < len(byDay) {
-			byDay[day] = append(byDay[day], waits...)
-		}
-		byAgent[agent] = append(byAgent[agent], waits...)
-		all = append(all, waits...)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("first responses: %w", err)
-	}
-	for i := range rep.Days {
-		rep.Days[i].FirstResponse = percentiles(byDay[i])
-	}
-	for i := range rep.Agents {
-		rep.Agents[i].FirstResponse = percentiles(byAgent[rep.Agents[i].AgentID])
-	}
-	rep.FirstResponse = percentiles(all)
-	return nil
-}
 
 // parseInts reads the comma-separated integers of a group_concat; "" is none.
 func parseInts(list string) ([]int64, error) {
@@ -460,16 +432,18 @@ var responseBuckets = []struct {
 // messages_in_by_time index (one step through the driver, where one per
 // message cost 200 ms at 250,000 messages), bucketed and ranked in Go. The
 // list is about 7 bytes a message: 2 MB for a month of 250,000, at most
-// MaxReportDays of them.
+// MaxReportDays of them. For one agent, the messages that agent answered
+// (the answering agent is kept on each client message), from the covering
+// messages_in_by_agent index.
 func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	f := rep.Filter
 	q := `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
 		WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
 	args := []any{ms(f.From), ms(f.To)}
 	if f.AgentID != 0 {
+		// The agent's answers, from messages_in_by_agent (00047) alone.
 		q = `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
-			JOIN messages o ON o.id = m.answered_by
-			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND o.agent_id = ?`
+			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND m.answer_agent_id = ?`
 		args = append(args, f.AgentID)
 	}
 	var received int

@@ -277,8 +277,38 @@ func TestReportFilterRefusesBadRanges(t *testing.T) {
 	}
 }
 
-// recountFacts works out the report facts of migration 00026 from the
-// messages, in Go, and compares them with what the triggers kept.
+// Migration 00047 gives the client messages stored before it their
+// answering agent, and its Down takes the column and its index away: a
+// database taken back before it and up again reports the same for one agent,
+// and every kept fact matches a recount.
+func TestAnswerAgentBackfilledByTheMigration(t *testing.T) {
+	w := newReportWorld(t)
+	ctx := context.Background()
+	f := ReportFilter{From: day(24), To: day(27), Loc: time.UTC, AgentID: w.bob.ID}
+	before := w.report(f)
+	// bob answered "more" (his image) and "hello"; his reply to "x" was released to ann.
+	if want := pct(2, 10*time.Minute, 30*time.Minute); before.Responses != want {
+		t.Fatalf("bob's responses: got %+v, want %+v", before.Responses, want)
+	}
+	if err := migrateDownTo(ctx, w.s.write, 46); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.s.write.ExecContext(ctx, `SELECT answer_agent_id FROM messages`); err == nil {
+		t.Fatal("answer_agent_id is still there after the Down of 00047")
+	}
+	if err := migrate(ctx, w.s.write); err != nil {
+		t.Fatal(err)
+	}
+	if err := recountFacts(ctx, w.s); err != nil {
+		t.Fatal(err)
+	}
+	if after := w.report(f); !reflect.DeepEqual(after, before) {
+		t.Errorf("bob's report after the migration:\n got %+v\nwant %+v", after, before)
+	}
+}
+
+// recountFacts works out the report facts of migrations 00026 and 00047
+// from the messages, in Go, and compares them with what the triggers kept.
 func recountFacts(ctx context.Context, s *Store) error {
 	type msg struct {
 		id, conv, session, agent, created int64
@@ -313,7 +343,7 @@ func recountFacts(ctx context.Context, s *Store) error {
 		ends[id], want[id] = end, &facts{}
 	}
 	rows.Close()
-	type answer struct{ by, ms int64 }
+	type answer struct{ by, ms, agent int64 }
 	answers := map[int64]answer{}
 	var run int64
 	var pending []msg
@@ -335,7 +365,7 @@ func recountFacts(ctx context.Context, s *Store) error {
 			f.lastOut, f.peak = m.id, max(f.peak, run)
 			for _, p := range pending {
 				if ends[p.session] > m.created {
-					answers[p.id] = answer{m.id, m.created - p.created}
+					answers[p.id] = answer{m.id, m.created - p.created, m.agent}
 				}
 			}
 			pending = nil
@@ -358,7 +388,8 @@ func recountFacts(ctx context.Context, s *Store) error {
 		}
 	}
 	rows.Close()
-	rows, err = s.write.QueryContext(ctx, `SELECT id, coalesce(answered_by, 0), coalesce(answer_ms, 0) FROM messages WHERE direction = 'in'`)
+	rows, err = s.write.QueryContext(ctx, `SELECT id, coalesce(answered_by, 0), coalesce(answer_ms, 0), coalesce(answer_agent_id, 0)
+		FROM messages WHERE direction = 'in'`)
 	if err != nil {
 		return err
 	}
@@ -366,7 +397,7 @@ func recountFacts(ctx context.Context, s *Store) error {
 	for rows.Next() {
 		var id int64
 		var got answer
-		if err := rows.Scan(&id, &got.by, &got.ms); err != nil {
+		if err := rows.Scan(&id, &got.by, &got.ms, &got.agent); err != nil {
 			return err
 		}
 		if answers[id] != got {
@@ -378,7 +409,8 @@ func recountFacts(ctx context.Context, s *Store) error {
 
 // The facts the triggers keep match a recount from the messages after every
 // step of random traffic: sends, rejections (releases, void rollovers undone),
-// retries, client messages, time passing.
+// retries, client messages, time passing. Two agents take turns, so an answer
+// that moves on a release must take the next message's agent with it.
 func TestReportFactsMatchTheMessages(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -387,7 +419,7 @@ func TestReportFactsMatchTheMessages(t *testing.T) {
 			s, clk := newStore(t, rules)
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(seed, 7))
-			a := mustAgent(t, s, "ann", "agent")
+			agents := []Agent{mustAgent(t, s, "ann", "agent"), mustAgent(t, s, "bob", "agent")}
 			phones := []string{"+375298600001", "+375298600002"}
 			convs := map[string]int64{}
 			var sent []int64
@@ -401,7 +433,7 @@ func TestReportFactsMatchTheMessages(t *testing.T) {
 					if !ok {
 						continue
 					}
-					msgs, err := s.AcceptBusinessMessages(ctx, BusinessSend{ConversationID: conv, AgentID: a.ID,
+					msgs, err := s.AcceptBusinessMessages(ctx, BusinessSend{ConversationID: conv, AgentID: agents[step%2].ID,
 						ConfirmNewSession: rng.IntN(2) == 0, Parts: []session.Part{{Kind: session.Text, Text: "r"}}})
 					var refusal *session.Refusal
 					if err != nil && !errors.As(err, &refusal) {
@@ -415,7 +447,7 @@ func TestReportFactsMatchTheMessages(t *testing.T) {
 						t.Fatalf("step %d reject: %v", step, err)
 					}
 				case k < 85 && len(sent) > 0:
-					m, err := s.RetryMessage(ctx, sent[rng.IntN(len(sent))], a.ID, true)
+					m, err := s.RetryMessage(ctx, sent[rng.IntN(len(sent))], agents[step%2].ID, true)
 					if err == nil {
 						sent = append(sent, m.ID)
 					}
