@@ -85,18 +85,26 @@ func TestSearchIndexAfterRestoringAnOlderCopy(t *testing.T) {
 
 	s = openStoreAt(t, path)
 	defer s.Close()
-	reused := receiveFrom(t, s, "+375298603938", "Olga", "banana split").Message
-	if reused.ID != later.ID {
-		t.Fatalf("the test needs the id reused: %d, %d", reused.ID, later.ID)
-	}
-	if got := matchedIDs(search(t, s, "cherry", 20)); len(got) != 0 {
-		t.Errorf("cherry after the restore: %v, want nothing (the message is not in the backup)", got)
-	}
-	if got := matchedIDs(search(t, s, "banana", 20)); !slices.Equal(got, []int64{reused.ID}) {
-		t.Errorf("banana after the restore: %v", got)
-	}
+	takeTheID(t, s, later.ID)
 	if got := matchedIDs(search(t, s, "apple", 20)); len(got) != 1 {
 		t.Errorf("apple after the restore: %v", got)
+	}
+}
+
+// takeTheID stores a client message "banana split" that must get id (the id
+// of a "cherry tart" message the database no longer has) and checks that
+// the search finds it by its own words and nothing by the old ones.
+func takeTheID(t *testing.T, s *Store, id int64) {
+	t.Helper()
+	reused := receiveFrom(t, s, "+375298603938", "Olga", "banana split").Message
+	if reused.ID != id {
+		t.Fatalf("the test needs the id reused: %d, want %d", reused.ID, id)
+	}
+	if got := matchedIDs(search(t, s, "cherry", 20)); len(got) != 0 {
+		t.Errorf("cherry, whose message is gone: %v, want nothing", got)
+	}
+	if got := matchedIDs(search(t, s, "banana", 20)); !slices.Equal(got, []int64{id}) {
+		t.Errorf("banana: %v, want [%d]", got, id)
 	}
 }
 
@@ -148,16 +156,7 @@ func TestSearchIndexDeletedNewestIdReused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			reused := receiveFrom(t, s, "+375298603938", "Olga", "banana split").Message
-			if reused.ID != gone.ID {
-				t.Fatalf("the test needs the id reused: %d, %d", reused.ID, gone.ID)
-			}
-			if got := matchedIDs(search(t, s, "cherry", 20)); len(got) != 0 {
-				t.Errorf("cherry after its message went: %v", got)
-			}
-			if got := matchedIDs(search(t, s, "banana", 20)); !slices.Equal(got, []int64{reused.ID}) {
-				t.Errorf("banana: %v, want [%d]", got, reused.ID)
-			}
+			takeTheID(t, s, gone.ID)
 		})
 	}
 }
