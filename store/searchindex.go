@@ -60,14 +60,14 @@ type searchIndex struct {
 	// (searchCatchUp; the tests make it small).
 	catchUp int
 
-	// mu makes indexing steps one at a time; it guards the fields below,
-	// which say what the index holds (the same as its search_state row).
+	// mu makes indexing steps one at a time, and guards changesTo. What the
+	// index holds is its search_state row, mirrored here.
 	mu        sync.Mutex
-	indexedTo int64 // every message with a smaller or equal id is indexed
 	changesTo int64 // every search_changes row up to this id is applied
-	// reached is indexedTo as of the last step, for readers that must not
-	// wait for the lock.
-	reached atomic.Int64
+	// indexedTo: every message with a smaller or equal id is indexed.
+	// Written under mu; read without it too (a metrics scrape must not
+	// wait for a step).
+	indexedTo atomic.Int64
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -160,8 +160,8 @@ func (idx *searchIndex) prepare(ctx context.Context, source string, maxMessage, 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	idx.indexedTo, idx.changesTo = indexedTo, changesTo
-	idx.reached.Store(indexedTo)
+	idx.indexedTo.Store(indexedTo)
+	idx.changesTo = changesTo
 	return nil
 }
 
@@ -185,7 +185,7 @@ func removeSearchFiles(path string) error {
 
 // indexed is the id up to which every message is indexed, without waiting
 // for a step in progress (a metrics scrape asks).
-func (idx *searchIndex) indexed() int64 { return idx.reached.Load() }
+func (idx *searchIndex) indexed() int64 { return idx.indexedTo.Load() }
 
 // attach is the connect hook that attaches the index to a read connection.
 func (idx *searchIndex) attach(conn *sqlite3.SQLiteConn) error {
@@ -251,27 +251,28 @@ func (idx *searchIndex) stepFrom(ctx context.Context, read *sql.DB, limit int) (
 func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bool, err error) {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
+	// A doc is a message to index: key is where the read was (the
+	// search_changes row, or the message's own id), body NULL when the
+	// message is gone.
 	type doc struct {
-		id   int64
-		body sql.NullString // NULL: the message is gone
+		key, id int64
+		body    sql.NullString
 	}
-	read := func(query string, args ...any) ([]doc, []int64, error) {
+	read := func(query string, args ...any) ([]doc, error) {
 		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		defer rows.Close()
 		var docs []doc
-		var keys []int64
 		for rows.Next() {
 			var d doc
-			var key int64
-			if err := rows.Scan(&key, &d.id, &d.body); err != nil {
-				return nil, nil, err
+			if err := rows.Scan(&d.key, &d.id, &d.body); err != nil {
+				return nil, err
 			}
-			docs, keys = append(docs, d), append(keys, key)
+			docs = append(docs, d)
 		}
-		return docs, keys, rows.Err()
+		return docs, rows.Err()
 	}
 	// Ids are given anew only above the newest message: when the newest
 	// ones went, what the index holds above the newest now is theirs, and a
@@ -281,18 +282,18 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 	if err := q.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM messages`).Scan(&newest); err != nil {
 		return false, fmt.Errorf("search index: read the newest message: %w", err)
 	}
-	from := min(idx.indexedTo, newest)
-	changed, changeIDs, err := read(`SELECT c.id, c.message_id, m.body FROM search_changes c
+	from := min(idx.indexedTo.Load(), newest)
+	changed, err := read(`SELECT c.id, c.message_id, m.body FROM search_changes c
 		LEFT JOIN messages m ON m.id = c.message_id
 		WHERE c.id > ? ORDER BY c.id LIMIT ?`, idx.changesTo, limit)
 	if err != nil {
 		return false, fmt.Errorf("search index: read the changed messages: %w", err)
 	}
-	added, _, err := read(`SELECT id, id, body FROM messages WHERE id > ? ORDER BY id LIMIT ?`, from, limit)
+	added, err := read(`SELECT id, id, body FROM messages WHERE id > ? ORDER BY id LIMIT ?`, from, limit)
 	if err != nil {
 		return false, fmt.Errorf("search index: read the new messages: %w", err)
 	}
-	if len(changed) == 0 && len(added) == 0 && from == idx.indexedTo {
+	if len(changed) == 0 && len(added) == 0 && from == idx.indexedTo.Load() {
 		return false, nil
 	}
 	indexedTo, changesTo := from, idx.changesTo
@@ -304,8 +305,8 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 	// A change is applied as the message is now: its entry goes, and comes
 	// back with its text if it is still there (a message not reached yet is
 	// taken with the new ones).
-	for i, d := range changed {
-		changesTo = changeIDs[i]
+	for _, d := range changed {
+		changesTo = d.key
 		if _, err := tx.ExecContext(ctx, `DELETE FROM messages_fts WHERE docid = ?`, d.id); err != nil {
 			return false, fmt.Errorf("search index: take out message %d: %w", d.id, err)
 		}
@@ -327,8 +328,8 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("search index: commit: %w", err)
 	}
-	idx.indexedTo, idx.changesTo = indexedTo, changesTo
-	idx.reached.Store(indexedTo)
+	idx.indexedTo.Store(indexedTo)
+	idx.changesTo = changesTo
 	return len(changed) == limit || len(added) == limit, nil
 }
 

@@ -233,7 +233,8 @@ func TestSearchIndexConcurrentSearchesAndWrites(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	errs := make(chan error, searchers+1)
-	for range searchers {
+	// until runs fn again and again until stop, reporting its first error.
+	until := func(fn func() error) {
 		wg.Go(func() {
 			for {
 				select {
@@ -241,26 +242,19 @@ func TestSearchIndexConcurrentSearchesAndWrites(t *testing.T) {
 					return
 				default:
 				}
-				if err := s.Read(ctx, func(r *Reader) error { _, err := r.Search(ctx, q, 20); return err }); err != nil {
+				if err := fn(); err != nil {
 					errs <- err
 					return
 				}
 			}
 		})
 	}
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := s.IndexSearch(ctx); err != nil {
-				errs <- err
-				return
-			}
-		}
-	})
+	for range searchers {
+		until(func() error {
+			return s.Read(ctx, func(r *Reader) error { _, err := r.Search(ctx, q, 20); return err })
+		})
+	}
+	until(func() error { return s.IndexSearch(ctx) })
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
