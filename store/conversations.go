@@ -285,11 +285,15 @@ func loadState(ctx context.Context, q queryer, conversationID int64) (st session
 
 // fillPhoneDisplays completes migration 00016: contacts stored before it get
 // their formatted number, a thousand to a transaction. Afterwards every
-// contact has it (upsertContact sets it), so this finds nothing.
+// contact has it (upsertContact sets it), so once a pass finds fewer than a
+// thousand it is recorded as done (00048) and later starts skip the scan.
 func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 	for {
-		var n int
+		n := -1
 		err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+			if done, err := upgradeDone(ctx, tx, "fill_phone_displays"); done || err != nil {
+				return false, err
+			}
 			rows, err := tx.QueryContext(ctx, `SELECT id, phone FROM contacts WHERE phone_display = '' LIMIT 1000`)
 			if err != nil {
 				return false, err
@@ -319,12 +323,15 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 				}
 			}
 			n = len(todo)
+			if n < 1000 {
+				return false, markUpgradeDone(ctx, tx, "fill_phone_displays", s.opts.Now())
+			}
 			return false, nil
 		})
 		if err != nil {
 			return fmt.Errorf("format the numbers of contacts stored before 00016: %w", err)
 		}
-		if n == 0 {
+		if n < 1000 {
 			return nil
 		}
 	}

@@ -544,9 +544,13 @@ func TestLegacyBilledSessionsGetTodaysRates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// As the database was before 00005: no rates on the first conversation's session.
+	// As the database was before 00005: no rates on the first conversation's
+	// session, and (before 00048) no record that the upgrade ran.
 	if _, err := s.write.ExecContext(ctx, `UPDATE sessions SET rate_text = NULL, rate_media = NULL, currency = NULL
 		WHERE conversation_id = ?`, conv); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateDownTo(ctx, s.write, 47); err != nil {
 		t.Fatal(err)
 	}
 	if cur := state(t, s, conv).Current; cur.Cost() != 0 {
@@ -554,12 +558,26 @@ func TestLegacyBilledSessionsGetTodaysRates(t *testing.T) {
 	}
 	s.Close()
 	s = open(session.Rates{Text: 0.06, Media: 0.12, Currency: "GBP"})
-	defer s.Close()
+	defer func() { s.Close() }() // the last one opened
 	if cur := state(t, s, conv).Current; cur.Cost() != 0.06 || cur.Rates.Currency != "GBP" {
 		t.Fatalf("legacy session after reopening: %+v, want today's rates", cur.Rates)
 	}
 	if cur := state(t, s, other).Current; cur.Cost() != 0.05 || cur.Rates.Currency != "EUR" {
 		t.Fatalf("frozen session after reopening: %+v, want its own rates", cur.Rates)
+	}
+	// Done once: a later start no longer looks, so a session without rates
+	// (which only a database from before 00005 has) stays as it is.
+	if _, err := s.write.ExecContext(ctx, `UPDATE sessions SET rate_text = NULL WHERE conversation_id = ?`, other); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(session.Rates{Text: 0.07, Media: 0.14, Currency: "USD"})
+	var rate *float64
+	if err := s.write.QueryRowContext(ctx, `SELECT rate_text FROM sessions WHERE conversation_id = ?`, other).Scan(&rate); err != nil {
+		t.Fatal(err)
+	}
+	if rate != nil {
+		t.Fatalf("a start after the upgrade was done froze rates again: %v", *rate)
 	}
 }
 

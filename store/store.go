@@ -174,17 +174,45 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // freezeLegacyRates completes migration 00005: sessions billed before rates
 // were frozen per session get the rates in force now (the stored settings or
 // the flags, which SQL cannot see), so their cost stays what it was shown as.
-// Afterwards every billed session has its rates, so this finds nothing.
+// It runs until it is recorded as done (00048), so a start does not read every
+// session to find nothing.
 func (s *Store) freezeLegacyRates(ctx context.Context) error {
 	r := s.Rates()
-	if _, err := s.write.ExecContext(ctx, `
-		UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?,
-		       billed_at = (SELECT min(created_at) FROM messages
-		                     WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)
-		WHERE rate_text IS NULL AND EXISTS (SELECT 1 FROM messages
-		        WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)`,
-		r.Text, r.Media, r.Currency); err != nil {
+	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		if done, err := upgradeDone(ctx, tx, "freeze_legacy_rates"); done || err != nil {
+			return false, err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE sessions SET rate_text = ?, rate_media = ?, currency = ?,
+			       billed_at = (SELECT min(created_at) FROM messages
+			                     WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)
+			WHERE rate_text IS NULL AND EXISTS (SELECT 1 FROM messages
+			        WHERE session_id = sessions.id AND direction = 'out' AND counted = 1)`,
+			r.Text, r.Media, r.Currency); err != nil {
+			return false, err
+		}
+		return false, markUpgradeDone(ctx, tx, "freeze_legacy_rates", s.opts.Now())
+	})
+	if err != nil {
 		return fmt.Errorf("freeze the rates of sessions billed before 00005: %w", err)
+	}
+	return nil
+}
+
+// upgradeDone says whether the start-up upgrade name has finished (00048).
+func upgradeDone(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM upgrades_done WHERE name = ?`, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("read whether %s is done: %w", name, err)
+	}
+	return n > 0, nil
+}
+
+// markUpgradeDone records that the start-up upgrade name has nothing left to do.
+func markUpgradeDone(ctx context.Context, tx *sql.Tx, name string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO upgrades_done (name, done_at) VALUES (?, ?)`,
+		name, now.UnixMilli()); err != nil {
+		return fmt.Errorf("record %s as done: %w", name, err)
 	}
 	return nil
 }
