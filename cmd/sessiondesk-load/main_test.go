@@ -92,3 +92,23 @@ func TestReportRatiosAreMediansOfRunRatios(t *testing.T) {
 		t.Errorf("JSON with NaN or failing (%v):\n%s", err, js.String())
 	}
 }
+
+// An agent resumes after the last event id its frames carried.
+func TestLatestCursor(t *testing.T) {
+	for _, tc := range []struct {
+		frame string
+		want  int64
+	}{
+		{``, 0},
+		{`<div id="x"></div>`, 0},
+		{`<div id="live-cursor" hidden data-last-event-id="42" hx-swap-oob="true"></div>`, 42},
+		{`<div data-last-event-id="7"></div><li>row</li><div data-last-event-id="1234567"></div>`, 1234567},
+		{`<div data-last-event-id="12x"></div>`, 0},
+		{`<div data-last-event-id=""></div>`, 0},
+		{`<div data-last-event-id="9`, 0},
+	} {
+		if got := latestCursor([]byte(tc.frame)); got != tc.want {
+			t.Errorf("latestCursor(%q) = %d, want %d", tc.frame, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@
 package browser
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,7 +81,8 @@ type Socket struct {
 // Dial opens the inbox page's websocket (no conversation open) after the event
 // cursor, with the page's Origin and the proxy's headers, and reads frames
 // until Close; onFrame (may be nil) gets each frame and when it arrived, on
-// the socket's own goroutine.
+// the socket's own goroutine. The frame's bytes are valid only during the
+// call: the next frame is read into them.
 func Dial(ctx context.Context, base, login, group string, after int64, onFrame func(frame []byte, at time.Time)) (*Socket, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -106,10 +108,19 @@ func Dial(ctx context.Context, base, login, group string, after int64, onFrame f
 	return s, nil
 }
 
+// read reads every frame into one buffer it reuses: the tool shares the
+// product's machine, and a new buffer per frame (ReadMessage) made the
+// collector the largest cost of a hundred agents' reading (a profile of the
+// tool under ingest: 40% of its CPU in allocation and GC).
 func (s *Socket) read(onFrame func([]byte, time.Time)) {
 	defer close(s.done)
+	var buf bytes.Buffer
 	for {
-		_, frame, err := s.conn.ReadMessage() // answers the server's pings meanwhile
+		_, r, err := s.conn.NextReader() // answers the server's pings meanwhile
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			if !s.closed.Load() {
 				s.Err = err
@@ -118,9 +129,9 @@ func (s *Socket) read(onFrame func([]byte, time.Time)) {
 		}
 		at := time.Now()
 		s.Frames.Add(1)
-		s.Bytes.Add(int64(len(frame)))
+		s.Bytes.Add(int64(buf.Len()))
 		if onFrame != nil {
-			onFrame(frame, at)
+			onFrame(buf.Bytes(), at)
 		}
 	}
 }
