@@ -379,6 +379,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.media.SweepEvery(runCtx, sweepEvery, mediaGrace, a.Store.HashInUse, a.log.With("component", "media"))
 	})
 	wg.Go(func() { a.pruneEvents(runCtx) })
+	wg.Go(func() { a.keepReportDays(runCtx) })
 	wg.Go(func() { a.wakeSnoozed(runCtx, a.snooze) })
 	wg.Go(func() { a.remindSessions(runCtx, a.remindEvery) })
 	if a.cfg.ReconcileEvery > 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,6 +215,14 @@ func TestReportsSeededMonthMatchIndependentSQL(t *testing.T) {
 	check("Client messages not answered", float64(want.unanswered))
 	if v := atof(t, got["First response, median (min)"]); math.Abs(v-want.firstResponseMedian) > 0.051 {
 		t.Errorf("first response median: page %v, SQL %v", v, want.firstResponseMedian)
+	}
+	// With the days that are over kept (as the background does), the page
+	// says the same to the last digit.
+	if n, err := ta.Store.BuildReportDays(context.Background(), store.MaxReportDays); err != nil || n < 20 {
+		t.Fatalf("kept %d days of the seeded month (%v), want most of them", n, err)
+	}
+	if _, kept := ta.get(t, q); !reflect.DeepEqual(summary(t, kept), got) {
+		t.Errorf("with the days kept the summary is\n%v\nwithout\n%v", summary(t, kept), got)
 	}
 
 	// The per-day CSV adds up to the same totals.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,11 +17,11 @@ import (
 // cost, where the money went, how fast clients were answered and which
 // sessions were lost. Every figure comes from the per-session and per-message
 // facts migration 00026 keeps (first business message, last messages, the
-// longest unanswered run, each client message's answer), so a report reads
-// one row per session of the range through the sessions_by_start index and
-// never walks the messages. The days are the zone's (their bounds are a JSON
-// parameter joined to the sessions); percentiles are ranked in Go from a
-// bounded read of one number per session or client message.
+// longest unanswered run, each client message's answer), so a report never
+// walks the messages. The sessions' facts of days that are over are kept
+// encoded (reportdays.go); a report decodes those, reads the rest from the
+// sessions_report index, and adds them up in Go. The days are the zone's;
+// percentiles are ranked in Go.
 
 // MaxReportDays is the longest date range a report covers: its reads are
 // bounded by it.
@@ -145,39 +146,12 @@ type Report struct {
 	MaxUnanswered, MaxPerSession int
 	Top                          []TopConversation
 
-	// dayBounds are the days' bounds for sessionDays.
-	dayBounds string
-}
-
-// sessionRange is the WHERE of every per-session query: the range, and the
-// agent when one is asked for. The statements are constants chosen by the
-// filter, never built from input.
-func sessionRange(f ReportFilter) (string, []any) {
-	if f.AgentID != 0 {
-		return ` s.started_at >= ? AND s.started_at < ? AND s.first_agent_id = ? `, []any{ms(f.From), ms(f.To), f.AgentID}
-	}
-	return ` s.started_at >= ? AND s.started_at < ? `, []any{ms(f.From), ms(f.To)}
-}
-
-// sessionDays is the FROM and WHERE of the per-day queries: each day of the
-// report (its bounds, a JSON array of [from, to) pairs in milliseconds, as
-// d.key and d.value) joined to the sessions that started in it, a range of
-// sessions_by_started per day (CROSS JOIN keeps the days outside).
-func sessionDays(rep *Report) (string, []any) {
-	const from = ` FROM json_each(?) d CROSS JOIN sessions s ON s.started_at >= d.value ->> 0 AND s.started_at < d.value ->> 1 `
-	if rep.Filter.AgentID != 0 {
-		return from + ` WHERE s.first_agent_id = ? `, []any{rep.dayBounds, rep.Filter.AgentID}
-	}
-	return from, []any{rep.dayBounds}
+	// bounds are the days' [from, to) in milliseconds.
+	bounds [][2]int64
 }
 
 // estimatedCost is a session's cost at its frozen rates (S7), as SQL over s.
 const estimatedCost = EstimateSQL
-
-// reportedCost is what the provider reported for a session (the sum of its
-// messages' prices in the session's currency, kept by the triggers of
-// 00020), NULL while it priced none of them.
-const reportedCost = `(CASE WHEN s.reported_count > 0 THEN s.reported_cost END)`
 
 // Report computes every figure for f in one snapshot.
 func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
@@ -188,7 +162,6 @@ func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 		f.Loc = time.UTC
 	}
 	rep := Report{Filter: f, MaxUnanswered: r.rules.MaxUnanswered, MaxPerSession: r.rules.MaxPerSession}
-	var bounds [][2]int64
 	for d := localMidnight(f.From, f.Loc); d.Before(f.To); d = d.AddDate(0, 0, 1) {
 		rep.Days = append(rep.Days, ReportDay{Day: d})
 		lo, hi := d, d.AddDate(0, 0, 1)
@@ -198,22 +171,32 @@ func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 		if hi.After(f.To) {
 			hi = f.To
 		}
-		bounds = append(bounds, [2]int64{ms(lo), ms(hi)})
+		rep.bounds = append(rep.bounds, [2]int64{ms(lo), ms(hi)})
 	}
-	b, err := json.Marshal(bounds)
+	add := newFactAdder(&rep, ms(r.now))
+	err := r.eachFact(ctx, ms(f.From), ms(f.To), f.AgentID, add.add)
+	if err == nil {
+		err = r.reportSessions(ctx, &rep, add.groups)
+	}
+	if err == nil {
+		err = r.reportResponses(ctx, &rep)
+	}
+	if err == nil {
+		err = r.reportTop(ctx, &rep, add.top)
+	}
 	if err != nil {
-		return Report{}, fmt.Errorf("report: day bounds: %w", err)
-	}
-	rep.dayBounds = string(b)
-	steps := []func(context.Context, *Report) error{
-		r.reportSessions, r.reportResponses, r.reportTop,
-	}
-	for _, step := range steps {
-		if err := step(ctx, &rep); err != nil {
-			return Report{}, fmt.Errorf("report %s to %s: %w", f.From.Format(time.DateOnly), f.To.Format(time.DateOnly), err)
-		}
+		return Report{}, fmt.Errorf("report %s to %s: %w", f.From.Format(time.DateOnly), f.To.Format(time.DateOnly), err)
 	}
 	return rep, nil
+}
+
+// dayOf is the index in rep.Days of the day t (milliseconds) falls in, or -1.
+func (rep *Report) dayOf(t int64) int {
+	i := sort.Search(len(rep.bounds), func(i int) bool { return rep.bounds[i][1] > t })
+	if i < len(rep.bounds) && t >= rep.bounds[i][0] {
+		return i
+	}
+	return -1
 }
 
 // localMidnight is the start of t's day in loc.
@@ -222,46 +205,11 @@ func localMidnight(t time.Time, loc *time.Location) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, loc)
 }
 
-// reportSessions fills, in one pass over the sessions of the range (the
-// covering sessions_report index, day by day), the per-day counts and costs,
-// the totals, the split by kind, by agent and by country, the
-// messages-per-session distribution and the first response times: SQLite
-// groups them by day, first agent and country (a few thousand groups for a
-// month), and Go adds the groups up. The first response waits (one per
-// session opened by a client and answered, at most MaxReportDays of them)
-// come as one comma-separated list per group: stepping each value through
-// the driver cost about a microsecond apiece, more than the ranking in Go.
-func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
-	from, args := sessionDays(rep)
-	args = append([]any{ms(r.now), rep.MaxUnanswered, rep.MaxPerSession}, args...)
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT d.key, coalesce(s.first_agent_id, 0), s.country,
-		       count(*),
-		       sum(s.opened_by = 'client'),
-		       sum(s.used > 0),
-		       sum(s.opened_by = 'rollover'),
-		       sum(s.ends_at <= ?1 AND s.last_in_id > s.last_out_id),
-		       sum(s.used > 0 AND s.media_used > 0),
-		       sum(`+estimatedCost+`),
-		       sum(CASE WHEN s.media_used > 0 THEN `+estimatedCost+` ELSE 0.0 END),
-		       coalesce(sum(`+reportedCost+`), 0.0),
-		       count(`+reportedCost+`),
-		       coalesce(sum(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END), 0.0),
-		       count(CASE WHEN s.media_used > 0 THEN `+reportedCost+` END),
-		       sum(s.used > 0 AND s.peak_unanswered >= ?2),
-		       sum(s.used >= ?3),
-		       -- perSessionBuckets
-		       sum(s.used = 1), sum(s.used = 2), sum(s.used = 3), sum(s.used BETWEEN 4 AND 5),
-		       sum(s.used BETWEEN 6 AND 10), sum(s.used BETWEEN 11 AND 20), sum(s.used BETWEEN 21 AND 40),
-		       sum(s.used BETWEEN 41 AND 59), sum(s.used >= 60),
-		       coalesce(group_concat(CASE WHEN s.opened_by = 'client' AND s.first_out_at IS NOT NULL
-		                                  THEN max(s.first_out_at - s.received_at, 0) END), '')
-		`+from+`
-		 GROUP BY d.key, s.first_agent_id, s.country`, args...)
-	if err != nil {
-		return fmt.Errorf("sessions by day: %w", err)
-	}
-	defer rows.Close()
+// reportSessions fills, from the range's sessions grouped by day, first
+// agent and country (factAdder), the per-day counts and costs, the totals,
+// the split by kind, by agent and by country, the messages-per-session
+// distribution and the first response times.
+func (r *Reader) reportSessions(ctx context.Context, rep *Report, groups []factGroup) error {
 	text, media := ReportRow{Key: "text"}, ReportRow{Key: "media"}
 	agents, countries := map[int64]*ReportRow{}, map[string]*ReportRow{}
 	rep.PerSession = make([]Bucket, len(perSessionBuckets))
@@ -270,24 +218,13 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 	}
 	firstByDay, firstByAgent := make([][]int64, len(rep.Days)), map[int64][]int64{}
 	var firstAll []int64
-	for rows.Next() {
-		var (
-			day, agent                                                              int64
-			country                                                                 string
-			all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
-			est, mediaEst, reported, mediaRep                                       float64
-			per                                                                     [9]int64
-			firstWaits                                                              string
-		)
-		if err := rows.Scan(&day, &agent, &country, &all, &opened, &billed, &rolled, &lost, &mediaN, &est, &mediaEst,
-			&reported, &repN, &mediaRep, &mediaRepN, &hit, &capped,
-			&per[0], &per[1], &per[2], &per[3], &per[4], &per[5], &per[6], &per[7], &per[8], &firstWaits); err != nil {
-			return fmt.Errorf("sessions by day: %w", err)
-		}
-		waits, err := parseInts(firstWaits)
-		if err != nil {
-			return fmt.Errorf("first responses: %w", err)
-		}
+	for i := range groups {
+		g := &groups[i]
+		day, agent, country := int64(g.day), g.agent, g.country
+		all, opened, billed, rolled, lost, mediaN := g.all, g.opened, g.billed, g.rolled, g.lost, g.mediaN
+		repN, mediaRepN, hit, capped := g.repN, g.mediaRepN, g.hit, g.capped
+		est, mediaEst, reported, mediaRep := g.est, g.mediaEst, g.reported, g.mediaRep
+		per, waits := g.per, g.waits
 		if day >= 0 && int(day) < len(firstByDay) {
 			firstByDay[day] = append(firstByDay[day], waits...)
 		}
@@ -332,9 +269,6 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 		countries[country].Sessions += int(billed)
 		countries[country].Cost.add(cost)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sessions by day: %w", err)
-	}
 	rep.Kinds = []ReportRow{text, media}
 	names, err := r.agentNames(ctx)
 	if err != nil {
@@ -360,6 +294,132 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report) error {
 		return cmp.Or(cmp.Compare(b.Cost.Estimated, a.Cost.Estimated), cmp.Compare(a.Key, b.Key))
 	})
 	return nil
+}
+
+// factGroup adds up the sessions of one day, first agent and country.
+type factGroup struct {
+	day                                                                     int
+	agent                                                                   int64
+	country                                                                 string
+	all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
+	est, mediaEst, reported, mediaRep                                       float64
+	per                                                                     [9]int64 // perSessionBuckets
+	waits                                                                   []int64  // first responses, ms
+}
+
+// factAdder adds up the facts of a report's sessions as they are read: by
+// day, first agent and country (in the order the groups first appear, so that
+// the sums are added in the same order on every run), and by conversation
+// for the costliest ones.
+type factAdder struct {
+	rep           *Report
+	now           int64
+	maxUnanswered int64
+	maxPer        int64
+	index         map[factKey]int
+	groups        []factGroup
+	convIndex     map[int64]int
+	top           []topCandidate
+}
+
+type factKey struct {
+	day     int
+	agent   int64
+	country string
+}
+
+func newFactAdder(rep *Report, now int64) *factAdder {
+	return &factAdder{rep: rep, now: now, maxUnanswered: int64(rep.MaxUnanswered), maxPer: int64(rep.MaxPerSession),
+		index: map[factKey]int{}, convIndex: map[int64]int{}}
+}
+
+// add counts one session's fact.
+func (a *factAdder) add(f *sessionFact) {
+	k := factKey{a.rep.dayOf(f.startedAt), f.agent, f.country}
+	gi, ok := a.index[k]
+	if !ok {
+		gi = len(a.groups)
+		a.index[k] = gi
+		a.groups = append(a.groups, factGroup{day: k.day, agent: k.agent, country: k.country})
+	}
+	g := &a.groups[gi]
+	g.all++
+	billed := f.used > 0
+	g.opened += b2i(f.client)
+	g.billed += b2i(billed)
+	g.rolled += b2i(!f.client)
+	g.lost += b2i(f.endsAt <= a.now && f.unanswered)
+	g.mediaN += b2i(billed && f.media)
+	g.est += f.estimated
+	if f.media {
+		g.mediaEst += f.estimated
+	}
+	if f.priced {
+		g.reported += f.reported
+		g.repN++
+		if f.media {
+			g.mediaRep += f.reported
+			g.mediaRepN++
+		}
+	}
+	g.hit += b2i(billed && f.peak >= a.maxUnanswered)
+	g.capped += b2i(f.used >= a.maxPer)
+	if b := perSessionBucket(f.used); b >= 0 {
+		g.per[b]++
+	}
+	if f.firstWait >= 0 {
+		g.waits = append(g.waits, f.firstWait)
+	}
+	if !billed {
+		return
+	}
+	// The costliest conversations: their billed sessions.
+	ci, ok := a.convIndex[f.conversation]
+	if !ok {
+		ci = len(a.top)
+		a.convIndex[f.conversation] = ci
+		a.top = append(a.top, topCandidate{t: TopConversation{ConversationID: f.conversation}})
+	}
+	c := &a.top[ci]
+	c.t.Sessions++
+	c.t.Cost.Estimated += f.estimated
+	if f.priced {
+		c.t.Cost.Reported += f.reported
+		c.t.Cost.ReportedSessions++
+		c.best += f.reported
+	} else {
+		c.best += f.estimated
+	}
+}
+
+// perSessionBucket is the bar of perSessionBuckets a session with used
+// counted messages falls in, or -1 for none.
+func perSessionBucket(used int64) int {
+	switch {
+	case used <= 0:
+		return -1
+	case used <= 3:
+		return int(used) - 1
+	case used <= 5:
+		return 3
+	case used <= 10:
+		return 4
+	case used <= 20:
+		return 5
+	case used <= 40:
+		return 6
+	case used <= 59:
+		return 7
+	default:
+		return 8
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // agentNames maps every agent's id to its name.
@@ -403,17 +463,66 @@ func parseInts(list string) ([]int64, error) {
 	return out, nil
 }
 
-// percentiles sorts ms in place and summarises it, by the nearest-rank
-// method: the median is the value of rank ceil(n/2), the 90th percentile of
-// rank ceil(9n/10).
+// percentiles summarises ms (reordering it), by the nearest-rank method: the
+// median is the value of rank ceil(n/2), the 90th percentile of rank
+// ceil(9n/10). The two ranks are selected, not sorted for: at 250,000 waits
+// sorting was a tenth of a report.
 func percentiles(ms []int64) Percentiles {
 	n := len(ms)
 	if n == 0 {
 		return Percentiles{}
 	}
-	slices.Sort(ms)
-	return Percentiles{Count: n, Median: time.Duration(ms[(n+1)/2-1]) * time.Millisecond,
-		P90: time.Duration(ms[(9*n+9)/10-1]) * time.Millisecond}
+	mid, p90 := (n+1)/2-1, (9*n+9)/10-1
+	median := selectNth(ms, mid)
+	// Everything after mid is at least the median: the 90th is among them.
+	return Percentiles{Count: n, Median: time.Duration(median) * time.Millisecond,
+		P90: time.Duration(selectNth(ms[mid:], p90-mid)) * time.Millisecond}
+}
+
+// selectNth reorders xs so that xs[k] is the value it would have sorted,
+// with nothing larger before it and nothing smaller after it, and returns it
+// (Hoare's selection with the median of three as pivot; short runs sorted).
+func selectNth(xs []int64, k int) int64 {
+	lo, hi := 0, len(xs)-1
+	for hi-lo > 16 {
+		mid := lo + (hi-lo)/2
+		// Median of three into xs[mid], then partition around its value.
+		if xs[mid] < xs[lo] {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if xs[hi] < xs[lo] {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if xs[hi] < xs[mid] {
+			xs[hi], xs[mid] = xs[mid], xs[hi]
+		}
+		pivot := xs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < pivot {
+				i++
+			}
+			for xs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		// Now xs[lo..j] <= pivot <= xs[i..hi], and xs[j+1..i-1] == pivot.
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k]
+		}
+	}
+	slices.Sort(xs[lo : hi+1])
+	return xs[k]
 }
 
 // responseBuckets are the bars of the response time distribution: upper
@@ -472,35 +581,72 @@ func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	return nil
 }
 
-// reportTop fills the most expensive conversations of the range: the sum of
-// their billed sessions' cost, the reported price where there is one and the
-// estimate otherwise.
-func (r *Reader) reportTop(ctx context.Context, rep *Report) error {
-	where, args := sessionRange(rep.Filter)
-	rows, err := r.q.QueryContext(ctx, `
-		SELECT t.conversation_id, ct.name, ct.phone, ct.country, t.n, t.est, t.rep, t.repn
-		  FROM (SELECT s.conversation_id, count(*) AS n, sum(`+estimatedCost+`) AS est,
-		               coalesce(sum(`+reportedCost+`), 0.0) AS rep, count(`+reportedCost+`) AS repn,
-		               sum(coalesce(`+reportedCost+`, `+estimatedCost+`)) AS best
-		          FROM sessions s
-		         WHERE`+where+` AND s.used > 0
-		         GROUP BY s.conversation_id
-		         ORDER BY best DESC, s.conversation_id
-		         LIMIT ?) t
-		  JOIN conversations c ON c.id = t.conversation_id
-		  JOIN contacts ct ON ct.id = c.contact_id
-		 ORDER BY t.best DESC, t.conversation_id`, append(args, TopConversations)...)
+// topCandidate is a conversation's billed sessions in a report's range.
+type topCandidate struct {
+	t    TopConversation
+	best float64 // the reported price where there is one, else the estimate
+}
+
+// costliest returns the first n of cands, the costliest first and ties by
+// conversation id, kept in a sorted run while scanning (sorting every
+// conversation of the range was a tenth of a report).
+func costliest(cands []topCandidate, n int) []topCandidate {
+	before := func(a, b *topCandidate) bool {
+		return a.best > b.best || (a.best == b.best && a.t.ConversationID < b.t.ConversationID)
+	}
+	top := make([]topCandidate, 0, n+1)
+	for i := range cands {
+		c := &cands[i]
+		if len(top) == n && (n == 0 || !before(c, &top[n-1])) {
+			continue
+		}
+		at := sort.Search(len(top), func(j int) bool { return before(c, &top[j]) })
+		top = slices.Insert(top, at, *c)
+		if len(top) > n {
+			top = top[:n]
+		}
+	}
+	return top
+}
+
+// reportTop fills the most expensive conversations of the range (factAdder's
+// candidates): the sum of their billed sessions' cost, the reported price
+// where there is one and the estimate otherwise; ties by conversation id.
+func (r *Reader) reportTop(ctx context.Context, rep *Report, convs []topCandidate) error {
+	convs = costliest(convs, TopConversations)
+	if len(convs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(convs))
+	for i, c := range convs {
+		ids[i] = c.t.ConversationID
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("most expensive conversations: %w", err)
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT c.id, ct.name, ct.phone, ct.country
+		  FROM json_each(?) j JOIN conversations c ON c.id = j.value JOIN contacts ct ON ct.id = c.contact_id`, string(list))
 	if err != nil {
 		return fmt.Errorf("most expensive conversations: %w", err)
 	}
 	defer rows.Close()
+	who := map[int64]TopConversation{}
 	for rows.Next() {
 		var t TopConversation
-		if err := rows.Scan(&t.ConversationID, &t.Name, &t.Phone, &t.Country, &t.Sessions,
-			&t.Cost.Estimated, &t.Cost.Reported, &t.Cost.ReportedSessions); err != nil {
+		if err := rows.Scan(&t.ConversationID, &t.Name, &t.Phone, &t.Country); err != nil {
 			return fmt.Errorf("most expensive conversations: %w", err)
 		}
+		who[t.ConversationID] = t
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("most expensive conversations: %w", err)
+	}
+	for _, c := range convs {
+		t := c.t
+		w := who[t.ConversationID]
+		t.Name, t.Phone, t.Country = w.Name, w.Phone, w.Country
 		rep.Top = append(rep.Top, t)
 	}
-	return rows.Err()
+	return nil
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ import (
 
 var benchEnd = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 
-func benchReportStore(b *testing.B) *store.Store {
+func benchReportStore(b *testing.B) (*store.Store, string) {
 	v := os.Getenv("SESSIONDESK_BENCH_REPORT_SESSIONS")
 	if v == "" {
 		b.Skip("set SESSIONDESK_BENCH_REPORT_SESSIONS (e.g. 100000) to run the reports benchmark")
@@ -68,21 +69,37 @@ func benchReportStore(b *testing.B) *store.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	return st
+	return st, path
 }
 
 // BenchmarkReports is what the reports page does for the last 30 days: every
 // figure read in one snapshot, the tables and charts built, and the page
-// rendered (handlers.reportsPage minus parsing the query).
+// rendered (handlers.reportsPage minus parsing the query). "all" and "agent"
+// run with the days that are over kept (BuildReportDays, which the inbox runs
+// in the background); "all, nothing kept" reads every session, as a report
+// does before the background has kept anything.
 func BenchmarkReports(b *testing.B) {
-	st := benchReportStore(b)
+	st, path := benchReportStore(b)
 	ctx := context.Background()
 	f := store.ReportFilter{From: benchEnd.AddDate(0, 0, -30), To: benchEnd, Loc: time.UTC}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
 	for _, tc := range []struct {
 		name  string
 		agent int64
-	}{{"all", 0}, {"agent", 1}} {
+		kept  bool
+	}{{"all, nothing kept", 0, false}, {"all", 0, true}, {"agent", 1, true}} {
 		b.Run(tc.name, func(b *testing.B) {
+			if tc.kept {
+				if _, err := st.BuildReportDays(ctx, store.MaxReportDays); err != nil {
+					b.Fatal(err)
+				}
+			} else if _, err := db.ExecContext(ctx, `DELETE FROM report_session_days`); err != nil {
+				b.Fatal(err)
+			}
 			f.AgentID = tc.agent
 			var rep store.Report
 			var size int
