@@ -345,22 +345,24 @@ type factDecoder struct {
 
 func (d *factDecoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.err, d.buf = errBadFacts, nil
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
+	d.skip(n)
+	return v // 0 when n <= 0
 }
 
 func (d *factDecoder) varint() int64 {
 	v, n := binary.Varint(d.buf)
+	d.skip(n)
+	return v // 0 when n <= 0
+}
+
+// skip moves past a varint of n bytes; n <= 0 (too short, or too long for
+// 64 bits) is an error.
+func (d *factDecoder) skip(n int) {
 	if n <= 0 {
 		d.err, d.buf = errBadFacts, nil
-		return 0
+		return
 	}
 	d.buf = d.buf[n:]
-	return v
 }
 
 func (d *factDecoder) bytes(n uint64) []byte {

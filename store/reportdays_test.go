@@ -97,17 +97,23 @@ func TestReportDaysOnlyWhenOver(t *testing.T) {
 	}
 }
 
+// keptWorld is the hand-computed history two days after its last session,
+// with every day kept, and a filter over all of it.
+func keptWorld(t *testing.T) (*reportWorld, ReportFilter) {
+	w := newReportWorld(t)
+	w.at("29", "12:00")
+	if _, err := w.s.BuildReportDays(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	return w, ReportFilter{From: day(23), To: day(28), Loc: time.UTC}
+}
+
 // A change to a session of a kept day (a price reported late) drops the day
 // in the same transaction; the report shows the new price, and the day is
 // kept again later.
 func TestReportDaysDroppedWhenASessionChanges(t *testing.T) {
-	w := newReportWorld(t)
-	w.at("29", "12:00")
+	w, f := keptWorld(t)
 	ctx := context.Background()
-	if _, err := w.s.BuildReportDays(ctx, 100); err != nil {
-		t.Fatal(err)
-	}
-	f := ReportFilter{From: day(23), To: day(28), Loc: time.UTC}
 	before := w.report(f)
 	// Bob's image to A on the 24th: its session (A's first) was priced 0.5.
 	var id int64
@@ -136,14 +142,9 @@ func TestReportDaysDroppedWhenASessionChanges(t *testing.T) {
 // A kept day that cannot be read (damaged, or of another format) is read
 // from the sessions instead; one of another format is built again.
 func TestReportDaysUnreadableAreReadFromTheSessions(t *testing.T) {
-	w := newReportWorld(t)
-	w.at("29", "12:00")
+	w, f := keptWorld(t)
 	ctx := context.Background()
-	f := ReportFilter{From: day(23), To: day(28), Loc: time.UTC}
-	raw := w.report(f)
-	if _, err := w.s.BuildReportDays(ctx, 100); err != nil {
-		t.Fatal(err)
-	}
+	raw := w.report(f) // every day of f kept: the same as from the sessions (above)
 	var blob []byte
 	if err := w.s.write.QueryRowContext(ctx, `SELECT facts FROM report_session_days WHERE day = ?`, utcDay(24)).Scan(&blob); err != nil {
 		t.Fatal(err)
