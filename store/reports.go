@@ -546,12 +546,14 @@ var responseBuckets = []struct {
 // messages_in_by_agent index.
 func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 	f := rep.Filter
-	q := `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
+	// group_concat leaves out the unanswered (NULL); a negative wait (a
+	// client clock ahead) counts as 0, in Go rather than per row in SQL.
+	q := `SELECT count(*), coalesce(group_concat(m.answer_ms), '') FROM messages m
 		WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?`
 	args := []any{ms(f.From), ms(f.To)}
 	if f.AgentID != 0 {
 		// The agent's answers, from messages_in_by_agent (00047) alone.
-		q = `SELECT count(*), coalesce(group_concat(max(m.answer_ms, 0)), '') FROM messages m
+		q = `SELECT count(*), coalesce(group_concat(m.answer_ms), '') FROM messages m
 			WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ? AND m.answer_agent_id = ?`
 		args = append(args, f.AgentID)
 	}
@@ -569,7 +571,10 @@ func (r *Reader) reportResponses(ctx context.Context, rep *Report) error {
 		rep.ResponseBuckets[i].Label = b.label
 	}
 	rep.Unanswered = received - len(waits)
-	for _, w := range waits {
+	for i, w := range waits {
+		if w < 0 {
+			waits[i], w = 0, 0
+		}
 		d := time.Duration(w) * time.Millisecond
 		i := 0
 		for i < len(responseBuckets)-1 && d >= responseBuckets[i].below {

@@ -461,3 +461,25 @@ func TestReportFactsMatchTheMessages(t *testing.T) {
 		})
 	}
 }
+
+// A client message stored with a time after its answer's (a client clock
+// ahead, S1) counts as answered at once, not as a negative wait.
+func TestReportNegativeWaitCountsAsZero(t *testing.T) {
+	w := newReportWorld(t)
+	w.at("27", "09:00")
+	r, err := w.s.ReceiveClientMessage(context.Background(), ClientMessage{Phone: "+375291000099", Name: "Z", Country: "BY",
+		Kind: "text", Text: "ahead", SentAt: w.clk.Now().Add(3 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.conv["Z"] = r.Message.ConversationID
+	w.send("Z", w.ann, "text", false)
+	// Whatever S1 made of the client's time, the wait as stored is negative.
+	if _, err := w.s.write.ExecContext(context.Background(), `UPDATE messages SET answer_ms = -180000 WHERE id = ?`, r.Message.ID); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.report(ReportFilter{From: day(27), To: day(28), Loc: time.UTC})
+	if rep.Responses != (Percentiles{Count: 1}) || rep.ResponseBuckets[0].Count != 1 {
+		t.Errorf("responses %+v, buckets %+v: want one answered at once", rep.Responses, rep.ResponseBuckets)
+	}
+}
