@@ -15,9 +15,7 @@ const pruneEvery = time.Hour
 // every hour, until ctx ends. A failed run is logged and tried again at the
 // next tick: nothing a user sees depends on it.
 func (a *App) pruneEvents(ctx context.Context) {
-	tick := time.NewTicker(pruneEvery)
-	defer tick.Stop()
-	for {
+	every(ctx, 0, pruneEvery, func() {
 		n, err := a.Store.PruneEvents(ctx, a.Store.Now().Add(-a.cfg.EventRetention), store.PruneBatch)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -25,10 +23,5 @@ func (a *App) pruneEvents(ctx context.Context) {
 		case n > 0:
 			a.log.Info("pruned old events", "deleted", n, "retention", a.cfg.EventRetention)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }

@@ -14,20 +14,11 @@ const defaultRemindEvery = 30 * time.Second
 // ends. The store marks each session reminded as it hands it out, so a
 // session is reminded once, across restarts too; an agent with no page open
 // at that moment misses it (it is a nudge, the views still show the session).
-func (a *App) remindSessions(ctx context.Context, every time.Duration) {
+func (a *App) remindSessions(ctx context.Context, interval time.Duration) {
 	if a.cfg.NotifyBefore <= 0 {
 		return
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		a.remindOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	every(ctx, 0, interval, func() { a.remindOnce(ctx) })
 }
 
 // remindOnce hands out the reminders due now; it returns how many.

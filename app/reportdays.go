@@ -16,21 +16,14 @@ const keepReportDaysEvery = 10 * time.Minute
 // start-up, and the pages every agent opens then, go first.
 const keepReportDaysAfter = time.Minute
 
-// keepReportDays keeps the reports' facts of every day that is over, a minute
-// after start and then every keepReportDaysEvery, until ctx ends. Each pass keeps at most
-// a report's longest range of days, one short transaction each, so a first
-// start on a large database catches up over a few passes without holding the
-// writer. A failed pass is logged and tried again at the next tick: a report
-// is only slower meanwhile, never different.
+// keepReportDays keeps the reports' facts of every day that is over, a
+// minute after start and then every keepReportDaysEvery, until ctx ends. Each
+// pass keeps at most a report's longest range of days, one short transaction
+// each, so a first start on a large database catches up over a few passes
+// without holding the writer. A failed pass is logged and tried again at the
+// next tick: a report is only slower meanwhile, never different.
 func (a *App) keepReportDays(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(keepReportDaysAfter):
-	}
-	tick := time.NewTicker(keepReportDaysEvery)
-	defer tick.Stop()
-	for {
+	every(ctx, keepReportDaysAfter, keepReportDaysEvery, func() {
 		n, err := a.Store.BuildReportDays(ctx, store.MaxReportDays)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -38,10 +31,5 @@ func (a *App) keepReportDays(ctx context.Context) {
 		case n > 0:
 			a.log.Info("kept the reports' days", "days", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }

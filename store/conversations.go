@@ -283,6 +283,10 @@ func loadState(ctx context.Context, q queryer, conversationID int64) (st session
 	return v.state(), v.sessionID.Int64, nil
 }
 
+// phoneDisplayBatch is how many contacts fillPhoneDisplays formats in one
+// transaction.
+const phoneDisplayBatch = 1000
+
 // fillPhoneDisplays completes migration 00016: contacts stored before it get
 // their formatted number, a thousand to a transaction. Afterwards every
 // contact has it (upsertContact sets it), so once a pass finds fewer than a
@@ -294,7 +298,7 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 			if done, err := upgradeDone(ctx, tx, "fill_phone_displays"); done || err != nil {
 				return false, err
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT id, phone FROM contacts WHERE phone_display = '' LIMIT 1000`)
+			rows, err := tx.QueryContext(ctx, `SELECT id, phone FROM contacts WHERE phone_display = '' LIMIT ?`, phoneDisplayBatch)
 			if err != nil {
 				return false, err
 			}
@@ -323,7 +327,7 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 				}
 			}
 			n = len(todo)
-			if n < 1000 {
+			if n < phoneDisplayBatch {
 				return false, markUpgradeDone(ctx, tx, "fill_phone_displays", s.opts.Now())
 			}
 			return false, nil
@@ -331,7 +335,7 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("format the numbers of contacts stored before 00016: %w", err)
 		}
-		if n < 1000 {
+		if n < phoneDisplayBatch {
 			return nil
 		}
 	}

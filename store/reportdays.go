@@ -21,8 +21,8 @@ import (
 // dayMS is the length of the UTC days the facts are kept by.
 const dayMS = int64(24 * time.Hour / time.Millisecond)
 
-// reportDaysFormat is the first byte of every kept day: a day of another
-// format is read from the sessions and built again.
+// reportDaysFormat is the encoding of the kept days (their format column): a
+// day of another format is read from the sessions and built again.
 const reportDaysFormat = 1
 
 // sessionFact is what the reports need of one session.
@@ -45,7 +45,7 @@ type sessionFact struct {
 // sessions_report index.
 const sessionFactsSQL = `SELECT s.started_at, s.ends_at, s.conversation_id, coalesce(s.first_agent_id, 0), s.country,
 	s.opened_by = 'client', s.media_used > 0, s.last_in_id > s.last_out_id, s.reported_count > 0,
-	s.used, s.peak_unanswered, ` + estimatedCost + `, s.reported_cost,
+	s.used, s.peak_unanswered, ` + EstimateSQL + `, s.reported_cost,
 	CASE WHEN s.opened_by = 'client' AND s.first_out_at IS NOT NULL THEN max(s.first_out_at - s.received_at, 0) ELSE -1 END
 	FROM sessions s WHERE s.started_at >= ? AND s.started_at < ?`
 
@@ -85,23 +85,9 @@ func readSessionFacts(ctx context.Context, q queryer, from, to, agent int64, vis
 // sessions. The fact is valid only during the call.
 func (r *Reader) eachFact(ctx context.Context, from, to, agent int64, visit func(*sessionFact)) error {
 	first, last := from/dayMS, (to-1)/dayMS
-	kept := map[int64][]byte{}
-	rows, err := r.q.QueryContext(ctx, `SELECT day, facts FROM report_session_days WHERE day BETWEEN ? AND ?`, first, last)
+	kept, err := keptDays(ctx, r.q, first, last)
 	if err != nil {
-		return fmt.Errorf("kept report days: %w", err)
-	}
-	for rows.Next() {
-		var day int64
-		var blob []byte
-		if err := rows.Scan(&day, &blob); err != nil {
-			rows.Close()
-			return fmt.Errorf("kept report days: %w", err)
-		}
-		kept[day] = blob
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("kept report days: %w", err)
+		return err
 	}
 	// Days not kept are read in runs: one range of the index per run.
 	runFrom := int64(-1)
@@ -113,13 +99,18 @@ func (r *Reader) eachFact(ctx context.Context, from, to, agent int64, visit func
 		runFrom = -1
 		return err
 	}
+	// One day's blob and facts in memory at a time, whatever the range.
+	var blob []byte
 	var buf []sessionFact
 	countries := map[string]string{}
 	for day := first; day <= last; day++ {
-		blob, ok := kept[day]
+		ok := kept[day]
 		if ok {
+			if err := r.q.QueryRowContext(ctx, `SELECT facts FROM report_session_days WHERE day = ?`, day).Scan(&blob); err != nil {
+				return fmt.Errorf("kept report day: %w", err)
+			}
 			if buf, err = decodeFacts(day, blob, buf[:0], countries); err != nil {
-				ok = false // another format, or damaged: the sessions say
+				ok = false // damaged: the sessions say
 			}
 		}
 		if !ok {
@@ -140,6 +131,28 @@ func (r *Reader) eachFact(ctx context.Context, from, to, agent int64, visit func
 	return flush((last + 1) * dayMS)
 }
 
+// keptDays returns the days in [first, last] kept in the current format.
+func keptDays(ctx context.Context, q queryer, first, last int64) (map[int64]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT day FROM report_session_days WHERE day BETWEEN ? AND ? AND format = ?`,
+		first, last, reportDaysFormat)
+	if err != nil {
+		return nil, fmt.Errorf("kept report days: %w", err)
+	}
+	defer rows.Close()
+	kept := map[int64]bool{}
+	for rows.Next() {
+		var day int64
+		if err := rows.Scan(&day); err != nil {
+			return nil, fmt.Errorf("kept report days: %w", err)
+		}
+		kept[day] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("kept report days: %w", err)
+	}
+	return kept, nil
+}
+
 // BuildReportDays keeps the facts of up to limit days whose sessions have all
 // ended and that are not kept yet, oldest first, a day to a transaction; it
 // returns how many it kept. Which days are kept, and which have sessions, is
@@ -156,22 +169,8 @@ func (s *Store) BuildReportDays(ctx context.Context, limit int) (int, error) {
 		if !oldest.Valid {
 			return nil
 		}
-		kept := map[int64]bool{}
-		rows, err := r.q.QueryContext(ctx, `SELECT day FROM report_session_days WHERE substr(facts, 1, 1) = ?`,
-			[]byte{reportDaysFormat})
+		kept, err := keptDays(ctx, r.q, oldest.Int64/dayMS, now/dayMS)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var day int64
-			if err := rows.Scan(&day); err != nil {
-				rows.Close()
-				return err
-			}
-			kept[day] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		// Days that have ended; whether their sessions have is checked in
@@ -218,8 +217,8 @@ func (s *Store) BuildReportDays(ctx context.Context, limit int) (int, error) {
 			}); err != nil || len(facts) == 0 {
 				return false, err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO report_session_days (day, facts) VALUES (?, ?)`,
-				day, encodeFacts(day, facts)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO report_session_days (day, format, facts) VALUES (?, ?, ?)`,
+				day, reportDaysFormat, encodeFacts(day, facts)); err != nil {
 				return false, err
 			}
 			done = true
@@ -244,12 +243,11 @@ const (
 	factWaited
 )
 
-// encodeFacts writes the facts of the sessions of day: the format byte, then
+// encodeFacts writes the facts of the sessions of day: their number, then
 // per session varints (times relative to the day and to the start), the
-// country, the flags and the costs as float64 bits.
+// country, the flags and the costs as float64 bits, and the day last.
 func encodeFacts(day int64, facts []sessionFact) []byte {
-	buf := make([]byte, 0, 1+len(facts)*40)
-	buf = append(buf, reportDaysFormat)
+	buf := make([]byte, 0, 8+len(facts)*40)
 	buf = binary.AppendUvarint(buf, uint64(len(facts)))
 	for _, f := range facts {
 		buf = binary.AppendVarint(buf, f.startedAt-day*dayMS)
@@ -290,10 +288,7 @@ var errBadFacts = errors.New("kept report day: unreadable")
 // decodeFacts reads what encodeFacts wrote for day into out (reusing its
 // room); countries keeps one string per country code, not one per session.
 func decodeFacts(day int64, blob []byte, out []sessionFact, countries map[string]string) ([]sessionFact, error) {
-	if len(blob) == 0 || blob[0] != reportDaysFormat {
-		return out, errBadFacts
-	}
-	d := factDecoder{buf: blob[1:]}
+	d := factDecoder{buf: blob}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(blob)) {
 		return out, errBadFacts

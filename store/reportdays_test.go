@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// keptDays lists the UTC days report_session_days holds.
-func keptDays(t *testing.T, s *Store) []int64 {
+// daysKept lists the UTC days report_session_days holds.
+func daysKept(t *testing.T, s *Store) []int64 {
 	t.Helper()
 	rows, err := s.write.QueryContext(context.Background(), `SELECT day FROM report_session_days ORDER BY day`)
 	if err != nil {
@@ -62,8 +62,8 @@ func TestReportDaysKeptSayWhatTheSessionsSay(t *testing.T) {
 	}
 	// Sessions started on the 23rd, 24th, 25th and 26th; the 27th and 28th
 	// have none.
-	if want := []int64{utcDay(23), utcDay(24), utcDay(25), utcDay(26)}; n != 4 || !reflect.DeepEqual(keptDays(t, w.s), want) {
-		t.Fatalf("kept %d days %v, want %v", n, keptDays(t, w.s), want)
+	if want := []int64{utcDay(23), utcDay(24), utcDay(25), utcDay(26)}; n != 4 || !reflect.DeepEqual(daysKept(t, w.s), want) {
+		t.Fatalf("kept %d days %v, want %v", n, daysKept(t, w.s), want)
 	}
 	for i, f := range reportFilters(w) {
 		if got := w.report(f); !reflect.DeepEqual(got, raw[i]) {
@@ -84,7 +84,7 @@ func TestReportDaysOnlyWhenOver(t *testing.T) {
 	}
 	// E and G opened on the 26th at 23:00 and 23:10: their sessions run until
 	// the 27th, so the 26th is not kept; nor is anything later.
-	if got, want := keptDays(t, w.s), []int64{utcDay(23), utcDay(24), utcDay(25)}; !reflect.DeepEqual(got, want) {
+	if got, want := daysKept(t, w.s), []int64{utcDay(23), utcDay(24), utcDay(25)}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("kept days %v, want %v", got, want)
 	}
 	f := ReportFilter{From: day(23), To: day(28), Loc: time.UTC}
@@ -124,7 +124,7 @@ func TestReportDaysDroppedWhenASessionChanges(t *testing.T) {
 	if _, err := w.s.RecordPrice(ctx, MessageRef{ID: id}, ReportedPrice{Amount: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := keptDays(t, w.s); !reflect.DeepEqual(got, []int64{utcDay(23), utcDay(25), utcDay(26)}) {
+	if got := daysKept(t, w.s); !reflect.DeepEqual(got, []int64{utcDay(23), utcDay(25), utcDay(26)}) {
 		t.Fatalf("kept days after a price on the 24th: %v, want the 24th dropped", got)
 	}
 	after := w.report(f)
@@ -150,12 +150,12 @@ func TestReportDaysUnreadableAreReadFromTheSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, bad := range map[string][]byte{
-		"empty":        {},
-		"other format": append([]byte{reportDaysFormat + 1}, blob[1:]...),
-		"cut short":    blob[:len(blob)/2],
-		"trailing":     append(append([]byte{}, blob...), 0),
-		"huge count":   {reportDaysFormat, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"another day":  encodeFacts(utcDay(23), mustDecode(t, utcDay(24), blob)), // its records would fall on the 23rd
+		"empty":       {},
+		"shifted":     append([]byte{0x02}, blob...),
+		"cut short":   blob[:len(blob)/2],
+		"trailing":    append(append([]byte{}, blob...), 0),
+		"huge count":  {0xff, 0xff, 0xff, 0xff, 0x0f},
+		"another day": encodeFacts(utcDay(23), mustDecode(t, utcDay(24), blob)), // its records would fall on the 23rd
 	} {
 		if _, err := w.s.write.ExecContext(ctx, `UPDATE report_session_days SET facts = ? WHERE day = ?`, bad, utcDay(24)); err != nil {
 			t.Fatal(err)
@@ -164,11 +164,14 @@ func TestReportDaysUnreadableAreReadFromTheSessions(t *testing.T) {
 			t.Errorf("%s: the report differs from the sessions':\n%+v\n%+v", name, got, raw)
 		}
 	}
-	// A day of another format is built again (a damaged one stays read from
-	// the sessions until one of its sessions changes).
-	if _, err := w.s.write.ExecContext(ctx, `UPDATE report_session_days SET facts = ? WHERE day = ?`,
-		append([]byte{reportDaysFormat + 1}, blob[1:]...), utcDay(24)); err != nil {
+	// A day of another format is not decoded, and is built again (a damaged
+	// one stays read from the sessions until one of its sessions changes).
+	if _, err := w.s.write.ExecContext(ctx, `UPDATE report_session_days SET facts = ?, format = ? WHERE day = ?`,
+		blob, reportDaysFormat+1, utcDay(24)); err != nil {
 		t.Fatal(err)
+	}
+	if got := w.report(f); !reflect.DeepEqual(got, raw) {
+		t.Errorf("another format: the report differs from the sessions'")
 	}
 	n, err := w.s.BuildReportDays(ctx, 100)
 	if err != nil || n != 1 {

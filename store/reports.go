@@ -150,9 +150,6 @@ type Report struct {
 	bounds [][2]int64
 }
 
-// estimatedCost is a session's cost at its frozen rates (S7), as SQL over s.
-const estimatedCost = EstimateSQL
-
 // Report computes every figure for f in one snapshot.
 func (r *Reader) Report(ctx context.Context, f ReportFilter) (Report, error) {
 	if err := f.Validate(); err != nil {
@@ -220,54 +217,48 @@ func (r *Reader) reportSessions(ctx context.Context, rep *Report, groups []factG
 	var firstAll []int64
 	for i := range groups {
 		g := &groups[i]
-		day, agent, country := int64(g.day), g.agent, g.country
-		all, opened, billed, rolled, lost, mediaN := g.all, g.opened, g.billed, g.rolled, g.lost, g.mediaN
-		repN, mediaRepN, hit, capped := g.repN, g.mediaRepN, g.hit, g.capped
-		est, mediaEst, reported, mediaRep := g.est, g.mediaEst, g.reported, g.mediaRep
-		per, waits := g.per, g.waits
-		if day >= 0 && int(day) < len(firstByDay) {
-			firstByDay[day] = append(firstByDay[day], waits...)
+		if g.day >= 0 {
+			firstByDay[g.day] = append(firstByDay[g.day], g.waits...)
 		}
-		firstByAgent[agent] = append(firstByAgent[agent], waits...)
-		firstAll = append(firstAll, waits...)
-		cost := Money{Estimated: est, Reported: reported, ReportedSessions: int(repN)}
-		if day >= 0 && int(day) < len(rep.Days) {
-			d := &rep.Days[day]
-			d.Opened += int(opened)
-			d.Billed += int(billed)
-			d.RolledOver += int(rolled)
-			d.Lost += int(lost)
+		firstByAgent[g.agent] = append(firstByAgent[g.agent], g.waits...)
+		firstAll = append(firstAll, g.waits...)
+		cost := Money{Estimated: g.est, Reported: g.reported, ReportedSessions: g.repN}
+		if g.day >= 0 {
+			d := &rep.Days[g.day]
+			d.Opened += g.opened
+			d.Billed += g.billed
+			d.RolledOver += g.rolled
+			d.Lost += g.lost
 			d.Cost.add(cost)
 		}
-		rep.Sessions += int(all)
-		rep.Opened += int(opened)
-		rep.Billed += int(billed)
-		rep.RolledOver += int(rolled)
-		rep.Lost += int(lost)
+		rep.Sessions += g.all
+		rep.Opened += g.opened
+		rep.Billed += g.billed
+		rep.RolledOver += g.rolled
+		rep.Lost += g.lost
 		rep.Cost.add(cost)
-		rep.HitLimit += int(hit)
-		rep.ReachedCap += int(capped)
-		mediaCost := Money{Estimated: mediaEst, Reported: mediaRep, ReportedSessions: int(mediaRepN)}
-		media.Sessions += int(mediaN)
-		media.Cost.add(mediaCost)
-		text.Sessions += int(billed - mediaN)
-		text.Cost.add(Money{Estimated: est - mediaEst, Reported: reported - mediaRep, ReportedSessions: int(repN - mediaRepN)})
-		for i, n := range per {
-			rep.PerSession[i].Count += int(n)
+		rep.HitLimit += g.hit
+		rep.ReachedCap += g.capped
+		media.Sessions += g.mediaN
+		media.Cost.add(Money{Estimated: g.mediaEst, Reported: g.mediaRep, ReportedSessions: g.mediaRepN})
+		text.Sessions += g.billed - g.mediaN
+		text.Cost.add(Money{Estimated: g.est - g.mediaEst, Reported: g.reported - g.mediaRep, ReportedSessions: g.repN - g.mediaRepN})
+		for i, n := range g.per {
+			rep.PerSession[i].Count += n
 		}
-		if billed == 0 {
+		if g.billed == 0 {
 			continue
 		}
-		if agents[agent] == nil {
-			agents[agent] = &ReportRow{AgentID: agent}
+		if agents[g.agent] == nil {
+			agents[g.agent] = &ReportRow{AgentID: g.agent}
 		}
-		agents[agent].Sessions += int(billed)
-		agents[agent].Cost.add(cost)
-		if countries[country] == nil {
-			countries[country] = &ReportRow{Key: country}
+		agents[g.agent].Sessions += g.billed
+		agents[g.agent].Cost.add(cost)
+		if countries[g.country] == nil {
+			countries[g.country] = &ReportRow{Key: g.country}
 		}
-		countries[country].Sessions += int(billed)
-		countries[country].Cost.add(cost)
+		countries[g.country].Sessions += g.billed
+		countries[g.country].Cost.add(cost)
 	}
 	rep.Kinds = []ReportRow{text, media}
 	names, err := r.agentNames(ctx)
@@ -301,10 +292,10 @@ type factGroup struct {
 	day                                                                     int
 	agent                                                                   int64
 	country                                                                 string
-	all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int64
+	all, opened, billed, rolled, lost, mediaN, repN, mediaRepN, hit, capped int
 	est, mediaEst, reported, mediaRep                                       float64
-	per                                                                     [9]int64 // perSessionBuckets
-	waits                                                                   []int64  // first responses, ms
+	per                                                                     [9]int  // perSessionBuckets
+	waits                                                                   []int64 // first responses, ms
 }
 
 // factAdder adds up the facts of a report's sessions as they are read: by
@@ -415,7 +406,7 @@ func perSessionBucket(used int64) int {
 	}
 }
 
-func b2i(b bool) int64 {
+func b2i(b bool) int {
 	if b {
 		return 1
 	}

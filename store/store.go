@@ -211,7 +211,7 @@ func upgradeDone(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
 // markUpgradeDone records that the start-up upgrade name has nothing left to do.
 func markUpgradeDone(ctx context.Context, tx *sql.Tx, name string, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO upgrades_done (name, done_at) VALUES (?, ?)`,
-		name, now.UnixMilli()); err != nil {
+		name, ms(now)); err != nil {
 		return fmt.Errorf("record %s as done: %w", name, err)
 	}
 	return nil

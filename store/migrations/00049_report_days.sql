@@ -9,9 +9,13 @@
 -- session of a kept day (a price reported late, a release) drops that day in
 -- the same transaction, so a kept day is always what the sessions say; it is
 -- built again later.
+-- format is the encoding's version: a day of another one is read from the
+-- sessions and built again (a column of its own, so that finding the days to
+-- build reads no blob).
 CREATE TABLE report_session_days (
-    day   INTEGER PRIMARY KEY,
-    facts BLOB    NOT NULL
+    day    INTEGER PRIMARY KEY,
+    format INTEGER NOT NULL,
+    facts  BLOB    NOT NULL
 );
 
 -- +goose StatementBegin
