@@ -161,6 +161,65 @@ func TestClosedSessionCountsNoReplies(t *testing.T) {
 	}
 }
 
+// contrastJS is the WCAG 2 contrast ratio of the element's text colour on the
+// first opaque background behind it, as the browser computes both.
+const contrastJS = `(function (sel) {
+	var el = document.querySelector(sel);
+	if (!el) { return -1; }
+	function rgb(s) { return (s.match(/[\d.]+/g) || []).map(Number); }
+	function lum(c) {
+		var v = c.slice(0, 3).map(function (x) {
+			x /= 255;
+			return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4);
+		});
+		return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+	}
+	var fg = rgb(getComputedStyle(el).color);
+	var bg = [255, 255, 255, 1];
+	for (var n = el; n && n.nodeType === 1; n = n.parentElement) {
+		var b = rgb(getComputedStyle(n).backgroundColor);
+		if (b.length === 3 || (b.length === 4 && b[3] === 1)) { bg = b; break; }
+	}
+	var a = lum(fg), b2 = lum(bg);
+	return (Math.max(a, b2) + 0.05) / (Math.min(a, b2) + 0.05);
+})`
+
+// The composer's hint and its character counter (plain, near the limit and
+// over it) are readable: WCAG AA asks 4.5:1 for text of their size.
+func TestComposerHintAndCounterMeetAAContrast(t *testing.T) {
+	ta := startApp(t, appOptions{})
+	conv := ta.clientWrites(t, olga, olgaName, "Hello")
+	tb := newTab(t, tabOptions{})
+	tb.open(convURL(ta, conv))
+	tb.waitSocket()
+	ratio := func(sel string) float64 { return eval[float64](tb, contrastJS+`(`+strconv.Quote(sel)+`)`) }
+	setText := func(n int) {
+		eval[chromedp.Void](tb, `(function () { var t = document.getElementById('composer-text');
+			t.value = 'x'.repeat(`+strconv.Itoa(n)+`); t.dispatchEvent(new Event('input', {bubbles: true})); })()`)
+	}
+	limit := eval[int](tb, `Number(document.querySelector('[data-char-counter]').getAttribute('data-max'))`)
+	if limit <= 0 {
+		t.Fatalf("the counter carries no limit (data-max %d)", limit)
+	}
+	for _, c := range []struct {
+		what, sel string
+		chars     int
+	}{
+		{"the hint", `.composer-hint`, 0},
+		{"the counter", testid("char-count"), 10},
+		{"the counter near the limit", testid("char-count") + `.is-near`, limit - 5},
+		{"the counter over the limit", testid("char-count") + `.is-over`, limit + 5},
+	} {
+		setText(c.chars)
+		tb.waitFor(c.what+" is shown", `!!document.querySelector(`+strconv.Quote(c.sel)+`)`)
+		if r := ratio(c.sel); r < 4.5 {
+			t.Errorf("%s has a contrast of %.2f:1, want at least 4.5:1 (WCAG AA)", c.what, r)
+		} else {
+			t.Logf("%s: %.2f:1", c.what, r)
+		}
+	}
+}
+
 // The composer refuses what the server would, with the server's limits: text
 // over the limit, an SVG, a file too large, a name too long (with a button
 // that renames it); picking again adds to the selection. Nothing is uploaded
