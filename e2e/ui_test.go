@@ -161,6 +161,17 @@ func TestClosedSessionCountsNoReplies(t *testing.T) {
 	}
 }
 
+// openOlgasHello starts the inbox with Olga's "Hello" and opens her
+// conversation in a tab whose websocket is connected.
+func openOlgasHello(t *testing.T) *tab {
+	ta := startApp(t, appOptions{})
+	conv := ta.clientWrites(t, olga, olgaName, "Hello")
+	tb := newTab(t, tabOptions{})
+	tb.open(convURL(ta, conv))
+	tb.waitSocket()
+	return tb
+}
+
 // contrastJS is the WCAG 2 contrast ratio of the element's text colour on the
 // first opaque background behind it, as the browser computes both.
 const contrastJS = `(function (sel) {
@@ -187,11 +198,7 @@ const contrastJS = `(function (sel) {
 // The composer's hint and its character counter (plain, near the limit and
 // over it) are readable: WCAG AA asks 4.5:1 for text of their size.
 func TestComposerHintAndCounterMeetAAContrast(t *testing.T) {
-	ta := startApp(t, appOptions{})
-	conv := ta.clientWrites(t, olga, olgaName, "Hello")
-	tb := newTab(t, tabOptions{})
-	tb.open(convURL(ta, conv))
-	tb.waitSocket()
+	tb := openOlgasHello(t)
 	ratio := func(sel string) float64 { return eval[float64](tb, contrastJS+`(`+strconv.Quote(sel)+`)`) }
 	setText := func(n int) {
 		eval[chromedp.Void](tb, `(function () { var t = document.getElementById('composer-text');
@@ -225,11 +232,7 @@ func TestComposerHintAndCounterMeetAAContrast(t *testing.T) {
 // that renames it); picking again adds to the selection. Nothing is uploaded
 // for a refusal.
 func TestComposerRefusesBeforeSending(t *testing.T) {
-	ta := startApp(t, appOptions{})
-	conv := ta.clientWrites(t, olga, olgaName, "Hello")
-	tb := newTab(t, tabOptions{})
-	tb.open(convURL(ta, conv))
-	tb.waitSocket()
+	tb := openOlgasHello(t)
 	send := `document.querySelector(` + js(testid("composer-send")) + `)`
 
 	// Text: the limit comes from the form (the server's setting).
