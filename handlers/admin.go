@@ -127,7 +127,7 @@ func (s *Server) adminHome(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.AdminHome(p))
+	return s.render(c, http.StatusOK, views.AdminHome(p))
 }
 
 func auditRows(entries []store.AuditEntry) []views.AuditRow {
@@ -266,7 +266,7 @@ func (s *Server) adminAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, status, views.AdminAudit(p))
+	return s.render(c, status, views.AdminAudit(p))
 }
 
 // auditCSVHeader names the export's columns.
@@ -369,7 +369,7 @@ func (s *Server) adminSettings(c echo.Context) error {
 	if p.AutoAssign, err = s.Store.AutoAssign(c.Request().Context()); err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.AdminSettings(p))
+	return s.render(c, http.StatusOK, views.AdminSettings(p))
 }
 
 func (s *Server) adminSaveSettings(c echo.Context) error {
@@ -396,7 +396,7 @@ func (s *Server) adminSaveSettings(c echo.Context) error {
 	}
 	refuse := func(msg string) error {
 		p := views.AdminSettingsPage{Chrome: s.chrome(c, "Settings"), Form: withBlankRows(typed), Error: msg}
-		return render(c, http.StatusUnprocessableEntity, views.AdminSettings(p))
+		return s.render(c, http.StatusUnprocessableEntity, views.AdminSettings(p))
 	}
 	next, msg := parseSettings(s.Store.Settings(), typed)
 	if msg != "" {
@@ -492,7 +492,7 @@ func (s *Server) adminTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.AdminTokens(p))
+	return s.render(c, http.StatusOK, views.AdminTokens(p))
 }
 
 // adminCreateToken creates a token and shows its secret, this once: the answer
@@ -515,7 +515,7 @@ func (s *Server) adminCreateToken(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return render(c, status, views.AdminTokens(p))
+	return s.render(c, status, views.AdminTokens(p))
 }
 
 func (s *Server) adminRevokeToken(c echo.Context) error {

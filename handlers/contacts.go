@@ -115,9 +115,9 @@ func (s *Server) contactForm(c echo.Context) error {
 		v := s.contactView(convID, ct)
 		v.Values, v.Sent = typed, sent
 		v.Error = &views.FieldError{Field: invalid.Field, Message: invalid.Message}
-		return render(c, http.StatusOK, views.ContactCard(s.chrome(c, ""), v, true))
+		return s.render(c, http.StatusOK, views.ContactCard(s.chrome(c, ""), v, true))
 	}
-	return render(c, http.StatusOK, views.ContactCard(s.chrome(c, ""), s.contactView(convID, saved), true))
+	return s.render(c, http.StatusOK, views.ContactCard(s.chrome(c, ""), s.contactView(convID, saved), true))
 }
 
 // apiContactBody is a contact in the JSON API.

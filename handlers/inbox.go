@@ -111,7 +111,7 @@ func (s *Server) inbox(c echo.Context) error {
 	if err := s.withPrefs(ctx, &page.Chrome, currentAgent(c).ID, c.Request().URL.Path); err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Inbox(page))
+	return s.render(c, http.StatusOK, views.Inbox(page))
 }
 
 // markRead is the page's "I have shown this conversation": it marks every
@@ -153,7 +153,7 @@ func (s *Server) listFragment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ListPage(s.chrome(c, ""), rows, more))
+	return s.render(c, http.StatusOK, views.ListPage(s.chrome(c, ""), rows, more))
 }
 
 // listCursorParam reads a list cursor from a query parameter; "" is the top.
@@ -492,7 +492,7 @@ func (s *Server) sendForm(c echo.Context) error {
 		// 2xx answers by default, so this is a 200; the API answers 409/422.
 		comp.Text, comp.Error = text, refusal
 	}
-	return render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
+	return s.render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
 }
 
 // conversationState answers the panel's refresh (when its countdown reaches
@@ -523,7 +523,7 @@ func (s *Server) conversationState(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, comps...)
+	return s.render(c, http.StatusOK, comps...)
 }
 
 // messagePath reads the :id (conversation) and :mid (message) path parameters.
@@ -564,7 +564,7 @@ func (s *Server) retryForm(c echo.Context) error {
 		return err
 	}
 	comp.Error, comp.OOB = refusal, true
-	return render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
+	return s.render(c, http.StatusOK, views.ComposerForm(s.chrome(c, ""), comp))
 }
 
 // retry sends a failed message of the conversation again.

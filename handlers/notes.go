@@ -96,7 +96,7 @@ func (s *Server) noteForm(c echo.Context) error {
 	if refusal != nil {
 		form.Text, form.Error = text, refusal
 	}
-	return render(c, http.StatusOK, views.NoteForm(s.chrome(c, ""), form))
+	return s.render(c, http.StatusOK, views.NoteForm(s.chrome(c, ""), form))
 }
 
 // apiNote is a note in the JSON API.
@@ -181,7 +181,7 @@ func (s *Server) mentionsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Mentions(page))
+	return s.render(c, http.StatusOK, views.Mentions(page))
 }
 
 // mentionsSeen marks the agent's mentions seen up to the newest the page

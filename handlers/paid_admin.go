@@ -91,7 +91,7 @@ func (s *Server) adminPaid(c echo.Context) error {
 		return err
 	}
 	p.Saved = c.QueryParam("saved") == "1"
-	return render(c, http.StatusOK, views.AdminPaid(p))
+	return s.render(c, http.StatusOK, views.AdminPaid(p))
 }
 
 func (s *Server) adminSavePaid(c echo.Context) error {
@@ -111,7 +111,7 @@ func (s *Server) adminSavePaid(c echo.Context) error {
 			return perr
 		}
 		p.ViberRates, p.SMSRates, p.Error = c.FormValue("viber_rates"), c.FormValue("sms_rates"), invalid.Message
-		return render(c, http.StatusUnprocessableEntity, views.AdminPaid(p))
+		return s.render(c, http.StatusUnprocessableEntity, views.AdminPaid(p))
 	}
 	if err != nil {
 		return err

@@ -197,7 +197,7 @@ func (s *Server) paidForm(c echo.Context) error {
 	default:
 		return err
 	}
-	return render(c, http.StatusOK, views.PaidForm(s.chrome(c, ""), *view))
+	return s.render(c, http.StatusOK, views.PaidForm(s.chrome(c, ""), *view))
 }
 
 func paidRouteText(route string) string {
@@ -219,7 +219,7 @@ func (s *Server) reconcileForm(c echo.Context) error {
 	if c.Request().Header.Get("HX-Request") != "true" {
 		return c.Redirect(http.StatusSeeOther, s.path("/c/"+strconv.FormatInt(id, 10)))
 	}
-	return render(c, http.StatusOK, views.ReconcileView(reconcileView(res)))
+	return s.render(c, http.StatusOK, views.ReconcileView(reconcileView(res)))
 }
 
 func reconcileView(res routee.Reconciliation) views.ReconcileResult {

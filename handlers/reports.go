@@ -161,7 +161,7 @@ func (s *Server) reportsPage(c echo.Context) error {
 		currency := s.Store.Rates().Currency
 		p.Tables, p.Charts = report.Tables(rep, currency), report.Charts(rep, currency)
 	}
-	return render(c, status, views.Reports(p))
+	return s.render(c, status, views.Reports(p))
 }
 
 // reportCSV streams one table of the reports page as CSV, with the page's

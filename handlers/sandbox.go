@@ -103,7 +103,7 @@ func (s *Server) sandboxPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Sandbox(page))
+	return s.render(c, http.StatusOK, views.Sandbox(page))
 }
 
 // deliverToPhone marks the business messages sent to this number delivered.
@@ -171,7 +171,7 @@ func (s *Server) sandboxFormError(c echo.Context, msg, name, rawPhone string) er
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusUnprocessableEntity, views.Sandbox(page))
+	return s.render(c, http.StatusUnprocessableEntity, views.Sandbox(page))
 }
 
 // clientWrite is a message written on the sandbox phone.

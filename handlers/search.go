@@ -39,7 +39,7 @@ func (s *Server) searchPage(c echo.Context) error {
 	q := c.QueryParam("q")
 	chrome := s.chrome(c, "Search")
 	if strings.TrimSpace(q) == "" {
-		return render(c, http.StatusOK, views.SearchPage(chrome, views.SearchView{}))
+		return s.render(c, http.StatusOK, views.SearchPage(chrome, views.SearchView{}))
 	}
 	v, err := s.searchView(c, q, searchPageLimit)
 	if err != nil {
@@ -50,7 +50,7 @@ func (s *Server) searchPage(c echo.Context) error {
 		status = http.StatusBadRequest
 	}
 	chrome.Title = "Search: " + v.Query
-	return render(c, status, views.SearchPage(chrome, v))
+	return s.render(c, status, views.SearchPage(chrome, v))
 }
 
 // searchLive is GET /search/live?q=: the results shown in the list while the
@@ -65,7 +65,7 @@ func (s *Server) searchLive(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.SearchLive(s.chrome(c, ""), v))
+	return s.render(c, http.StatusOK, views.SearchLive(s.chrome(c, ""), v))
 }
 
 // searchView runs a search for a page; a search the store refuses comes back

@@ -87,6 +87,11 @@ type Server struct {
 	hub      *live.Hub // the inbox pages' fan-out
 	stopHub  context.CancelFunc
 	hubDone  chan struct{}
+
+	// pageBuffers holds the buffers pages are rendered into (*bytes.Buffer):
+	// a page is rendered whole before anything is sent, and growing a fresh
+	// buffer to an inbox page's 55-75 KB made twice that in garbage per request.
+	pageBuffers sync.Pool
 }
 
 // New returns the handlers for d and starts the live hub of the inbox pages;
@@ -310,15 +315,28 @@ func (s *Server) health(c echo.Context) error {
 
 // render writes a component into a buffer first, so that a failed render still
 // becomes a clean error page rather than half a page.
-func render(c echo.Context, status int, comps ...templ.Component) error {
-	var buf bytes.Buffer
+func (s *Server) render(c echo.Context, status int, comps ...templ.Component) error {
+	buf, _ := s.pageBuffers.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledPage { // a rare huge page is not kept for every later one
+			s.pageBuffers.Put(buf)
+		}
+	}()
 	for _, comp := range comps {
-		if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		if err := comp.Render(c.Request().Context(), buf); err != nil {
 			return err
 		}
 	}
+	// HTMLBlob has written every byte when it returns: the buffer may go back.
 	return c.HTMLBlob(status, buf.Bytes())
 }
+
+// maxPooledPage is the largest render buffer kept for reuse.
+const maxPooledPage = 1 << 20
 
 // apiError is the JSON body of every API error.
 type apiError struct {
@@ -369,7 +387,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		_ = c.JSON(status, body)
 		return
 	}
-	if err := render(c, status, views.ErrorPage(s.chrome(c, http.StatusText(status)), status, body.Message)); err != nil {
+	if err := s.render(c, status, views.ErrorPage(s.chrome(c, http.StatusText(status)), status, body.Message)); err != nil {
 		s.Log.Error("render error page", "err", err)
 		_ = c.String(status, body.Message)
 	}

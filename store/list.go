@@ -71,28 +71,8 @@ func ParseListCursor(s string) (ListCursor, error) {
 	return ListCursor{Band: band, Key: key, ID: id}, nil
 }
 
-// listSelect is conversationSelect with the sort key in front, scanned by
-// scanListRow; the rest of the row is scanned by scanConversation as it is.
+// listSelect is conversationSelect with the sort key in front.
 var listSelect = strings.Replace(conversationSelect, "SELECT c.id,", "SELECT c.last_activity_at, c.id,", 1)
-
-// prefixScanner hands the leading columns to extra and the rest to the caller's Scan.
-type prefixScanner struct {
-	row   interface{ Scan(...any) error }
-	extra []any
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.row.Scan(append(p.extra, dest...)...)
-}
-
-func scanListRow(row interface{ Scan(...any) error }) (ListRow, error) {
-	var activity int64
-	c, err := scanConversation(prefixScanner{row: row, extra: []any{&activity}})
-	if err != nil {
-		return ListRow{}, err
-	}
-	return ListRow{Conversation: c, LastActivityAt: fromMS(activity)}, nil
-}
 
 // ListRowsByID returns the rows of these conversations, in list order; ids
 // that do not exist are left out.
@@ -118,13 +98,17 @@ func (r *Reader) listRows(ctx context.Context, query string, args ...any) ([]Lis
 		return nil, err
 	}
 	defer rows.Close()
-	var out []ListRow
+	var (
+		out      []ListRow
+		activity int64
+	)
+	sc := newConversationScan(&activity)
 	for rows.Next() {
-		lr, err := scanListRow(rows)
+		c, err := sc.scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, lr)
+		out = append(out, ListRow{Conversation: c, LastActivityAt: fromMS(activity)})
 	}
 	return out, rows.Err()
 }

@@ -165,17 +165,40 @@ func TestListRowsAndMessagesByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Read(context.Background(), func(r *Reader) error {
-		ctx := context.Background()
+	// a gets what b has not (a flag, an assignee): one scanner reads both
+	// rows, and nothing of a's may show on b's, read after it.
+	ctx := context.Background()
+	if _, err := s.FlagFromReport(ctx, MessageRef{ID: msgs[0].ID}, "Not Viber User"); err != nil {
+		t.Fatal(err)
+	}
+	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateConversation(ctx, a.Message.ConversationID, olga.ID, ConversationUpdate{Assign: true, Assignee: "olga"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Read(ctx, func(r *Reader) error {
 		rows, err := r.ListRowsByID(ctx, []int64{b.Message.ConversationID, a.Message.ConversationID, 999})
 		if err != nil {
 			return err
 		}
 		if len(rows) != 2 || rows[0].ID != a.Message.ConversationID || rows[1].ID != b.Message.ConversationID {
-			t.Errorf("rows %+v, want a (newest) then b, and no unknown id", rows)
+			t.Fatalf("rows %+v, want a (newest) then b, and no unknown id", rows)
 		}
 		if rows[0].LastActivityAt != t0.Add(2*time.Second) || rows[0].Last == nil || rows[0].Last.Body != "reply" {
 			t.Errorf("row a: activity %v, last %+v", rows[0].LastActivityAt, rows[0].Last)
+		}
+		if rows[0].Assignee == nil || rows[0].Assignee.Login != "olga" || len(rows[0].Contact.Flags) != 1 {
+			t.Errorf("row a: assignee %+v, flags %v, want olga and one flag", rows[0].Assignee, rows[0].Contact.Flags)
+		}
+		if rows[1].Assignee != nil || len(rows[1].Contact.Flags) != 0 || rows[1].Last == nil || rows[1].Last.Body != "two" ||
+			rows[1].LastActivityAt != t0.Add(time.Second) || rows[1].Contact.Phone != "+375298600002" {
+			t.Errorf("row b carries another row's values: assignee %+v, flags %v, last %+v, activity %v, phone %s",
+				rows[1].Assignee, rows[1].Contact.Flags, rows[1].Last, rows[1].LastActivityAt, rows[1].Contact.Phone)
+		}
+		if rows[0].State.Current == rows[1].State.Current || rows[0].Last == rows[1].Last {
+			t.Error("two rows share a session or a last message")
 		}
 		if none, err := r.ListRowsByID(ctx, nil); err != nil || none != nil {
 			t.Errorf("no ids: %v %v", none, err)
