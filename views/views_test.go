@@ -229,9 +229,14 @@ func TestInboxPage(t *testing.T) {
 	}
 	first := rows.First()
 	attr(t, first, "data-conversation-id", "1")
-	if !first.HasClass("is-selected") || !first.HasClass("is-unread") {
-		t.Errorf("first row classes = %v", first.AttrOr("class", ""))
+	if got := first.AttrOr("class", ""); got != "row is-selected is-unread" {
+		t.Errorf("first row classes = %q", got)
 	}
+	rows.Slice(1, rows.Length()).Each(func(i int, row *goquery.Selection) {
+		if got := row.AttrOr("class", ""); got != "row" && got != "row is-unread" {
+			t.Errorf("row %d classes = %q, want row (and is-unread), never selected", i+1, got)
+		}
+	})
 	attr(t, first.Find("a"), "href", "/c/1")
 	if got := first.Find(`[data-testid="unread"]`).AttrOr("aria-label", ""); got != "unread" {
 		t.Errorf("unread mark = %q", got)
@@ -239,11 +244,11 @@ func TestInboxPage(t *testing.T) {
 	cd := first.Find(`[data-countdown="row"]`)
 	attr(t, cd, "data-ends-at", "1764054120000")
 	attr(t, cd, "data-server-now", "1763981235000")
-	if got := text(cd); got != "20:14:45" {
-		t.Errorf("row countdown = %q", got)
+	if got := text(cd); got != "20:14:45" || cd.AttrOr("class", "") != "countdown" {
+		t.Errorf("row countdown = %q, classes %q", got, cd.AttrOr("class", ""))
 	}
 	ivan := rows.Eq(1).Find(`[data-countdown="row"]`)
-	if !ivan.HasClass("is-amber") || text(ivan) != "0:41:10" {
+	if ivan.AttrOr("class", "") != "countdown is-amber" || text(ivan) != "0:41:10" {
 		t.Errorf("Ivan's badge = %q %q", ivan.AttrOr("class", ""), text(ivan))
 	}
 	if got := text(rows.Eq(2).Find(`[data-testid="session-badge"]`)); got != "closed" {
