@@ -71,6 +71,9 @@ func ParseListCursor(s string) (ListCursor, error) {
 	return ListCursor{Band: band, Key: key, ID: id}, nil
 }
 
+// maxListPrealloc bounds what listRows reserves ahead of reading.
+const maxListPrealloc = 200
+
 // listSelect is conversationSelect with the sort key in front.
 var listSelect = strings.Replace(conversationSelect, "SELECT c.id,", "SELECT c.last_activity_at, c.id,", 1)
 
@@ -84,7 +87,7 @@ func (r *Reader) ListRowsByID(ctx context.Context, ids []int64) ([]ListRow, erro
 	if err != nil {
 		return nil, fmt.Errorf("list rows by id: %w", err)
 	}
-	rows, err := r.listRows(ctx, listSelect+` WHERE c.id IN (SELECT value FROM json_each(?))
+	rows, err := r.listRows(ctx, len(ids), listSelect+` WHERE c.id IN (SELECT value FROM json_each(?))
 		ORDER BY c.last_activity_at DESC, c.id DESC`, string(arg))
 	if err != nil {
 		return nil, fmt.Errorf("list rows by id: %w", err)
@@ -92,16 +95,17 @@ func (r *Reader) ListRowsByID(ctx context.Context, ids []int64) ([]ListRow, erro
 	return rows, nil
 }
 
-func (r *Reader) listRows(ctx context.Context, query string, args ...any) ([]ListRow, error) {
+// listRows reads the rows of a listSelect query; want is how many it
+// expects at most, so that a page's rows take one allocation, not a run of
+// doublings of a large struct.
+func (r *Reader) listRows(ctx context.Context, want int, query string, args ...any) ([]ListRow, error) {
 	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var (
-		out      []ListRow
-		activity int64
-	)
+	var activity int64
+	out := make([]ListRow, 0, min(want, maxListPrealloc))
 	sc := newConversationScan(&activity)
 	for rows.Next() {
 		c, err := sc.scan(rows)
@@ -128,9 +132,10 @@ func (r *Reader) MessagesByID(ctx context.Context, ids []int64) ([]Message, erro
 		return nil, fmt.Errorf("messages by id: %w", err)
 	}
 	defer rows.Close()
-	var out []Message
+	out := make([]Message, 0, len(ids))
+	sc := newMessageScan()
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := sc.scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages by id: %w", err)
 		}

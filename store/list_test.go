@@ -216,3 +216,48 @@ func TestListRowsAndMessagesByID(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A thread is read through one scanner: a message without an attachment,
+// read after one with, has none, and two attachments are never one value.
+func TestMessagesDoNotCarryTheRowBefore(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	first, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: "+375298600001", Kind: session.File, Text: "the invoice",
+		MediaURL: "https://media.example/1", FileName: "invoice.pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := first.Message.ConversationID
+	clk.Add(time.Second)
+	receive(t, s, "+375298600001", "and a question")
+	clk.Add(time.Second)
+	if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: "+375298600001", Kind: session.File,
+		MediaURL: "https://media.example/2", FileName: "receipt.pdf"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Read(ctx, func(r *Reader) error {
+		msgs, err := r.Messages(ctx, conv, 10)
+		if err != nil {
+			return err
+		}
+		if len(msgs) != 3 {
+			t.Fatalf("%d messages, want 3", len(msgs))
+		}
+		if msgs[0].Attachment == nil || msgs[0].Attachment.Name != "invoice.pdf" || msgs[0].Kind != session.File {
+			t.Errorf("first: kind %s, attachment %+v", msgs[0].Kind, msgs[0].Attachment)
+		}
+		if msgs[1].Attachment != nil || msgs[1].Kind != session.Text || msgs[1].Body != "and a question" ||
+			msgs[1].MediaURL != "" || msgs[1].FileName != "" {
+			t.Errorf("the text after a file carries its values: kind %s, body %q, attachment %+v, media %q, file %q",
+				msgs[1].Kind, msgs[1].Body, msgs[1].Attachment, msgs[1].MediaURL, msgs[1].FileName)
+		}
+		if msgs[2].Attachment == nil || msgs[2].Attachment.Name != "receipt.pdf" || msgs[2].Attachment == msgs[0].Attachment ||
+			msgs[0].Attachment.Name != "invoice.pdf" || !msgs[2].CreatedAt.Equal(t0.Add(2*time.Second)) {
+			t.Errorf("the two files: %+v and %+v, at %s", msgs[0].Attachment, msgs[2].Attachment, msgs[2].CreatedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -107,27 +107,44 @@ LEFT JOIN agents ag ON ag.id = m.agent_id
 LEFT JOIN attachments a ON a.message_id = m.id
 LEFT JOIN paid_messages p ON p.message_id = m.id`
 
+// messageScan receives messageSelect's columns, then any extra columns. One
+// serves every row of a query, like conversationScan: its destinations are
+// bound once, and the derived fields are set on each row's copy.
+type messageScan struct {
+	m                                      Message // the scanned columns
+	kind                                   string
+	statusAt, sentAt, created, nextAttempt int64
+	att                                    attachmentScan
+	paid                                   paidScan
+	dest                                   []any
+}
+
+func newMessageScan(extra ...any) *messageScan {
+	v := &messageScan{}
+	m := &v.m
+	v.dest = append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &v.kind, &m.Body, &m.Status,
+		&m.StatusReason, &v.statusAt, &m.Counted, &m.AgentID, &m.AgentName, &v.sentAt, &v.created, &m.ProviderID,
+		&m.FirstOfSession, &m.Attempts, &m.LastError, &v.nextAttempt, &m.MediaURL, &m.FileName, &m.RetriedBy}, v.att.dest()...)
+	v.dest = append(v.dest, v.paid.dest()...)
+	v.dest = append(v.dest, extra...)
+	return v
+}
+
+// scan reads one row.
+func (v *messageScan) scan(row interface{ Scan(...any) error }) (Message, error) {
+	err := row.Scan(v.dest...)
+	m := v.m
+	m.Kind = session.Kind(v.kind)
+	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(v.statusAt), fromMS(v.sentAt), fromMS(v.created)
+	m.NextAttemptAt = fromMS(v.nextAttempt)
+	m.Attachment = v.att.attachment()
+	m.Paid, m.ReplyTo = v.paid.paid(), v.paid.replyTo
+	return m, err
+}
+
 // scanMessage reads the columns of messageSelect, then any extra columns into extra.
 func scanMessage(row interface{ Scan(...any) error }, extra ...any) (Message, error) {
-	var (
-		m                                      Message
-		kind                                   string
-		statusAt, sentAt, created, nextAttempt int64
-		att                                    attachmentScan
-		paid                                   paidScan
-	)
-	dest := append([]any{&m.ID, &m.ConversationID, &m.SessionNumber, &m.Direction, &kind, &m.Body, &m.Status,
-		&m.StatusReason, &statusAt, &m.Counted, &m.AgentID, &m.AgentName, &sentAt, &created, &m.ProviderID,
-		&m.FirstOfSession, &m.Attempts, &m.LastError, &nextAttempt, &m.MediaURL, &m.FileName, &m.RetriedBy}, att.dest()...)
-	dest = append(dest, paid.dest()...)
-	dest = append(dest, extra...)
-	err := row.Scan(dest...)
-	m.Kind = session.Kind(kind)
-	m.StatusAt, m.SentAt, m.CreatedAt = fromMS(statusAt), fromMS(sentAt), fromMS(created)
-	m.NextAttemptAt = fromMS(nextAttempt)
-	m.Attachment = att.attachment()
-	m.Paid, m.ReplyTo = paid.paid(), paid.replyTo
-	return m, err
+	return newMessageScan(extra...).scan(row)
 }
 
 // Messages returns the last limit messages of a conversation, oldest first.
@@ -139,8 +156,9 @@ func (r *Reader) Messages(ctx context.Context, conversationID int64, limit int) 
 	}
 	defer rows.Close()
 	var out []Message
+	sc := newMessageScan()
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := sc.scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages of conversation %d: %w", conversationID, err)
 		}

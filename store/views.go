@@ -294,7 +294,7 @@ func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *Li
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	return r.listRows(ctx, query+order+` LIMIT ?`, append(args, limit)...)
+	return r.listRows(ctx, limit, query+order+` LIMIT ?`, append(args, limit)...)
 }
 
 // ViewCounts are the sidebar's counts: every view's, Mine per agent.
@@ -652,7 +652,7 @@ func (r *Reader) ListRowsEndingIn(ctx context.Context, from, to time.Time, expir
 	if !to.After(from) {
 		return nil, nil
 	}
-	rows, err := r.listRows(ctx, listSelect+`
+	rows, err := r.listRows(ctx, 0, listSelect+`
 		WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > ? AND c.session_ends_at <= ?)
 		ORDER BY c.session_ends_at LIMIT ?`,
 		ms(from), ms(to), ms(from.Add(expiringWithin)), ms(to.Add(expiringWithin)), MaxTimeMoves)
