@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,6 +136,31 @@ func TestDedupeWithSentDateAndReferences(t *testing.T) {
 	}
 	if c := inbound(t, w, body("2026-03-01T09:59:58.000Z", "trk-2")); c.Duplicate || c.Message.ID == a.Message.ID {
 		t.Error("an ok answering another message was dropped")
+	}
+}
+
+// The README and docs/routee.md say how a delivery without a usable sentDate
+// is keyed, with the figures of the code: receipt-time buckets of
+// DedupeWindow, so a redelivery within one window is stored once and the same
+// text two windows apart is stored twice (case 22). A reader who is told the
+// key is the text alone expects a client's second "ok" to be dropped.
+func TestDocsStateTheRepeatedTextRule(t *testing.T) {
+	window := int(routee.DedupeWindow / time.Second)
+	for _, f := range []string{"../../README.md", "../../docs/routee.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := strings.Join(strings.Fields(string(b)), " ")
+		for _, want := range []string{
+			"Without a usable `sentDate` it is the receipt time in " + strconv.Itoa(window) + "-second buckets",
+			"within " + strconv.Itoa(window) + " s of the first",
+			"at least " + strconv.Itoa(2*window) + " s later",
+		} {
+			if !strings.Contains(doc, want) {
+				t.Errorf("%s does not say %q", f, want)
+			}
+		}
 	}
 }
 
