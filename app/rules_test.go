@@ -301,6 +301,10 @@ func TestCase09_UnansweredSessionReportedThroughTheAPI(t *testing.T) {
 	if !st.Session.UnansweredEnd || len(st.Sessions) != 1 || !st.Sessions[0].UnansweredEnd || !st.Sessions[0].Ended {
 		t.Fatalf("at the end of session 1: %+v / %+v, want it reported unanswered", st.Session, st.Sessions)
 	}
+	// While it is still the latest session, the panel says so too.
+	if _, ended := ta.do(t, "GET", "/c/"+strconv.FormatInt(conv, 10), "", ""); !bytes.Contains(ended, []byte(`data-testid="session-unanswered"`)) {
+		t.Errorf("the panel of the ended session 1 does not say it ended unanswered")
+	}
 	ta.clock.Add(time.Hour)
 	ta.clientWrites(t, phone, "Anyone?") // session 2, answered
 	if status, _, code := ta.apiSend(t, conv, "Sorry, here", false); status != http.StatusCreated {

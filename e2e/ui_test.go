@@ -14,6 +14,9 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"sessiondesk/session"
+	"sessiondesk/store"
 )
 
 const (
@@ -83,12 +86,64 @@ func TestTimesShowInTheBrowsersZone(t *testing.T) {
 	if strings.Contains(reason, "UTC") {
 		t.Errorf("the composer's reason %q still speaks UTC", reason)
 	}
+	if !strings.Contains(reason, "closed at "+ends+": ") {
+		t.Errorf("the composer's reason %q, want it to say %q", reason, "closed at "+ends+": ")
+	}
 	// So does the refusal of a send tried anyway.
 	tb.do("type a reply", chromedp.SendKeys(chromedp.CSS(`#composer-text`), "Are you there?"))
 	eval[chromedp.Void](tb, `document.getElementById('composer').requestSubmit()`)
 	tb.waitFor("the refusal shows", `document.querySelector('[data-testid="composer-error"][data-code="window_closed"]')`)
 	if got := tb.text(testid("composer-error") + " " + testid("refusal-time")); got != ends {
 		t.Errorf("the refused send names %q, want %q like the panel (%s)", got, ends, tb.text(testid("composer-error")))
+	}
+}
+
+// The rest of the panel speaks the same clock: an earlier session's start and
+// end, when a delivery report flagged the client, and the last consent are
+// all in the browser's zone, not the server's.
+func TestPanelHistoryFlagsAndConsentShowInTheBrowsersZone(t *testing.T) {
+	const zone = "Asia/Kathmandu"
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ta := startApp(t, appOptions{})
+	conv := ta.clientWrites(t, olga, olgaName, "Hello, my order #1182 is late") // session 1, from t0
+	wrote := t0.Add(25 * time.Hour)
+	ta.clock.Set(wrote)
+	ta.clientWrites(t, olga, olgaName, "Anyone there?") // session 2: session 1 is history
+	msgs, err := ta.Store.AcceptBusinessMessages(ctx, store.BusinessSend{ConversationID: conv,
+		Parts: []session.Part{{Kind: session.Text, Text: "Sorry, looking now"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := wrote.Add(10 * time.Minute)
+	ta.clock.Set(flagged)
+	if set, err := ta.Store.FlagFromReport(ctx, store.MessageRef{ID: msgs[0].ID}, "No suitable device"); err != nil || len(set) != 1 {
+		t.Fatalf("flag the client: %v %v", set, err)
+	}
+
+	tb := newTab(t, tabOptions{})
+	tb.inZone(zone)
+	tb.open(convURL(ta, conv))
+	day := func(at time.Time) string { return at.In(loc).Format("2 Jan 15:04") }
+	date := func(at time.Time) string { return at.In(loc).Format("2 Jan 2006 15:04:05") }
+	past := testid("past-session") + " "
+	if got, want := tb.text(past+testid("past-session-started")), day(t0); got != want {
+		t.Errorf("session 1 started %q in the history, want %q (the browser's zone)", got, want)
+	}
+	if got, want := tb.text(past+testid("past-session-ends")), day(t0.Add(24*time.Hour)); got != want {
+		t.Errorf("session 1 ended %q in the history, want %q", got, want)
+	}
+	if got, want := tb.text(past+".history-line"), day(t0)+" – "+day(t0.Add(24*time.Hour)); got != want {
+		t.Errorf("the history line reads %q, want %q", got, want)
+	}
+	if got, want := tb.text(testid("contact-flag")+" .panel-sub"), "(No suitable device, "+date(flagged)+")"; got != want {
+		t.Errorf("the flag reads %q, want %q", got, want)
+	}
+	if got, want := tb.text(testid("last-consent")), "Last consent "+date(wrote)+" Export"; got != want {
+		t.Errorf("the last consent reads %q, want %q", got, want)
 	}
 }
 
