@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"sessiondesk/channel"
 	"sessiondesk/channel/routee/fakeroutee"
 	"sessiondesk/store"
@@ -87,5 +89,74 @@ func TestUnconfirmedResolutionsOverTheAPI(t *testing.T) {
 	other := "/api/v1/conversations/" + strconv.FormatInt(conv+1000, 10) + "/messages/" + strconv.FormatInt(second, 10) + "/resend"
 	if code, _ := ra.do(t, "POST", other, "", ""); code != http.StatusNotFound {
 		t.Errorf("another conversation's path: %d, want 404", code)
+	}
+}
+
+// The page's own buttons: each form posts where the page says, as htmx does
+// (204) and as a plain form does (303 back to the conversation), and a second
+// click on a settled message is refused (409).
+func TestUnconfirmedButtonsOnThePage(t *testing.T) {
+	ra := startRouteeApp(t, channel.OutboxOptions{Backoff: 100 * time.Millisecond, CheckAfter: time.Hour})
+	conv := ra.clientWritesViaRoutee(t, phoneOf(8), "Hello")
+	convPath := "/c/" + strconv.FormatInt(conv, 10)
+	ra.fake.AcceptThen(2, fakeroutee.ServerError, http.StatusInternalServerError)
+	status := func(id int64) string {
+		var s string
+		_ = ra.Store.Read(context.Background(), func(r *store.Reader) error {
+			m, err := r.Message(context.Background(), id)
+			s = m.Status
+			return err
+		})
+		return s
+	}
+	// form is the action of the button testid under message id, as the page shows it.
+	form := func(id int64, testid string) string {
+		_, page := ra.do(t, "GET", convPath, "", "")
+		doc, err := goquery.NewDocumentFromReader(bytes.NewReader(page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := doc.Find("#msg-" + strconv.FormatInt(id, 10) + ` [data-testid="` + testid + `"]`).Closest("form")
+		action, hx := f.AttrOr("action", ""), f.AttrOr("hx-post", "")
+		if action == "" || action != hx {
+			t.Fatalf("message %d's %s button posts to %q (htmx %q)", id, testid, action, hx)
+		}
+		return action
+	}
+
+	// One client's messages go out in order: the second waits behind the first.
+	arrived := ra.agentSends(t, conv, "did it arrive?")
+	waitFor(t, "the first message to be unconfirmed", func() bool { return status(arrived) == store.StatusUnconfirmed })
+
+	// "It arrived" as a plain form: 303 back to the conversation, marked sent, not sent again.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	action := form(arrived, "message-arrived")
+	res, err := noRedirect.Post(ra.base+action, "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != convPath {
+		t.Errorf("It arrived (form): %d to %q, want 303 to %s", res.StatusCode, res.Header.Get("Location"), convPath)
+	}
+	if s := status(arrived); s != store.StatusSent || ra.fake.Count(strconv.FormatInt(arrived, 10)) != 1 {
+		t.Errorf("after It arrived: %s, Routee got it %d times", s, ra.fake.Count(strconv.FormatInt(arrived, 10)))
+	}
+	if code, _ := ra.do(t, "POST", action, "", "", "HX-Request", "true"); code != http.StatusConflict {
+		t.Errorf("a second click on It arrived: %d, want 409", code)
+	}
+
+	// "Send again" as htmx posts it: 204, and the same message goes out once more.
+	resent := ra.agentSends(t, conv, "and this one?")
+	waitFor(t, "the second message to be unconfirmed", func() bool { return status(resent) == store.StatusUnconfirmed })
+	if code, body := ra.do(t, "POST", form(resent, "message-resend"), "", "", "HX-Request", "true"); code != http.StatusNoContent {
+		t.Fatalf("Send again (htmx): %d %s, want 204", code, body)
+	}
+	waitFor(t, "the same message to go out again", func() bool {
+		return status(resent) == store.StatusSent && ra.fake.Count(strconv.FormatInt(resent, 10)) == 2
+	})
+	if _, page := ra.do(t, "GET", convPath, "", ""); bytes.Contains(page, []byte(`data-testid="message-resend"`)) ||
+		bytes.Contains(page, []byte(`data-testid="message-arrived"`)) {
+		t.Error("the page still offers the buttons of settled messages")
 	}
 }
