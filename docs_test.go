@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// The README and docs/ stand alone: every relative link points at a file of
-// this repository, and none leaves it.
+// The README and docs/ stand alone: every link points at a file of this
+// repository (or a heading in it), and none leaves it, to a relative path or
+// to a web address.
 func TestDocsLinkOnlyInsideTheRepository(t *testing.T) {
 	files, err := filepath.Glob("docs/*.md")
 	if err != nil {
@@ -36,7 +37,11 @@ func TestDocsLinkOnlyInsideTheRepository(t *testing.T) {
 		}
 		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
 			target := strings.SplitN(m[1], "#", 2)[0]
-			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "//") || strings.HasPrefix(target, "mailto:") {
+				t.Errorf("%s links %s, outside the repository", f, m[1])
+				continue
+			}
+			if target == "" {
 				continue
 			}
 			abs, err := filepath.Abs(filepath.Join(filepath.Dir(f), target))

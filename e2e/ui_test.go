@@ -363,6 +363,31 @@ func TestComposerRefusesBeforeSending(t *testing.T) {
 	tb.waitFor("the renamed PDF is in the thread", fileCardJS(`#thread-messages [data-direction="out"]`, renamed))
 }
 
+// The composer's text limit is the server's setting, not a number the page
+// knows: with --text-max 120 the counter, the usage line and Send all follow it.
+func TestComposerTextLimitIsTheServers(t *testing.T) {
+	ta := startApp(t, appOptions{env: map[string]string{"SESSIONDESK_TEXT_MAX": "120"}})
+	conv := ta.clientWrites(t, olga, olgaName, "Hello")
+	tb := newTab(t, tabOptions{})
+	tb.open(convURL(ta, conv))
+	tb.waitSocket()
+	send := `document.querySelector(` + js(testid("composer-send")) + `)`
+	setText := func(n int) {
+		eval[chromedp.Void](tb, `(function () { var ta = document.getElementById('composer-text');
+			ta.value = 'é'.repeat(`+strconv.Itoa(n)+`); ta.dispatchEvent(new Event('input', {bubbles: true})); })()`)
+	}
+	setText(121)
+	tb.waitFor("Send is disabled over the server's limit of 120", send+`.disabled`)
+	if usage := tb.text(testid("composer-usage")); !strings.Contains(usage, "at most 120") {
+		t.Errorf("over the limit the composer says %q, want the server's 120", usage)
+	}
+	if got := tb.text(testid("char-count")); got != "121/120" {
+		t.Errorf("the counter reads %q, want 121/120", got)
+	}
+	setText(120)
+	tb.waitFor("Send is enabled at the server's limit", `!`+send+`.disabled`)
+}
+
 // waitNavigated waits until the tab shows path (polling across the navigation,
 // which a page-side poll does not survive) and htmx has taken the page over.
 func (tb *tab) waitNavigated(what, path string) {
