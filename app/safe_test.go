@@ -25,6 +25,7 @@ import (
 	"sessiondesk/config"
 	"sessiondesk/handlers"
 	"sessiondesk/static"
+	"sessiondesk/store"
 )
 
 // startAppWith is startApp with options of the test's own.
@@ -139,6 +140,40 @@ func TestNoStoreAndNoDirectoryListing(t *testing.T) {
 	}
 	if status, _ := ta.do(t, "GET", "/static/js/app.js", "", ""); status != 200 {
 		t.Errorf("GET /static/js/app.js: %d", status)
+	}
+}
+
+// Issue 9, point 14: a client's photo or document, shown to a signed-in agent,
+// is no more cached than the page around it: no browser keeps it on disk
+// after the agent signs out. The provider's public media URL is not a page.
+func TestAttachmentsShownToAgentsAreNotStored(t *testing.T) {
+	ta := startApp(t)
+	conv := ta.clientWrites(t, "+375298603938", "Send me the invoice please")
+	status, _, body := ta.upload(t, "/api/v1/conversations/"+strconv.FormatInt(conv, 10)+"/messages",
+		part{"file", "screenshot.png", bytes.NewReader(pngBytes(t, 64, 48))},
+		part{"file", "invoice.pdf", strings.NewReader(minimalPDF)})
+	if status != http.StatusCreated {
+		t.Fatalf("send: %d %s", status, body)
+	}
+	var atts []store.Attachment
+	err := ta.Store.Read(context.Background(), func(r *store.Reader) error {
+		msgs, err := r.Messages(context.Background(), conv, 10)
+		for _, m := range msgs {
+			if m.Attachment != nil {
+				atts = append(atts, *m.Attachment)
+			}
+		}
+		return err
+	})
+	if err != nil || len(atts) != 2 || atts[0].ThumbHash == "" {
+		t.Fatalf("attachments %+v, %v: want the image (with its thumbnail) and the file", atts, err)
+	}
+	for _, path := range []string{"/attachments/" + strconv.FormatInt(atts[0].ID, 10),
+		"/attachments/" + strconv.FormatInt(atts[0].ID, 10) + "/thumb", "/attachments/" + strconv.FormatInt(atts[1].ID, 10)} {
+		status, h := ta.sendHost(t, "GET", path, "", "", "")
+		if status != http.StatusOK || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, Cache-Control %q, want 200 and no-store", path, status, h.Get("Cache-Control"))
+		}
 	}
 }
 

@@ -63,7 +63,8 @@ func (s *Server) publicMedia(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.serveBlob(c, a.Hash, a.MIME, a.Name)
+	// Outbound attachments only, fetched by the provider within the ttl.
+	return s.serveBlob(c, a.Hash, a.MIME, a.Name, "private, max-age=3600")
 }
 
 // attachment serves a message's image or file to agents (and the sandbox phone).
@@ -84,18 +85,21 @@ func (s *Server) attachment(c echo.Context) error {
 		if a.ThumbHash == "" {
 			return store.ErrNotFound
 		}
-		return s.serveBlob(c, a.ThumbHash, "image/jpeg", "thumb.jpg")
+		return s.serveBlob(c, a.ThumbHash, "image/jpeg", "thumb.jpg", "no-store")
 	}
 	if a.Hash == "" {
 		return store.ErrNotFound // not downloaded yet
 	}
-	return s.serveBlob(c, a.Hash, a.MIME, a.Name)
+	// A client's photo or document is personal data, like the page showing
+	// it: no browser keeps it after the agent signs out.
+	return s.serveBlob(c, a.Hash, a.MIME, a.Name, "no-store")
 }
 
 // serveBlob writes stored bytes safely: only JPEG and PNG inline, everything
 // else as a download; never a type a browser would run (HTML, SVG, XML,
 // scripts); no MIME guessing; and a policy that runs nothing even if it were.
-func (s *Server) serveBlob(c echo.Context, hash, mimeType, name string) error {
+// cacheControl is the answer's Cache-Control.
+func (s *Server) serveBlob(c echo.Context, hash, mimeType, name, cacheControl string) error {
 	f, err := s.Media.Open(hash)
 	if err != nil {
 		return store.ErrNotFound
@@ -108,7 +112,7 @@ func (s *Server) serveBlob(c echo.Context, hash, mimeType, name string) error {
 	h := c.Response().Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cache-Control", "private, max-age=3600")
+	h.Set("Cache-Control", cacheControl)
 	disposition := "attachment"
 	switch mimeType {
 	case "image/jpeg", "image/png":
