@@ -76,7 +76,7 @@ func TestDevModeAnswersOnlyItsOwnHost(t *testing.T) {
 		if status, _ := ta.sendHost(t, "GET", path, forged, "", ""); status != http.StatusMisdirectedRequest {
 			t.Errorf("GET %s with Host %s: %d, want 421", path, forged, status)
 		}
-		for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port} {
+		for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port, "[::1]:" + port} {
 			if status, _ := ta.sendHost(t, "GET", path, host, "", ""); status == http.StatusMisdirectedRequest {
 				t.Errorf("GET %s with Host %s: 421, want it answered", path, host)
 			}
