@@ -30,12 +30,8 @@ func (a *App) wakeSnoozed(ctx context.Context, every time.Duration) {
 				wait = min(wait, max(next.Sub(a.Store.Now()), 50*time.Millisecond))
 			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }
