@@ -7,67 +7,49 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/lestrrat-go/httprc/v3"
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/golang-jwt/jwt/v5"
 )
 
-const (
-	// refetchEvery is the least time between two fetches of the JWKS that
-	// tokens with unknown kids trigger, so that a flood of made-up kids
-	// cannot hammer the identity provider (30 s, as in panva/jose).
-	refetchEvery = 30 * time.Second
-	// The background refresh: Cache-Control is honoured between these, and
-	// with no Cache-Control the keys are refetched every keysMinAge. A key
-	// the provider removed stops verifying within keysMaxAge at the latest.
-	keysMinAge = 5 * time.Minute
-	keysMaxAge = time.Hour
-	// maxAssertion bounds the assertion header's length.
-	maxAssertion = 64 << 10
-)
+// maxAssertion bounds the assertion header's length.
+const maxAssertion = 64 << 10
 
-// asymmetric are the signature algorithms accepted in Config.Algorithms, with
-// the key type each needs.
-var asymmetric = map[string]jwa.KeyType{
-	"RS256": jwa.RSA(), "RS384": jwa.RSA(), "RS512": jwa.RSA(),
-	"PS256": jwa.RSA(), "PS384": jwa.RSA(), "PS512": jwa.RSA(),
-	"ES256": jwa.EC(), "ES384": jwa.EC(), "ES512": jwa.EC(),
-	"EdDSA": jwa.OKP(),
+// asymmetric are the signature algorithms accepted in Config.Algorithms.
+var asymmetric = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
 }
 
 // jwtAuth verifies a signed assertion from the proxy on every request.
 //
-// It uses github.com/lestrrat-go/jwx/v3, rather than
-// coreos/go-oidc/v3 with go-jose, because it gives every piece this mode
-// needs as a plain option:
+// The token is checked with github.com/golang-jwt/jwt/v5 and the provider's
+// keys are read with github.com/MicahParks/jwkset; the key set's cache is
+// this package's own (jwks.go), because what it must do is specific: refresh
+// in the background within bounds, keep the last good set when a fetch
+// fails, and refetch on an unknown kid at most once per refetchEvery, so
+// that a flood of forged tokens never turns into a flood of requests to the
+// identity provider. Those two libraries add a quarter of a megabyte to the
+// binary; lestrrat-go/jwx, used before, added almost two (JWE, secp256k1,
+// its own HTTP cache), all of it resident on every start. The tests still
+// sign their tokens and publish their keys with jwx: an independent
+// implementation on the other side of the wire.
 //
-//   - a JWKS cache (jwk.Cache, on lestrrat-go/httprc) that refreshes the key
-//     set in the background, honouring Cache-Control within bounds, keeps the
-//     last good set when a fetch fails, and can be refreshed on demand, which
-//     is what a token with an unknown kid triggers here (rate-limited below);
-//   - algorithm pinning: the token is verified with exactly one key and one
-//     algorithm chosen here (jwt.WithKey), never with what the header asks;
-//   - issuer and audience checks (jwt.WithIssuer, jwt.WithAudience), required
-//     claims, and a configurable leeway on exp, nbf and iat
-//     (jwt.WithAcceptableSkew) against an injectable clock (jwt.WithClock).
-//
-// go-oidc's IDTokenVerifier checks exp with no configurable leeway, is shaped
-// for OIDC id tokens rather than Pomerium's and Cloudflare's assertions, and
-// its RemoteKeySet refetches the keys whenever no cached key verifies a token
-// (unknown kid or bad signature), coalesced but not rate-limited, which a
-// flood of forged tokens turns into a flood of requests to the identity
-// provider.
+// What it checks:
+//   - algorithm pinning: only the configured asymmetric algorithms, and the
+//     one key the kid names, of the type and curve the algorithm needs and
+//     published for that algorithm if the key names one;
+//   - the issuer, the audience and a required expiry, with a configurable
+//     leeway on exp, nbf and iat against an injectable clock.
 type jwtAuth struct {
 	header   string // canonical
 	bearer   bool   // the header is Authorization: Bearer <token>
 	issuer   string
 	audience string
 	algs     map[string]bool
+	algList  []string // algs, for the parser
 	leeway   time.Duration
 	now      func() time.Time
 	trusted  []netip.Prefix // optional
@@ -132,10 +114,11 @@ func newJWT(cfg Config, p preset) (*jwtAuth, error) {
 			return nil, fmt.Errorf("jwt algorithms: %s is refused: it is a shared-secret algorithm, and a verifier that "+
 				"holds public keys must never use one as the secret", alg)
 		}
-		if _, ok := asymmetric[alg]; !ok {
+		if !asymmetric[alg] {
 			return nil, fmt.Errorf("jwt algorithms: %q is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA", alg)
 		}
 		a.algs[alg] = true
+		a.algList = append(a.algList, alg)
 	}
 	switch {
 	case a.leeway < 0:
@@ -147,11 +130,8 @@ func newJWT(cfg Config, p preset) (*jwtAuth, error) {
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	keys, err := newKeySet(jwksURL, client, cfg.Now)
-	if err != nil {
-		return nil, err
-	}
-	a.keys = keys
+	a.keys = newKeySet(jwksURL, client, cfg.Now)
+	a.keys.start()
 	return a, nil
 }
 
@@ -186,229 +166,125 @@ func (a *jwtAuth) Authenticate(r *http.Request) (Identity, error) {
 	case strings.Count(raw, ".") != 2:
 		return Identity{}, refused("the %s header is not a signed token (JWT)", a.header)
 	}
-	tok, err := a.verify(r.Context(), []byte(raw))
+	claims, err := a.verify(r.Context(), raw)
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: the proxy's assertion is not valid: %s", ErrUnauthenticated, err)
 	}
-	return identityOf(tok)
+	return identityOf(claims)
 }
 
 // verify checks the token's signature with the one key its kid names, with
 // the algorithm its header names if that is allowed, then its claims. The
 // error texts are safe to show.
-func (a *jwtAuth) verify(ctx context.Context, raw []byte) (jwt.Token, error) {
-	msg, err := jws.Parse(raw, jws.WithCompact())
-	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, errors.New("it is not a signed token")
-	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	alg, ok := hdr.Algorithm()
-	if !ok || !a.algs[alg.String()] {
-		return nil, fmt.Errorf("it is signed with %q, which is not an allowed algorithm", alg.String())
-	}
-	kid, _ := hdr.KeyID()
-	key, err := a.keys.key(ctx, kid, alg)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := jwt.Parse(raw,
-		jwt.WithKey(alg, key),
-		jwt.WithValidate(true),
+func (a *jwtAuth) verify(ctx context.Context, raw string) (jwt.MapClaims, error) {
+	var keyErr error
+	claims := jwt.MapClaims{}
+	tok, err := jwt.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
+		alg, _ := tok.Header["alg"].(string)
+		if !a.algs[alg] {
+			keyErr = fmt.Errorf("it is signed with %q, which is not an allowed algorithm", alg)
+			return nil, keyErr
+		}
+		if _, ok := tok.Header["crit"]; ok {
+			// RFC 7515 4.1.11: extensions a verifier does not know refuse the token.
+			keyErr = errors.New("it asks for extensions (crit) this inbox does not know")
+			return nil, keyErr
+		}
+		kid, _ := tok.Header["kid"].(string)
+		var key any
+		key, keyErr = a.keys.key(ctx, kid, alg)
+		return key, keyErr
+	},
+		jwt.WithValidMethods(a.algList),
 		jwt.WithIssuer(a.issuer),
 		jwt.WithAudience(a.audience),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithAcceptableSkew(a.leeway),
-		jwt.WithClock(jwt.ClockFunc(a.now)),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(a.leeway),
+		jwt.WithTimeFunc(a.now),
 	)
-	if err == nil {
-		return tok, nil
-	}
 	switch {
-	case errors.Is(err, jwt.TokenExpiredError()):
-		return nil, errors.New("it has expired")
-	case errors.Is(err, jwt.TokenNotYetValidError()):
-		return nil, errors.New("it is not valid yet")
-	case errors.Is(err, jwt.InvalidIssuedAtError()):
-		return nil, errors.New("it is issued in the future")
-	case errors.Is(err, jwt.InvalidIssuerError()):
-		return nil, errors.New("it comes from another issuer")
-	case errors.Is(err, jwt.InvalidAudienceError()):
-		return nil, errors.New("it is meant for another audience")
-	case errors.Is(err, jwt.MissingRequiredClaimError()):
-		return nil, errors.New("it has no expiry (exp)")
-	case errors.Is(err, jws.VerifyError()), errors.Is(err, jws.VerificationError()):
+	case err == nil:
+		return claims, nil
+	case keyErr != nil:
+		return nil, keyErr
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, errors.New("it is not a signed token")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// The parser refuses an algorithm it was not given before asking
+		// for a key: say which.
+		if tok != nil {
+			if alg, _ := tok.Header["alg"].(string); !a.algs[alg] {
+				return nil, fmt.Errorf("it is signed with %q, which is not an allowed algorithm", alg)
+			}
+		}
 		return nil, errors.New("its signature does not match the key")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, errors.New("it could not be verified")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, missingClaim(claims)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, errors.New("it has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return nil, errors.New("it is not valid yet")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return nil, errors.New("it is issued in the future")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return nil, errors.New("it comes from another issuer")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return nil, errors.New("it is meant for another audience")
 	}
 	return nil, errors.New("it could not be verified")
+}
+
+// missingClaim names the required claim a token lacks.
+func missingClaim(c jwt.MapClaims) error {
+	if _, ok := c["exp"]; !ok {
+		return errors.New("it has no expiry (exp)")
+	}
+	if iss, _ := c.GetIssuer(); iss == "" {
+		return errors.New("it names no issuer (iss)")
+	}
+	return errors.New("it names no audience (aud)")
 }
 
 // identityOf reads the agent from verified claims: the email, else sub; the
 // name; the groups as a list or a comma-separated string. An email whose
 // email_verified claim is false is not used as the login.
-func identityOf(tok jwt.Token) (Identity, error) {
-	id := Identity{Email: stringClaim(tok, "email")}
-	var verified any
-	if tok.Get("email_verified", &verified) == nil && verified == false {
+func identityOf(c jwt.MapClaims) (Identity, error) {
+	id := Identity{Email: stringClaim(c, "email")}
+	if verified, ok := c["email_verified"].(bool); ok && !verified {
 		id.Email = ""
 	}
 	id.Login = id.Email
 	if id.Login == "" {
-		id.Login, _ = tok.Subject()
-		id.Login = strings.TrimSpace(id.Login)
+		id.Login = stringClaim(c, "sub")
 	}
 	if id.Login == "" {
 		return Identity{}, fmt.Errorf("%w: the proxy's assertion names no user (no email or sub claim)", ErrUnauthenticated)
 	}
-	if id.Name = stringClaim(tok, "name"); id.Name == "" {
+	if id.Name = stringClaim(c, "name"); id.Name == "" {
 		id.Name = id.Login
 	}
-	var groups any
-	if tok.Get("groups", &groups) == nil {
-		switch g := groups.(type) {
-		case string:
-			id.Groups = splitGroups([]string{g}, ",")
-		case []any:
-			var names []string
-			for _, v := range g {
-				if s, ok := v.(string); ok {
-					names = append(names, s)
-				}
+	switch g := c["groups"].(type) {
+	case string:
+		id.Groups = splitGroups([]string{g}, ",")
+	case []any:
+		var names []string
+		for _, v := range g {
+			if s, ok := v.(string); ok {
+				names = append(names, s)
 			}
-			id.Groups = cleanGroups(names)
-		case []string:
-			id.Groups = cleanGroups(g)
 		}
+		id.Groups = cleanGroups(names)
 	}
-	id.ExpiresAt, _ = tok.Expiration()
+	if exp, err := c.GetExpirationTime(); err == nil && exp != nil {
+		id.ExpiresAt = exp.Time
+	}
 	return id, nil
 }
 
-func stringClaim(tok jwt.Token, name string) string {
-	var v any
-	if tok.Get(name, &v) != nil {
-		return ""
-	}
-	s, _ := v.(string)
+func stringClaim(c jwt.MapClaims, name string) string {
+	s, _ := c[name].(string)
 	return strings.TrimSpace(s)
-}
-
-// keySet is the proxy's JWKS: cached by jwk.Cache, refreshed in the
-// background, and refetched when a token names a kid it does not hold, at
-// most once per refetchEvery.
-type keySet struct {
-	url   string
-	cache *jwk.Cache
-	res   *httprc.ResourceBase[jwk.Set]
-	now   func() time.Time
-	every time.Duration
-
-	mu          sync.Mutex // one on-demand refetch at a time
-	lastRefetch time.Time  // guarded by mu
-}
-
-func newKeySet(url string, client *http.Client, now func() time.Time) (*keySet, error) {
-	ctx := context.Background()
-	cache, err := jwk.NewCache(ctx, httprc.NewClient(httprc.WithWorkers(1)))
-	if err != nil {
-		return nil, fmt.Errorf("jwt: starting the key cache: %w", err)
-	}
-	// No waiting for the first fetch: starting does not depend on the
-	// identity provider being up; the first request waits for the keys.
-	err = cache.Register(ctx, url,
-		jwk.WithHTTPClient(client),
-		jwk.WithWaitReady(false),
-		jwk.WithMinInterval(keysMinAge),
-		jwk.WithMaxInterval(keysMaxAge),
-	)
-	if err != nil {
-		_ = cache.Shutdown(ctx)
-		return nil, fmt.Errorf("SESSIONDESK_JWKS_URL=%q: %w", url, err)
-	}
-	res, err := cache.LookupResource(ctx, url)
-	if err != nil {
-		_ = cache.Shutdown(ctx)
-		return nil, fmt.Errorf("SESSIONDESK_JWKS_URL=%q: %w", url, err)
-	}
-	return &keySet{url: url, cache: cache, res: res, now: now, every: refetchEvery}, nil
-}
-
-func (k *keySet) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return k.cache.Shutdown(ctx)
-}
-
-// key is the key that verifies a token with this kid and alg: from the
-// cached set, else from a fresh fetch if none was made in the last
-// k.every. The errors are safe to show.
-func (k *keySet) key(ctx context.Context, kid string, alg jwa.SignatureAlgorithm) (jwk.Key, error) {
-	if key, ok := pick(k.res.Resource(), kid, alg); ok {
-		return key, nil
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	// Another request may have refetched while this one waited.
-	if key, ok := pick(k.res.Resource(), kid, alg); ok {
-		return key, nil
-	}
-	now := k.now()
-	if !k.lastRefetch.IsZero() && now.Sub(k.lastRefetch) < k.every {
-		return nil, k.unknown(kid)
-	}
-	k.lastRefetch = now
-	// The fetch this request starts is for every request: let it finish
-	// even if this client goes away.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFetchTimeout+5*time.Second)
-	defer cancel()
-	if _, err := k.cache.Refresh(ctx, k.url); err != nil && k.res.Resource() == nil {
-		return nil, errors.New("the proxy's signing keys could not be fetched")
-	}
-	if key, ok := pick(k.res.Resource(), kid, alg); ok {
-		return key, nil
-	}
-	return nil, k.unknown(kid)
-}
-
-func (k *keySet) unknown(kid string) error {
-	if k.res.Resource() == nil {
-		return errors.New("the proxy's signing keys could not be fetched")
-	}
-	if kid == "" {
-		return errors.New("it names no key (kid) and no single key fits")
-	}
-	return errors.New("it is signed by an unknown key")
-}
-
-// pick finds the key for kid fit for alg: of alg's key type, for signing,
-// and of alg if the key names one. With no kid, the only fitting key if
-// there is exactly one.
-func pick(set jwk.Set, kid string, alg jwa.SignatureAlgorithm) (jwk.Key, bool) {
-	if set == nil {
-		return nil, false
-	}
-	want := asymmetric[alg.String()]
-	var found jwk.Key
-	n := 0
-	for i := range set.Len() {
-		key, ok := set.Key(i)
-		if !ok || key.KeyType() != want {
-			continue
-		}
-		if use, ok := key.KeyUsage(); ok && use != "sig" {
-			continue
-		}
-		if ka, ok := key.Algorithm(); ok && ka.String() != alg.String() {
-			continue
-		}
-		id, _ := key.KeyID()
-		if kid != "" {
-			if id == kid {
-				return key, true
-			}
-			continue
-		}
-		found = key
-		n++
-	}
-	return found, n == 1
 }

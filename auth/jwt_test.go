@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
@@ -280,23 +282,30 @@ func TestJWTRefusals(t *testing.T) {
 		}
 		return c
 	}
-	for name, token := range map[string]string{
-		"wrong RSA key, same kid":   sign(t, newSigner(t, testKeys().rsaOther, "rsa-1", jwa.RS256()), f.claims()),
-		"wrong EC key, same kid":    sign(t, ecSigner(t, "ec-1"), f.claims()),
-		"RSA token with the EC kid": sign(t, newSigner(t, testKeys().rsa, "ec-1", jwa.RS256()), f.claims()),
-		"wrong audience":            sign(t, f.rsa, edit(jwt.AudienceKey, []string{"another-app"})),
-		"wrong issuer":              sign(t, f.ec, edit(jwt.IssuerKey, "https://evil.cloudflareaccess.com")),
-		"no issuer":                 sign(t, f.ec, edit(jwt.IssuerKey, nil)),
-		"expired beyond leeway":     sign(t, f.rsa, edit(jwt.ExpirationKey, now.Add(-61*time.Second))),
-		"not yet valid":             sign(t, f.rsa, edit(jwt.NotBeforeKey, now.Add(2*time.Minute))),
-		"issued in the future":      sign(t, f.rsa, edit(jwt.IssuedAtKey, now.Add(2*time.Minute))),
-		"no expiry":                 sign(t, f.rsa, edit(jwt.ExpirationKey, nil)),
-		"alg none":                  unsigned(t, "rsa-1", f.claims()),
-		"HS256 with the public key": hmacWithPublicKey(t, f.claims()),
-		"tampered payload":          tamper(t, sign(t, f.rsa, f.claims())),
+	// Each refusal gives its own reason: the operator reads it in the log.
+	for _, tc := range []struct{ name, token, reason string }{
+		{"wrong RSA key, same kid", sign(t, newSigner(t, testKeys().rsaOther, "rsa-1", jwa.RS256()), f.claims()), "signature does not match"},
+		{"wrong EC key, same kid", sign(t, ecSigner(t, "ec-1"), f.claims()), "signature does not match"},
+		{"RSA token with the EC kid", sign(t, newSigner(t, testKeys().rsa, "ec-1", jwa.RS256()), f.claims()), "unknown key"},
+		{"wrong audience", sign(t, f.rsa, edit(jwt.AudienceKey, []string{"another-app"})), "another audience"},
+		{"no audience", sign(t, f.rsa, edit(jwt.AudienceKey, nil)), "no audience (aud)"},
+		{"wrong issuer", sign(t, f.ec, edit(jwt.IssuerKey, "https://evil.cloudflareaccess.com")), "another issuer"},
+		{"no issuer", sign(t, f.ec, edit(jwt.IssuerKey, nil)), "no issuer (iss)"},
+		{"expired beyond leeway", sign(t, f.rsa, edit(jwt.ExpirationKey, now.Add(-61*time.Second))), "expired"},
+		{"not yet valid", sign(t, f.rsa, edit(jwt.NotBeforeKey, now.Add(2*time.Minute))), "not valid yet"},
+		{"issued in the future", sign(t, f.rsa, edit(jwt.IssuedAtKey, now.Add(2*time.Minute))), "issued in the future"},
+		{"no expiry", sign(t, f.rsa, edit(jwt.ExpirationKey, nil)), "no expiry (exp)"},
+		{"alg none", unsigned(t, "rsa-1", f.claims()), `"none", which is not an allowed algorithm`},
+		{"HS256 with the public key", hmacWithPublicKey(t, f.claims()), `"HS256", which is not an allowed algorithm`},
+		{"tampered payload", tamper(t, sign(t, f.rsa, f.claims())), "signature does not match"},
+		{"critical extension", withHeader(t, f.rsa, "crit", []string{"exp"}, f.claims()), "extensions (crit)"},
+		{"payload not base64", mangle(sign(t, f.rsa, f.claims()), 1, "!!"), "not a signed token"},
 	} {
-		id, err := f.auth1(token)
-		wantUnauthenticated(t, name, id, err)
+		id, err := f.auth1(tc.token)
+		wantUnauthenticated(t, tc.name, id, err)
+		if err != nil && !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: %v; want the reason %q", tc.name, err, tc.reason)
+		}
 	}
 	for name, value := range map[string]string{
 		"not a JWT":       "hello",
@@ -409,8 +418,9 @@ func TestJWTConcurrentFirstRequests(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := f.idp.fetches.Load(); n > 2 {
-		t.Errorf("20 concurrent first requests made %d fetches; want at most 2", n)
+	// They all wait for the fetch that starting began.
+	if n := f.idp.fetches.Load(); n != 1 {
+		t.Errorf("20 concurrent first requests made %d fetches; want 1", n)
 	}
 }
 
@@ -508,4 +518,29 @@ func claimsJSON(claims map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// withHeader signs claims with one more protected header.
+func withHeader(t *testing.T, s signer, name string, value any, claims map[string]any) string {
+	t.Helper()
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(name, value); err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(claimsJSON(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.Sign(body, jws.WithKey(s.alg, s.priv, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// mangle replaces the i-th dot-separated part of a token.
+func mangle(token string, i int, part string) string {
+	parts := strings.Split(token, ".")
+	parts[i] = part
+	return strings.Join(parts, ".")
 }
