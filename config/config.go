@@ -86,6 +86,9 @@ type Config struct {
 	ReconcileRate  float64
 }
 
+// DefaultEventRetention is how long live events are kept unless configured.
+const DefaultEventRetention = 30 * 24 * time.Hour
+
 // MinEventRetention is the shortest event retention accepted: shorter, a page
 // left in a background tab for a lunch break would have to reload.
 const MinEventRetention = time.Hour
@@ -212,7 +215,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.LogFormat, "log-format", "SESSIONDESK_LOG_FORMAT", "text", "text or json")
 
 	// Storage: event retention and durability.
-	dur(&c.EventRetention, "event-retention", "SESSIONDESK_EVENT_RETENTION", 720*time.Hour,
+	dur(&c.EventRetention, "event-retention", "SESSIONDESK_EVENT_RETENTION", DefaultEventRetention,
 		"how long live events (not messages) are kept, at least 1h")
 	str(&c.Synchronous, "sqlite-synchronous", "SESSIONDESK_SQLITE_SYNCHRONOUS", "NORMAL",
 		"NORMAL, or FULL to also keep the last transactions through a power cut (slower writes)")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"sessiondesk/config"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -189,11 +190,20 @@ func Cached(ctx context.Context, dir string, spec Spec, progress io.Writer) (pat
 }
 
 // migrate opens the dataset with the store, which migrates it to the latest
-// schema, brings its search index up to date, and closes it with everything
-// checkpointed into the one file (and the index's).
+// schema, brings its search index up to date, prunes the events a running
+// inbox would have pruned, and closes it with everything checkpointed into
+// the one file (and the index's).
 func migrate(ctx context.Context, path string) error {
 	st, err := store.Open(ctx, path, store.Options{Rules: session.Defaults()})
 	if err != nil {
+		return fmt.Errorf("dataset %s: %w", path, err)
+	}
+	// The product prunes every hour, so it never holds more than an hour of
+	// events past its retention; a cached dataset ages, and after a few days
+	// its first start would prune tens of thousands of events, in the middle
+	// of the cold start and idle memory figures.
+	if _, err := st.PruneEvents(ctx, time.Now().Add(-config.DefaultEventRetention), store.PruneBatch); err != nil {
+		st.Close()
 		return fmt.Errorf("dataset %s: %w", path, err)
 	}
 	if err := st.IndexSearch(ctx); err != nil {

@@ -115,6 +115,51 @@ func TestCachedReusesAndCopiesAreIndependent(t *testing.T) {
 	}
 }
 
+// A cached dataset, when reused, loses the events a running inbox would have
+// pruned by now (those past the default retention), and keeps the others: the
+// product's first start has no backlog to prune during its measurements.
+func TestCachedDatasetKeepsOnlyRetainedEvents(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	spec := Spec{Conversations: 3, Messages: 6}
+	path, _, err := Cached(ctx, dir, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstKept := func() (id, last int64) {
+		t.Helper()
+		st, err := store.Open(ctx, path, store.Options{Rules: session.Defaults()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		err = st.Read(ctx, func(r *store.Reader) error {
+			if id, err = r.FirstKeptEventID(ctx); err != nil {
+				return err
+			}
+			last, err = r.LastEventID(ctx)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, last
+	}
+	fresh, last := firstKept()
+	// Conversation 0 began exactly 30 days before the generation: by now its
+	// first message's events are past the retention.
+	if _, _, err := Cached(ctx, dir, spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	kept, lastAfter := firstKept()
+	if kept <= fresh {
+		t.Errorf("reusing the dataset kept event %d on, as fresh (%d): nothing past the retention was pruned", kept, fresh)
+	}
+	if lastAfter != last || kept > last {
+		t.Errorf("events kept %d–%d, want up to %d: the recent ones must stay", kept, lastAfter, last)
+	}
+}
+
 func TestSpecRefusesImpossibleSizes(t *testing.T) {
 	for _, s := range []Spec{{0, 10}, {10, 9}, {-1, 5}, {20_000_000, 30_000_000}} {
 		if err := s.Check(); err == nil {
