@@ -99,12 +99,20 @@ func trustedPeer(remoteAddr string, trusted []netip.Prefix) bool {
 var errNotFromProxy = fmt.Errorf("%w: the request did not come through the sign-in proxy", ErrUnauthenticated)
 
 // New checks cfg and returns its Authenticator. Its errors name the
-// SESSIONDESK_* setting to fix. It does no network I/O: in jwt mode the
-// JWKS is fetched in the background and on first use.
-//
-// The jwt Authenticator also has a Close method (io.Closer) that stops the
-// JWKS cache's background refresh.
-func New(cfg Config) (Authenticator, error) {
+// SESSIONDESK_* setting to fix. It does not wait on the network: in jwt mode
+// the JWKS is fetched in the background, starting now, and the
+// Authenticator is an io.Closer that stops that.
+func New(cfg Config) (Authenticator, error) { return build(cfg, true) }
+
+// Check checks cfg as New does, and starts nothing: no key fetch, no
+// goroutine. Configuration parsing uses it.
+func Check(cfg Config) error {
+	_, err := build(cfg, false)
+	return err
+}
+
+// build is New; start says whether jwt mode's key refresh begins.
+func build(cfg Config, start bool) (Authenticator, error) {
 	mode := cfg.Mode
 	var p preset
 	if cfg.Preset != "" {
@@ -177,7 +185,7 @@ func New(cfg Config) (Authenticator, error) {
 		return nil, errors.New("SESSIONDESK_AUTH_SECRET_HEADER only applies to SESSIONDESK_AUTH=header: " +
 			"in jwt mode the assertion's signature proves it comes from the proxy")
 	}
-	return newJWT(cfg, p)
+	return newJWT(cfg, p, start)
 }
 
 // setSettings names the SSO settings that are set, for error messages.

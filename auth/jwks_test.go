@@ -171,3 +171,33 @@ func TestKeyFitsItsAlgorithm(t *testing.T) {
 		t.Error("a key published for RS256 was picked for PS256")
 	}
 }
+
+// TestCheckStartsNoFetch: checking the settings (as the configuration does
+// at start-up) fetches nothing and leaves nothing running; only New starts
+// the key refresh, and Close stops it.
+func TestCheckStartsNoFetch(t *testing.T) {
+	p := newIDP(t, ecSigner(t, "ec-1").public(t))
+	cfg := Config{Mode: ModeJWT, Preset: "cloudflare", JWKSURL: p.srv.URL + "/certs", Issuer: testIssuer, Audience: testAudience}
+	for range 5 {
+		if err := Check(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := a.(*jwtAuth)
+	<-j.keys.ready
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.fetches.Load(); n != 1 {
+		t.Errorf("5 checks and one New made %d JWKS fetches; want 1 (New's)", n)
+	}
+	bad := cfg
+	bad.JWKSURL = "ftp://idp.example/certs"
+	if err := Check(bad); err == nil {
+		t.Error("Check accepted an ftp JWKS URL")
+	}
+}

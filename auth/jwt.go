@@ -56,7 +56,7 @@ type jwtAuth struct {
 	keys     *keySet
 }
 
-func newJWT(cfg Config, p preset) (*jwtAuth, error) {
+func newJWT(cfg Config, p preset, start bool) (*jwtAuth, error) {
 	header := p.assertion
 	if cfg.Header != "" {
 		header = cfg.Header
@@ -131,7 +131,9 @@ func newJWT(cfg Config, p preset) (*jwtAuth, error) {
 		client = defaultHTTPClient()
 	}
 	a.keys = newKeySet(jwksURL, client, cfg.Now)
-	a.keys.start()
+	if start {
+		a.keys.start()
+	}
 	return a, nil
 }
 

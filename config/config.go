@@ -314,7 +314,7 @@ func (c *Config) checkAuth(mode, proxies, roles string) error {
 			return err
 		}
 	}
-	if _, err := auth.New(c.Auth); err != nil { // checks every setting; no network I/O
+	if err := auth.Check(c.Auth); err != nil { // every setting, without starting the key fetch
 		return err
 	}
 	if c.Auth.EffectiveMode() == auth.ModeDev {
