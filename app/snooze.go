@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"time"
+
+	"sessiondesk/clock"
 )
 
 // snoozeEvery is the longest the snooze waker sleeps: a conversation snoozed
@@ -30,7 +32,7 @@ func (a *App) wakeSnoozed(ctx context.Context, every time.Duration) {
 				wait = min(wait, max(next.Sub(a.Store.Now()), 50*time.Millisecond))
 			}
 		}
-		if !sleep(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return
 		}
 	}

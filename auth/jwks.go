@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"sessiondesk/clock"
 )
 
 const (
@@ -102,12 +104,8 @@ func (k *keySet) refresh(ctx context.Context) {
 		if err != nil {
 			age = k.minAge // keep the last good set, try again soon
 		}
-		t := time.NewTimer(age)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !clock.Sleep(ctx, age) {
 			return
-		case <-t.C:
 		}
 	}
 }

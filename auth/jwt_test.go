@@ -24,6 +24,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"sessiondesk/clock"
 )
 
 const (
@@ -82,19 +84,6 @@ func (s signer) public(t *testing.T) jwk.Key {
 	return pub
 }
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // idp serves a JWKS and counts its fetches.
 type idp struct {
 	srv     *httptest.Server
@@ -137,7 +126,7 @@ func (p *idp) publish(t *testing.T, keys ...jwk.Key) {
 }
 
 type jwtFixture struct {
-	clock  *clock
+	clock  *clock.Manual
 	idp    *idp
 	rsa    signer // kid rsa-1, published
 	ec     signer // kid ec-1, published
@@ -148,7 +137,7 @@ type jwtFixture struct {
 func newJWTFixture(t *testing.T, cfg Config) *jwtFixture {
 	t.Helper()
 	f := &jwtFixture{
-		clock: &clock{t: time.Now().Truncate(time.Second)},
+		clock: clock.NewManual(time.Now().Truncate(time.Second)),
 		rsa:   newSigner(t, testKeys().rsa, "rsa-1", jwa.RS256()),
 		ec:    ecSigner(t, "ec-1"),
 	}

@@ -1,11 +1,25 @@
-// Package clock provides a settable clock for tests and demos. Production code
-// takes a func() time.Time and is given time.Now.
+// Package clock holds the time helpers shared across packages: a settable
+// clock for tests and demos (production code takes a func() time.Time and is
+// given time.Now), and a sleep that ends with its context.
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
+
+// Sleep waits d, or until ctx ends; it reports whether the wait ran its course.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // Manual is a clock that moves only when told to. It is safe for concurrent use.
 type Manual struct {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sessiondesk/clock"
 	"sessiondesk/cmd/sessiondesk-load/internal/baseline"
 	"sessiondesk/cmd/sessiondesk-load/internal/browser"
 	"sessiondesk/cmd/sessiondesk-load/internal/dataset"
@@ -71,7 +72,7 @@ func (a *agent) keep(ctx context.Context, p *product.Product) {
 			a.drops.Add(1)
 			a.lastErr.Store(fmt.Sprint(s.Err))
 		}
-		if !sleepCtx(ctx, time.Second) {
+		if !clock.Sleep(ctx, time.Second) {
 			return
 		}
 		next, err := browser.Dial(ctx, p.URL, a.login, product.Group, a.cursor.Load(), a.onFrame)
@@ -164,7 +165,7 @@ func (s *agentSet) quiet(ctx context.Context, wait time.Duration) {
 	}
 	deadline := time.Now().Add(wait)
 	last := frames()
-	for time.Now().Before(deadline) && sleepCtx(ctx, 300*time.Millisecond) {
+	for time.Now().Before(deadline) && clock.Sleep(ctx, 300*time.Millisecond) {
 		now := frames()
 		if now == last {
 			return
@@ -355,7 +356,7 @@ func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spe
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(i), 7))
 				// Spread the first connections over a second.
-				if !sleepCtx(ctx, time.Duration(rng.IntN(1000))*time.Millisecond) {
+				if !clock.Sleep(ctx, time.Duration(rng.IntN(1000))*time.Millisecond) {
 					return
 				}
 				for ctx.Err() == nil {
@@ -364,12 +365,12 @@ func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spe
 						if ctx.Err() == nil {
 							failed.Add(1)
 							firstErr.CompareAndSwap(nil, err.Error())
-							sleepCtx(ctx, 100*time.Millisecond)
+							clock.Sleep(ctx, 100*time.Millisecond)
 						}
 						continue
 					}
 					connects.Add(1)
-					sleepCtx(ctx, time.Duration(1000+rng.IntN(4000))*time.Millisecond)
+					clock.Sleep(ctx, time.Duration(1000+rng.IntN(4000))*time.Millisecond)
 					s.Close()
 				}
 			})
@@ -389,16 +390,4 @@ func (r *runner) churn(ctx context.Context, p *product.Product, spec dataset.Spe
 	}
 	r.rep.fig("churn: websocket connections", "per s", "", "").add(float64(connects.Load()) / time.Since(start).Seconds())
 	return nil
-}
-
-// sleepCtx sleeps for d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
