@@ -52,7 +52,7 @@ type keySet struct {
 	url    string
 	client *http.Client
 	now    func() time.Time
-	every  time.Duration // refetchEvery; tests shorten it
+	every  time.Duration // refetchEvery, unless a test sets another
 	minAge time.Duration // keysMinAge; tests shorten it
 	maxAge time.Duration // keysMaxAge
 
