@@ -70,7 +70,10 @@ type Store struct {
 	// search is the messages' full-text index, in a file of its own
 	// (searchindex.go).
 	search *searchIndex
-	opts   Options
+	// checkpoints folds the WAL into the database in the background
+	// (checkpoint.go).
+	checkpoints *checkpointer
+	opts        Options
 	// settings are the rules, rates and canned replies in force: swapped whole
 	// when an admin saves, shared by the copies WithClock makes.
 	settings *atomic.Pointer[AdminSettings]
@@ -122,7 +125,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	params.Set("_stmt_cache_size", "128")
 	dsn := "file:" + path + "?" + params.Encode()
 
-	write := sql.OpenDB(newConnector(dsn, nil))
+	write := sql.OpenDB(newConnector(dsn, writerPragmas))
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
@@ -141,6 +144,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 
+	checkpoints, err := startCheckpointer(ctx, dsn, checkpointEvery)
+	if err != nil {
+		search.close()
+		write.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+
 	params.Set("_query_only", "true")
 	params.Set("_txlock", "deferred")
 	read := sql.OpenDB(newConnector("file:"+path+"?"+params.Encode(), search.attach))
@@ -152,10 +162,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	readers := max(4, runtime.NumCPU())
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
-	s := &Store{write: write, read: read, search: search, opts: opts, settings: new(atomic.Pointer[AdminSettings]),
-		online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
+	s := &Store{write: write, read: read, search: search, checkpoints: checkpoints, opts: opts,
+		settings: new(atomic.Pointer[AdminSettings]), online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
 	search.run(read)
-	s.writer = newGroupWriter(write, func() { s.opts.Committed() }, maxBatch)
+	s.writer = newGroupWriter(write, func() {
+		s.checkpoints.poke()
+		s.opts.Committed()
+	}, maxBatch)
 	if err := s.applyStoredSettings(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -281,7 +294,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // asked for afterwards fails.
 func (s *Store) Close() error {
 	s.writer.close()
-	return errors.Join(s.search.close(), s.read.Close(), s.write.Close())
+	// The write connection closes last: closing the last connection folds
+	// what is left of the WAL into the database.
+	return errors.Join(s.checkpoints.close(), s.search.close(), s.read.Close(), s.write.Close())
 }
 
 // WithClock returns a Store that shares the same database but decides with now.

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"sessiondesk/clock"
+)
+
+// The write-ahead log is folded back into the database file (a checkpoint)
+// by a goroutine of its own, on a connection of its own, not by the writer.
+//
+// By default SQLite runs a checkpoint inside the commit that takes the WAL
+// past 1,000 pages. Under a steady stream of client messages that was every
+// few commits: each one read its pages back from the WAL, wrote them into
+// the database and waited for two fsyncs, while every request of the batch
+// waited for it. In the background, a checkpoint copies a page once per pass
+// however often it changed in between, and the writer's commits only append
+// to the WAL.
+
+const (
+	// checkpointEvery is the least time between two background checkpoints.
+	checkpointEvery = 250 * time.Millisecond
+	// writerCheckpoint sets where the writer still checkpoints on its own
+	// (4,000 WAL pages, 16 MB): should the background ever fall behind, the
+	// WAL stays bounded all the same.
+	writerCheckpoint = `PRAGMA wal_autocheckpoint = 4000`
+)
+
+// checkpointer runs PASSIVE checkpoints after commits, at most one per
+// interval. A PASSIVE checkpoint never waits for the writer or for readers:
+// it copies what no reader still needs, and the next pass takes the rest.
+type checkpointer struct {
+	db    *sql.DB
+	every time.Duration
+	wake  chan struct{} // buffered (1): a poke never blocks the writer
+	stop  context.CancelFunc
+	done  chan struct{}
+	// passes and copied count the checkpoints run and the WAL pages they
+	// copied into the database; failed counts the passes that failed (the
+	// next commit's pass tries again).
+	passes, copied, failed atomic.Int64
+}
+
+// startCheckpointer opens a connection of its own to the database at dsn
+// and starts the background checkpoints.
+func startCheckpointer(ctx context.Context, dsn string, every time.Duration) (*checkpointer, error) {
+	db := sql.OpenDB(newConnector(dsn, nil))
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open the checkpoint connection: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	c := &checkpointer{db: db, every: every, wake: make(chan struct{}, 1), stop: stop, done: make(chan struct{})}
+	go c.run(runCtx)
+	return c, nil
+}
+
+// poke says that a commit added to the WAL.
+func (c *checkpointer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run(ctx context.Context) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		if err := c.checkpoint(ctx); err != nil {
+			c.failed.Add(1)
+		}
+		// The pause is what lets a pass copy many commits' pages at once.
+		if !clock.Sleep(ctx, c.every) {
+			return
+		}
+	}
+}
+
+// checkpoint runs one PASSIVE checkpoint.
+func (c *checkpointer) checkpoint(ctx context.Context) error {
+	var busy, walPages, copied int64
+	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &walPages, &copied); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	c.passes.Add(1)
+	c.copied.Add(max(copied, 0))
+	return nil
+}
+
+// close stops the checkpoints (after the pass in progress) and closes the
+// connection.
+func (c *checkpointer) close() error {
+	c.stop()
+	<-c.done
+	return c.db.Close()
+}
+
+// writerPragmas sets up the write connection: it checkpoints only as the
+// fallback writerCheckpoint says, the checkpointer doing the rest.
+func writerPragmas(conn *sqlite3.SQLiteConn) error {
+	if _, err := conn.Exec(writerCheckpoint, nil); err != nil {
+		return fmt.Errorf("store: set the writer's checkpoint threshold: %w", err)
+	}
+	return nil
+}
