@@ -25,6 +25,7 @@ import (
 func (ta *testApp) manyConversations(t *testing.T, n int) []string {
 	t.Helper()
 	phones := make([]string, n)
+	var sends []int64
 	for i := range n {
 		phones[i] = fmt.Sprintf("+3752986%05d", i)
 		ta.clock.Add(time.Second)
@@ -33,11 +34,28 @@ func (ta *testApp) manyConversations(t *testing.T, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ta.Store.AcceptBusinessMessages(context.Background(), store.BusinessSend{
-			ConversationID: r.Message.ConversationID, Parts: []session.Part{{Kind: session.Text, Text: "hi " + strconv.Itoa(i)}}}); err != nil {
+		sent, err := ta.Store.AcceptBusinessMessages(context.Background(), store.BusinessSend{
+			ConversationID: r.Message.ConversationID, Parts: []session.Part{{Kind: session.Text, Text: "hi " + strconv.Itoa(i)}}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		sends = append(sends, sent[0].ID)
 	}
+	// The outbox sends the replies in the background, and each send is an
+	// event: a test that takes a page's place in the event stream waits for
+	// them, or its sockets get those events first (1 run in 300 did).
+	waitFor(t, "the replies to leave the outbox", func() bool {
+		queued := 0
+		_ = ta.Store.Read(context.Background(), func(r *store.Reader) error {
+			for _, id := range sends {
+				if m, err := r.Message(context.Background(), id); err != nil || m.Status == store.StatusQueued {
+					queued++
+				}
+			}
+			return nil
+		})
+		return queued == 0
+	})
 	return phones
 }
 
