@@ -514,28 +514,6 @@ func BenchmarkReceiveClientMessage(b *testing.B) {
 	}
 }
 
-// BenchmarkReceiveClientMessageConcurrent is the webhook under load: many
-// client messages at once, sharing the one writer (group commit). What it
-// measures is mostly how long each message holds that writer.
-func BenchmarkReceiveClientMessageConcurrent(b *testing.B) {
-	s, _ := newStore(b, session.Defaults())
-	ctx := context.Background()
-	var next atomic.Int64
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			n := next.Add(1)
-			_, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: fmt.Sprintf("+37529%07d", 1000000+n%500),
-				Kind: session.Text, Text: "hello", DedupeKey: fmt.Sprintf("bench:%d", n)})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
 // BenchmarkAcceptBusinessMessage measures the rule-checked send transaction in
 // a realistic conversation: the client answers every few replies and sessions
 // roll over at the cap, so the counts stay within the rules' bounds.

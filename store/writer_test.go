@@ -201,7 +201,7 @@ func BenchmarkConcurrentReceive(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/senders=%d", mode.name, senders), func(b *testing.B) {
 				s, _ := newStore(b, session.Defaults())
 				s.writer.close()
-				s.writer = newGroupWriter(s.write, func() {}, mode.batch)
+				s.writer = newGroupWriter(s.write, s.checkpoints.poke, mode.batch)
 				var seq atomic.Int64
 				b.ResetTimer()
 				var wg sync.WaitGroup
