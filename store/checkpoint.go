@@ -54,12 +54,8 @@ type checkpointer struct {
 // startCheckpointer opens a connection of its own to the database at dsn
 // and starts the background checkpoints.
 func startCheckpointer(ctx context.Context, dsn string, every time.Duration) (*checkpointer, error) {
-	db := sql.OpenDB(newConnector(dsn, nil))
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+	db, err := openOneConnection(ctx, dsn, nil)
+	if err != nil {
 		return nil, fmt.Errorf("open the checkpoint connection: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	// The SQLite driver; registered as "sqlite3".
-	_ "github.com/mattn/go-sqlite3"
+	// The SQLite driver; importing it also registers it as "sqlite3".
+	"github.com/mattn/go-sqlite3"
 
 	"sessiondesk/session"
 )
@@ -125,12 +125,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	params.Set("_stmt_cache_size", "128")
 	dsn := "file:" + path + "?" + params.Encode()
 
-	write := sql.OpenDB(newConnector(dsn, writerPragmas))
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	if err := write.PingContext(ctx); err != nil {
-		write.Close()
+	write, err := openOneConnection(ctx, dsn, writerPragmas)
+	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	if err := migrate(ctx, write); err != nil {
@@ -182,6 +178,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return s, nil
+}
+
+// openOneConnection opens the database at dsn as a pool of one connection
+// that stays open (with its pragmas, page cache and prepared statements),
+// and checks that it opens.
+func openOneConnection(ctx context.Context, dsn string, then func(*sqlite3.SQLiteConn) error) (*sql.DB, error) {
+	db := sql.OpenDB(newConnector(dsn, then))
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // freezeLegacyRates completes migration 00005: sessions billed before rates
