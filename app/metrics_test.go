@@ -232,6 +232,18 @@ func TestMetricsCountTheTrafficSent(t *testing.T) {
 	} else if got := metricValue(fams, "sessiondesk_search_index_behind_messages"); got < 0 || got > 7 {
 		t.Errorf("search index behind by %v messages, want 0 to 7", got)
 	}
+	// The writes above were checkpointed in the background, without a failure.
+	waitFor(t, "a background checkpoint", func() bool { return ra.Store.Checkpoints().Passes > 0 })
+	fams = families(t, ra.base)
+	if got := metricValue(fams, "sessiondesk_wal_checkpoints_total", "result", "done"); got < 1 {
+		t.Errorf("wal checkpoints done: %v, want at least 1", got)
+	}
+	if got := metricValue(fams, "sessiondesk_wal_checkpoints_total", "result", "failed"); got != 0 {
+		t.Errorf("wal checkpoints failed: %v, want 0", got)
+	}
+	if got := metricValue(fams, "sessiondesk_wal_checkpointed_pages_total"); got < 1 {
+		t.Errorf("wal pages checkpointed: %v, want at least 1", got)
+	}
 	if got, want := metricValue(fams, "sessiondesk_cost_reported_total", "currency", "EUR"), 0.0125+0.0125+0.03; math.Abs(got-want) > 1e-9 {
 		t.Errorf("cost reported %v, want %v", got, want)
 	}

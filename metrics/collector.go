@@ -19,13 +19,18 @@ var (
 		"How long ago the oldest queued business message was accepted; 0 when none is queued.", nil, nil)
 	pagesDesc = prometheus.NewDesc(namespace+"_live_pages",
 		"Inbox pages open with a live connection (websocket) right now.", nil, nil)
+	checkpointsDesc = prometheus.NewDesc(namespace+"_wal_checkpoints_total",
+		"Background passes that copied the database's write-ahead log back into it, by result: done or failed "+
+			"(the next one tries again).", []string{"result"}, nil)
+	checkpointPagesDesc = prometheus.NewDesc(namespace+"_wal_checkpointed_pages_total",
+		"Pages of the write-ahead log the background passes copied into the database.", nil, nil)
 	searchDesc = prometheus.NewDesc(namespace+"_search_index_behind_messages",
 		"Messages the search index has not reached yet: a few while it follows, many while it is built "+
 			"after an upgrade or a restore.", nil, nil)
 )
 
-// dbCollector reads the outbox depth from the store, and the live pages from
-// the hub, at each scrape.
+// dbCollector reads the outbox depth and the checkpoints' counts from the
+// store, and the live pages from the hub, at each scrape.
 type dbCollector struct {
 	src   Sources
 	pages atomic.Pointer[func() int]
@@ -33,7 +38,7 @@ type dbCollector struct {
 
 // Describe sends the descriptions of the scrape-time metrics.
 func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc} {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc, checkpointsDesc, checkpointPagesDesc} {
 		ch <- desc
 	}
 }
@@ -49,6 +54,10 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	if d.src.Store == nil {
 		return
 	}
+	cp := d.src.Store.Checkpoints()
+	ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.CounterValue, float64(cp.Passes), "done")
+	ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.CounterValue, float64(cp.Failed), "failed")
+	ch <- prometheus.MustNewConstMetric(checkpointPagesDesc, prometheus.CounterValue, float64(cp.Pages))
 	ctx, cancel := scrapeContext()
 	defer cancel()
 	var g store.Gauges

@@ -64,6 +64,22 @@ func startCheckpointer(ctx context.Context, dsn string, every time.Duration) (*c
 	return c, nil
 }
 
+// CheckpointStats are the background checkpoints' counts since the store
+// opened, for the metrics.
+type CheckpointStats struct {
+	// Passes and Failed count the passes that ran and those that failed (the
+	// next commit's pass tries again; the writer's own threshold still holds).
+	Passes, Failed int64
+	// Pages counts the WAL pages the passes copied into the database.
+	Pages int64
+}
+
+// Checkpoints returns the background checkpoints' counts.
+func (s *Store) Checkpoints() CheckpointStats {
+	c := s.checkpoints
+	return CheckpointStats{Passes: c.passes.Load(), Failed: c.failed.Load(), Pages: c.copied.Load()}
+}
+
 // poke says that a commit added to the WAL.
 func (c *checkpointer) poke() {
 	select {
