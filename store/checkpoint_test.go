@@ -110,3 +110,32 @@ func TestCheckpointerStopsWithTheStore(t *testing.T) {
 		t.Fatalf("messages in the closed database: %d (%v), want 1", got, err)
 	}
 }
+
+// TestCheckpointFailureIsCounted: a pass that fails is counted (the metrics
+// show it), the writes go on, and the next write's pass tries again.
+func TestCheckpointFailureIsCounted(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	// The checkpointer's connection breaks under it.
+	if err := s.checkpoints.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, "+35799001234", "hello")
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Checkpoints().Failed == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed pass counted 10 s after a write: %+v", s.Checkpoints())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Later writes still commit, and wake another (failing) pass.
+	receive(t, s, "+35799001234", "still there?")
+	for s.Checkpoints().Failed < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the next write's pass did not run: %+v", s.Checkpoints())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.Checkpoints(); got.Passes != 0 || got.Pages != 0 {
+		t.Errorf("failed passes counted as done: %+v", got)
+	}
+}
