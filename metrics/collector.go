@@ -22,8 +22,9 @@ var (
 	checkpointsDesc = prometheus.NewDesc(namespace+"_wal_checkpoints_total",
 		"Background passes that copied the database's write-ahead log back into it, by result: done or failed "+
 			"(the next one tries again).", []string{"result"}, nil)
-	checkpointPagesDesc = prometheus.NewDesc(namespace+"_wal_checkpointed_pages_total",
-		"Pages of the write-ahead log the background passes copied into the database.", nil, nil)
+	walPagesDesc = prometheus.NewDesc(namespace+"_wal_pages",
+		"Pages (4 KB) in the database's write-ahead log at the last background checkpoint, by state: copied "+
+			"(into the database too) or not_copied (a reader still needed their older version).", []string{"state"}, nil)
 	searchDesc = prometheus.NewDesc(namespace+"_search_index_behind_messages",
 		"Messages the search index has not reached yet: a few while it follows, many while it is built "+
 			"after an upgrade or a restore.", nil, nil)
@@ -38,7 +39,7 @@ type dbCollector struct {
 
 // Describe sends the descriptions of the scrape-time metrics.
 func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc, checkpointsDesc, checkpointPagesDesc} {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc, checkpointsDesc, walPagesDesc} {
 		ch <- desc
 	}
 }
@@ -57,7 +58,8 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	cp := d.src.Store.Checkpoints()
 	ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.CounterValue, float64(cp.Passes), "done")
 	ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.CounterValue, float64(cp.Failed), "failed")
-	ch <- prometheus.MustNewConstMetric(checkpointPagesDesc, prometheus.CounterValue, float64(cp.Pages))
+	ch <- prometheus.MustNewConstMetric(walPagesDesc, prometheus.GaugeValue, float64(cp.WALCopied), "copied")
+	ch <- prometheus.MustNewConstMetric(walPagesDesc, prometheus.GaugeValue, float64(cp.WALPages-cp.WALCopied), "not_copied")
 	ctx, cancel := scrapeContext()
 	defer cancel()
 	var g store.Gauges

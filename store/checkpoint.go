@@ -45,10 +45,12 @@ type checkpointer struct {
 	wake  chan struct{} // buffered (1): a poke never blocks the writer
 	stop  context.CancelFunc
 	done  chan struct{}
-	// passes and copied count the checkpoints run and the WAL pages they
-	// copied into the database; failed counts the passes that failed (the
-	// next commit's pass tries again).
-	passes, copied, failed atomic.Int64
+	// passes and failed count the passes run and those that failed (the
+	// next commit's pass tries again); walPages and walCopied are what the
+	// last pass found: the pages in the WAL, and how many of them are in the
+	// database too.
+	passes, failed      atomic.Int64
+	walPages, walCopied atomic.Int64
 }
 
 // startCheckpointer opens a connection of its own to the database at dsn
@@ -65,19 +67,22 @@ func startCheckpointer(ctx context.Context, dsn string, every time.Duration) (*c
 }
 
 // CheckpointStats are the background checkpoints' counts since the store
-// opened, for the metrics.
+// opened, and the WAL as the last pass found it, for the metrics.
 type CheckpointStats struct {
 	// Passes and Failed count the passes that ran and those that failed (the
 	// next commit's pass tries again; the writer's own threshold still holds).
 	Passes, Failed int64
-	// Pages counts the WAL pages the passes copied into the database.
-	Pages int64
+	// WALPages is how many pages the WAL held at the last pass, and
+	// WALCopied how many of them were in the database after it: pages stay
+	// uncopied while a reader still needs their older version.
+	WALPages, WALCopied int64
 }
 
 // Checkpoints returns the background checkpoints' counts.
 func (s *Store) Checkpoints() CheckpointStats {
 	c := s.checkpoints
-	return CheckpointStats{Passes: c.passes.Load(), Failed: c.failed.Load(), Pages: c.copied.Load()}
+	return CheckpointStats{Passes: c.passes.Load(), Failed: c.failed.Load(),
+		WALPages: c.walPages.Load(), WALCopied: c.walCopied.Load()}
 }
 
 // poke says that a commit added to the WAL.
@@ -112,8 +117,11 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &walPages, &copied); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	// Both are the WAL's totals since it last started over, -1 when the
+	// database is not in WAL mode.
+	c.walPages.Store(max(walPages, 0))
+	c.walCopied.Store(max(copied, 0))
 	c.passes.Add(1)
-	c.copied.Add(max(copied, 0))
 	return nil
 }
 
