@@ -45,16 +45,12 @@ func (ta *testApp) manyConversations(t *testing.T, n int) []string {
 	// event: a test that takes a page's place in the event stream waits for
 	// them, or its sockets get those events first (1 run in 300 did).
 	waitFor(t, "the replies to leave the outbox", func() bool {
-		queued := 0
-		_ = ta.Store.Read(context.Background(), func(r *store.Reader) error {
-			for _, id := range sends {
-				if m, err := r.Message(context.Background(), id); err != nil || m.Status == store.StatusQueued {
-					queued++
-				}
+		for _, id := range sends {
+			if ta.message(t, id).Status == store.StatusQueued {
+				return false
 			}
-			return nil
-		})
-		return queued == 0
+		}
+		return true
 	})
 	return phones
 }

@@ -114,10 +114,11 @@ func pricedStatus(t *testing.T, fake *fakeroutee.Server, trackingID, status stri
 	return b
 }
 
-func (ra *routeeApp) message(t *testing.T, id int64) store.Message {
+// message is a message as stored.
+func (ta *testApp) message(t *testing.T, id int64) store.Message {
 	t.Helper()
 	var m store.Message
-	if err := ra.Store.Read(context.Background(), func(r *store.Reader) error {
+	if err := ta.Store.Read(context.Background(), func(r *store.Reader) error {
 		var err error
 		m, err = r.Message(context.Background(), id)
 		return err

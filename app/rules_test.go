@@ -77,12 +77,7 @@ func (ta *testApp) apiSend(t *testing.T, conv int64, text string, confirm bool) 
 func (ta *testApp) waitFailed(t *testing.T, id int64) {
 	t.Helper()
 	waitFor(t, "message "+strconv.FormatInt(id, 10)+" to fail", func() bool {
-		var m store.Message
-		_ = ta.Store.Read(context.Background(), func(r *store.Reader) error {
-			m, _ = r.Message(context.Background(), id)
-			return nil
-		})
-		return m.Status == store.StatusFailed
+		return ta.message(t, id).Status == store.StatusFailed
 	})
 }
 

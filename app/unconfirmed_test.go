@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -25,7 +24,7 @@ func TestUnconfirmedResolutionsOverTheAPI(t *testing.T) {
 	ra := startRouteeApp(t, channel.OutboxOptions{Backoff: 100 * time.Millisecond, CheckAfter: time.Hour})
 	conv := ra.clientWritesViaRoutee(t, phoneOf(7), "Hello")
 	ra.fake.AcceptThen(2, fakeroutee.ServerError, http.StatusInternalServerError)
-	status := func(id int64) string { return messageStatus(ra, id) }
+	status := func(id int64) string { return ra.message(t, id).Status }
 	path := func(id int64, action string) string {
 		return "/api/v1/conversations/" + strconv.FormatInt(conv, 10) + "/messages/" + strconv.FormatInt(id, 10) + "/" + action
 	}
@@ -92,7 +91,7 @@ func TestUnconfirmedButtonsOnThePage(t *testing.T) {
 	conv := ra.clientWritesViaRoutee(t, phoneOf(8), "Hello")
 	convPath := "/c/" + strconv.FormatInt(conv, 10)
 	ra.fake.AcceptThen(2, fakeroutee.ServerError, http.StatusInternalServerError)
-	status := func(id int64) string { return messageStatus(ra, id) }
+	status := func(id int64) string { return ra.message(t, id).Status }
 	// form is the action of the button testid under message id, as the page shows it.
 	form := func(id int64, testid string) string {
 		_, page := ra.do(t, "GET", convPath, "", "")
@@ -143,15 +142,4 @@ func TestUnconfirmedButtonsOnThePage(t *testing.T) {
 		bytes.Contains(page, []byte(`data-testid="message-arrived"`)) {
 		t.Error("the page still offers the buttons of settled messages")
 	}
-}
-
-// messageStatus is a message's status as stored ("" when it cannot be read).
-func messageStatus(ra *routeeApp, id int64) string {
-	var s string
-	_ = ra.Store.Read(context.Background(), func(r *store.Reader) error {
-		m, err := r.Message(context.Background(), id)
-		s = m.Status
-		return err
-	})
-	return s
 }
