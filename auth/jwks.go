@@ -219,10 +219,9 @@ func (k *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 	}
 	k.lastRefetch = now
 	// The fetch this request starts is for every request: let it finish
-	// even if this client goes away.
-	if _, err := k.fetch(context.WithoutCancel(ctx)); err != nil && k.keys.Load() == nil {
-		return nil, errors.New("the proxy's signing keys could not be fetched")
-	}
+	// even if this client goes away. A failed one keeps the last good set,
+	// and unknown says when there is none.
+	_, _ = k.fetch(context.WithoutCancel(ctx))
 	if key, ok := pick(k.keys.Load(), kid, alg); ok {
 		return key, nil
 	}

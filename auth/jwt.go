@@ -214,8 +214,6 @@ func (a *jwtAuth) verify(ctx context.Context, raw string) (jwt.MapClaims, error)
 			}
 		}
 		return nil, errors.New("its signature does not match the key")
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return nil, errors.New("it could not be verified")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return nil, missingClaim(claims)
 	case errors.Is(err, jwt.ErrTokenExpired):
