@@ -204,9 +204,12 @@ func (s *Server) apiConversations(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		ids := make([]int64, len(rows))
-		for i, lr := range rows {
-			ids[i] = lr.ID
+		// Only a row with a client message past the agent's mark has any.
+		var ids []int64
+		for _, lr := range rows {
+			if lr.LastInID > lr.ReadMark {
+				ids = append(ids, lr.ID)
+			}
 		}
 		unread, err := r.UnreadCounts(ctx, agent, ids)
 		if err != nil {

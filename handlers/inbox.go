@@ -176,20 +176,12 @@ func (s *Server) listPage(ctx context.Context, r *store.Reader, q store.ListQuer
 	if err != nil {
 		return nil, views.ListLink{}, err
 	}
-	ids := make([]int64, len(convs))
-	for i, lr := range convs {
-		ids[i] = lr.ID
-	}
-	marks, err := r.ReadMarks(ctx, q.Agent, ids)
-	if err != nil {
-		return nil, views.ListLink{}, err
-	}
 	now := r.Now()
 	rows := make([]views.ConversationRow, 0, len(convs))
 	for _, lr := range convs {
 		row := s.rowView(lr, now)
 		row.Selected = lr.ID == selected
-		row.ReadMark = marks[lr.ID]
+		row.ReadMark = lr.ReadMark
 		if row.LastInID > row.ReadMark {
 			row.Unread = 1
 		}

@@ -23,6 +23,11 @@ type ListRow struct {
 	// LastActivityAt is when the newest message was stored: the list's order
 	// below the waiting clients.
 	LastActivityAt time.Time
+	// ReadMark is the reading agent's mark on the conversation (the client
+	// messages up to it are read): set by ListView, for ListQuery.Agent, so
+	// that a page learns which rows are unread with its rows, not by a
+	// second query over them. Other readers leave it -1.
+	ReadMark int64
 }
 
 // ListCursor names a place in a view's order (ListRow.KeyIn): the band
@@ -77,6 +82,12 @@ const maxListPrealloc = 200
 // listSelect is conversationSelect with the sort key in front.
 var listSelect = strings.Replace(conversationSelect, "SELECT c.id,", "SELECT c.last_activity_at, c.id,", 1)
 
+// listMarkSelect is listSelect with an agent's read mark after the sort key,
+// the agent bound as its first argument.
+var listMarkSelect = strings.Replace(conversationSelect, "SELECT c.id,",
+	"SELECT c.last_activity_at, "+readMarkExpr+", c.id,", 1) + `
+	LEFT JOIN conversation_reads rd ON rd.agent_id = ? AND rd.conversation_id = c.id`
+
 // ListRowsByID returns the rows of these conversations, in list order; ids
 // that do not exist are left out.
 func (r *Reader) ListRowsByID(ctx context.Context, ids []int64) ([]ListRow, error) {
@@ -87,7 +98,7 @@ func (r *Reader) ListRowsByID(ctx context.Context, ids []int64) ([]ListRow, erro
 	if err != nil {
 		return nil, fmt.Errorf("list rows by id: %w", err)
 	}
-	rows, err := r.listRows(ctx, len(ids), listSelect+` WHERE c.id IN (SELECT value FROM json_each(?))
+	rows, err := r.listRows(ctx, len(ids), false, listSelect+` WHERE c.id IN (SELECT value FROM json_each(?))
 		ORDER BY c.last_activity_at DESC, c.id DESC`, string(arg))
 	if err != nil {
 		return nil, fmt.Errorf("list rows by id: %w", err)
@@ -95,24 +106,28 @@ func (r *Reader) ListRowsByID(ctx context.Context, ids []int64) ([]ListRow, erro
 	return rows, nil
 }
 
-// listRows reads the rows of a listSelect query; want is how many it
-// expects at most, so that a page's rows take one allocation, not a run of
-// doublings of a large struct.
-func (r *Reader) listRows(ctx context.Context, want int, query string, args ...any) ([]ListRow, error) {
+// listRows reads the rows of a listSelect query, or of a listMarkSelect
+// query when marked; want is how many it expects at most, so that a page's
+// rows take one allocation, not a run of doublings of a large struct.
+func (r *Reader) listRows(ctx context.Context, want int, marked bool, query string, args ...any) ([]ListRow, error) {
 	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var activity int64
+	mark := int64(-1)
 	out := make([]ListRow, 0, min(want, maxListPrealloc))
 	sc := newConversationScan(&activity)
+	if marked {
+		sc = newConversationScan(&activity, &mark)
+	}
 	for rows.Next() {
 		c, err := sc.scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ListRow{Conversation: c, LastActivityAt: fromMS(activity)})
+		out = append(out, ListRow{Conversation: c, LastActivityAt: fromMS(activity), ReadMark: mark})
 	}
 	return out, rows.Err()
 }

@@ -198,8 +198,8 @@ const sessionHorizon = 7 * 24 * time.Hour
 const waitingCond = `c.last_in_id > 0 AND c.unanswered = 0`
 
 // ListView returns up to limit rows of q's view after the cursor (from the
-// top when after is nil), in the view's order, and the next page's cursor,
-// nil when these are the last.
+// top when after is nil), in the view's order, each with q.Agent's read mark,
+// and the next page's cursor, nil when these are the last.
 func (r *Reader) ListView(ctx context.Context, q ListQuery, after *ListCursor, limit int) ([]ListRow, *ListCursor, error) {
 	if limit <= 0 {
 		return nil, nil, fmt.Errorf("list %s: limit %d", q.View, limit)
@@ -290,11 +290,12 @@ func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *Li
 		}
 		order = ` ORDER BY c.last_activity_at DESC, c.id DESC`
 	}
-	query := listSelect
+	query := listMarkSelect
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	return r.listRows(ctx, limit, query+order+` LIMIT ?`, append(args, limit)...)
+	args = append([]any{q.Agent}, args...)
+	return r.listRows(ctx, limit, true, query+order+` LIMIT ?`, append(args, limit)...)
 }
 
 // ViewCounts are the sidebar's counts: every view's, Mine per agent.
@@ -531,21 +532,26 @@ const UnreadScan = 500
 // counts the same for many agents at once).
 func (r *Reader) UnreadInViews(ctx context.Context, agent int64) (int, error) {
 	var n int
-	err := r.q.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT id, last_in_id, last_read_message_id FROM conversations
-		                        WHERE status = 'open' AND assignee_id IS NULL
-		                        ORDER BY last_activity_at DESC LIMIT ?2) c
-		   LEFT JOIN conversation_reads rd ON rd.agent_id = ?1 AND rd.conversation_id = c.id
-		  WHERE c.last_in_id > `+readMarkExpr+`)
-		+ (SELECT count(*) FROM conversations c
-		   LEFT JOIN conversation_reads rd ON rd.agent_id = c.assignee_id AND rd.conversation_id = c.id
-		  WHERE c.status = 'open' AND c.assignee_id = ?1 AND c.last_in_id > `+readMarkExpr+`)`,
-		agent, UnreadScan).Scan(&n)
+	err := r.q.QueryRowContext(ctx, unreadInViewsQuery, agent, UnreadScan).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("unread in views of agent %d: %w", agent, err)
 	}
 	return n, nil
 }
+
+// unreadInViewsQuery counts agent ?1's unread conversations among the ?2
+// most recently active open unassigned ones and their own open ones: two
+// ranges of conversations_by_status_assignee, which carries both marks so
+// that neither reads a conversation's row (migration 00050).
+const unreadInViewsQuery = `SELECT
+	(SELECT count(*) FROM (SELECT id, last_in_id, last_read_message_id FROM conversations
+	                        WHERE status = 'open' AND assignee_id IS NULL
+	                        ORDER BY last_activity_at DESC LIMIT ?2) c
+	   LEFT JOIN conversation_reads rd ON rd.agent_id = ?1 AND rd.conversation_id = c.id
+	  WHERE c.last_in_id > ` + readMarkExpr + `)
+	+ (SELECT count(*) FROM conversations c
+	   LEFT JOIN conversation_reads rd ON rd.agent_id = c.assignee_id AND rd.conversation_id = c.id
+	  WHERE c.status = 'open' AND c.assignee_id = ?1 AND c.last_in_id > ` + readMarkExpr + `)`
 
 // UnreadInViewsOf is UnreadInViews for several agents at once, at a cost
 // that hardly grows with them: Unassigned (its UnreadScan most recently
@@ -652,7 +658,7 @@ func (r *Reader) ListRowsEndingIn(ctx context.Context, from, to time.Time, expir
 	if !to.After(from) {
 		return nil, nil
 	}
-	rows, err := r.listRows(ctx, 0, listSelect+`
+	rows, err := r.listRows(ctx, 0, false, listSelect+`
 		WHERE (c.session_ends_at > ? AND c.session_ends_at <= ?) OR (c.session_ends_at > ? AND c.session_ends_at <= ?)
 		ORDER BY c.session_ends_at LIMIT ?`,
 		ms(from), ms(to), ms(from.Add(expiringWithin)), ms(to.Add(expiringWithin)), MaxTimeMoves)

@@ -186,6 +186,8 @@ func TestWaitingClientsComeFirst(t *testing.T) {
 func TestViewsUseTheirIndexes(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	now := ms(t0)
+	// ListView's query, with its agent bound in the text.
+	listSelect := strings.Replace(listMarkSelect, "rd.agent_id = ?", "rd.agent_id = 3", 1)
 	for _, c := range []struct{ name, query, index string }{
 		{"waiting band", listSelect + ` WHERE c.status = ? AND ` + waitingCond + ` AND c.session_ends_at > ? ORDER BY c.session_ends_at, c.id LIMIT 51`, "conversations_waiting"},
 		{"lost", listSelect + ` WHERE c.status = ? AND ` + waitingCond + ` AND c.session_ends_at <= ? ORDER BY c.session_ends_at DESC, c.id DESC LIMIT 51`, "conversations_waiting"},
@@ -202,6 +204,11 @@ func TestViewsUseTheirIndexes(t *testing.T) {
 		if !strings.Contains(plan, "INDEX "+c.index) || (strings.Contains(c.name, "band") && strings.Contains(plan, "TEMP B-TREE FOR ORDER BY")) {
 			t.Errorf("%s does not use %s:\n%s", c.name, c.index, plan)
 		}
+	}
+	// The unread total reads the index alone, both of its ranges.
+	plan := queryPlan(t, s, unreadInViewsQuery, 3, UnreadScan)
+	if strings.Count(plan, "USING COVERING INDEX conversations_by_status_assignee") != 2 {
+		t.Errorf("the unread total does not read conversations_by_status_assignee alone, twice:\n%s", plan)
 	}
 }
 
@@ -308,6 +315,27 @@ func TestUnreadInViewsOfMatchesEachAgentsMarks(t *testing.T) {
 				}
 				if one != want {
 					t.Fatalf("step %d, agent %d: unread total of the agent alone %d, their marks say %d", step, agent, one, want)
+				}
+				// The list carries the same marks, in every view and page.
+				for _, v := range []View{ViewAll, ViewMine, ViewWaiting} {
+					q := ListQuery{View: v, Status: StatusAny, Agent: agent}
+					var after *ListCursor
+					for {
+						page, next, err := r.ListView(ctx, q, after, 7)
+						if err != nil {
+							return err
+						}
+						for _, row := range page {
+							if row.ReadMark != marks[row.ID] {
+								t.Fatalf("step %d, agent %d, %s: the list's mark on %d is %d, ReadMarks says %d",
+									step, agent, v, row.ID, row.ReadMark, marks[row.ID])
+							}
+						}
+						if next == nil {
+							break
+						}
+						after = next
+					}
 				}
 			}
 			return nil
