@@ -70,7 +70,17 @@ type HubOptions struct {
 	// (default DefaultCountEvery), since time alone moves conversations
 	// between the session views.
 	ExpiringWithin, CountEvery time.Duration
+	// FrameEvery is the least time between two batches going out (default
+	// DefaultFrameEvery; negative: none). Each batch costs one write to
+	// every page's socket, which is what a hundred pages cost the server
+	// under a burst of commits; pacing them makes such a burst fewer,
+	// fuller frames. A commit after a quiet spell still goes out at once.
+	FrameEvery time.Duration
 }
+
+// DefaultFrameEvery paces the batches: at most a hundred a second, so that a
+// client's message waits at most this long for a batch before it.
+const DefaultFrameEvery = 10 * time.Millisecond
 
 // Close codes after which the htmx ws extension reconnects.
 const (
@@ -112,6 +122,8 @@ type Hub struct {
 	// tells it that a batch went out since.
 	counts     countState
 	viewsDirty atomic.Bool
+	// sent is when the last batch went out; only the hub goroutine uses it.
+	sent time.Time
 
 	stats hubStats
 }
@@ -168,6 +180,9 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	if opts.TypingTTL <= 0 {
 		opts.TypingTTL = DefaultTypingTTL
+	}
+	if opts.FrameEvery == 0 {
+		opts.FrameEvery = DefaultFrameEvery
 	}
 	return &Hub{opts: opts, pages: make(map[*page]struct{}), agents: make(map[int64]int), caught: make(chan struct{}), ready: make(chan struct{}),
 		presence: make(chan presenceMsg, 256), pres: newPresenceState(), stopped: make(chan struct{})}
@@ -241,9 +256,26 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
-		if !h.idle(ctx, sub.C, tick.C) {
+		if !h.idle(ctx, sub.C, tick.C) || !h.pace(ctx) {
 			return nil
 		}
+	}
+}
+
+// pace waits until FrameEvery has passed since the last batch went out, so
+// that the commits of a burst reach the pages together; false once ctx ends.
+func (h *Hub) pace(ctx context.Context) bool {
+	wait := time.Until(h.sent.Add(h.opts.FrameEvery))
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -301,6 +333,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
+	h.sent = time.Now()
 	h.viewsDirty.Store(true)
 	h.stats.batches.Add(1)
 	close(h.caught)

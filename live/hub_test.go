@@ -243,6 +243,44 @@ func readFrame(t testing.TB, conn *websocket.Conn) got {
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
 
+// The batches are paced: the first commit after a quiet spell goes out at
+// once, and the commits that follow within FrameEvery wait for its end and go
+// out together, one frame to each page, however many commits they were.
+func TestHubPacesTheBatches(t *testing.T) {
+	const every = 700 * time.Millisecond
+	e := startHub(t, func(o *HubOptions) { o.FrameEvery = every })
+	e.waitCursor(t)
+	pages := []*websocket.Conn{e.dial(t, 0, e.lastEvent(t)), e.dial(t, 0, e.lastEvent(t))}
+	e.waitPages(t, 2)
+	before := e.hub.Stats().Batches
+
+	sent := time.Now() // before the commit, so before the batch's own clock
+	first, _ := e.write(t, 1, "first")
+	for _, conn := range pages {
+		if g := readFrame(t, conn); !slices.Equal(g.rows, []string{id(first)}) {
+			t.Fatalf("the first commit's frame has rows %v, want [%d]", g.rows, first)
+		}
+	}
+	var burst []string
+	for n := 2; n <= 6; n++ {
+		conv, _ := e.write(t, n, "burst")
+		burst = append(burst, id(conv))
+	}
+	for _, conn := range pages {
+		g := readFrame(t, conn)
+		if waited := time.Since(sent); waited < every {
+			t.Errorf("the burst went out %s after the first frame, before FrameEvery (%s)", waited, every)
+		}
+		slices.Sort(g.rows)
+		if want := slices.Sorted(slices.Values(burst)); !slices.Equal(g.rows, want) {
+			t.Errorf("the burst's frame has rows %v, want all five %v in one frame", g.rows, want)
+		}
+	}
+	if n := e.hub.Stats().Batches - before; n != 2 {
+		t.Errorf("%d batches for six commits, want 2 (the first, then the burst)", n)
+	}
+}
+
 // Twenty pages, half of them viewing conversation A: a client message to B
 // reaches all twenty as one shared frame holding B's row only; one to A adds
 // the thread and the panel for A's viewers. Each row, bubble and panel is
