@@ -265,8 +265,13 @@ func bandRank(b byte) int {
 
 // listBand reads one band of q's view.
 func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *ListCursor, limit int) ([]ListRow, error) {
-	now := r.now
-	where, args := viewWhere(q, band, now, r.rules.MaxUnanswered, nil, nil)
+	query, args := listBandQuery(q, band, after, r.now, r.rules.MaxUnanswered, limit)
+	return r.listRows(ctx, limit, true, query, args...)
+}
+
+// listBandQuery is the query of listBand, with its arguments.
+func listBandQuery(q ListQuery, band byte, after *ListCursor, now time.Time, maxUnanswered, limit int) (string, []any) {
+	where, args := viewWhere(q, band, now, maxUnanswered, nil, nil)
 	var order string
 	switch band {
 	case bandWaiting:
@@ -290,13 +295,29 @@ func (r *Reader) listBand(ctx context.Context, q ListQuery, band byte, after *Li
 		}
 		order = ` ORDER BY c.last_activity_at DESC, c.id DESC`
 	}
-	query := listMarkSelect
+	cond := ``
 	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		cond = ` WHERE ` + strings.Join(where, ` AND `)
 	}
+	if q.View == ViewExpiring || q.View == ViewLocked || q.matched != "" {
+		// These read their candidates in another order than the list's
+		// (conversations_by_end, or the matched ids) and sort them all:
+		// joining before the sort cost every candidate a row's whole read
+		// (its contact, last message, session and mark), not only the
+		// page's. So the page's ids are picked first, from the
+		// conversation's own columns, and only they are joined.
+		pick := `SELECT c.id FROM conversations c` + cond + order + ` LIMIT ?`
+		query := listPickHead + `FROM (` + pick + `) pick CROSS JOIN conversations c ON c.id = pick.id` + listPickTail + order
+		return query, append(args, limit, q.Agent)
+	}
+	// The others walk an index in the list's order and stop at the page.
 	args = append([]any{q.Agent}, args...)
-	return r.listRows(ctx, limit, true, query+order+` LIMIT ?`, append(args, limit)...)
+	return listMarkSelect + cond + order + ` LIMIT ?`, append(args, limit)
 }
+
+// listPickHead and listPickTail are listMarkSelect around its FROM
+// conversations c, which listBand replaces by the page's picked ids.
+var listPickHead, listPickTail, _ = strings.Cut(listMarkSelect, `FROM conversations c`)
 
 // ViewCounts are the sidebar's counts: every view's, Mine per agent.
 type ViewCounts struct {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,6 +206,22 @@ func TestViewsUseTheirIndexes(t *testing.T) {
 			t.Errorf("%s does not use %s:\n%s", c.name, c.index, plan)
 		}
 	}
+	// ListView's own queries, every view and band: an index range, and the
+	// views that sort their candidates join only the page's rows, after it.
+	for _, v := range []View{ViewAll, ViewMine, ViewUnassigned, ViewWaiting, ViewExpiring, ViewLocked, ViewLost} {
+		for _, band := range []byte{bandWaiting, bandActivity, bandLost} {
+			query, args := listBandQuery(ListQuery{View: v, Agent: 3}.normal(), band, &ListCursor{Band: band, Key: 5, ID: 9}, t0, 5, 51)
+			plan := queryPlan(t, s, query, args...)
+			if testing.Verbose() {
+				t.Logf("%s, band %c:\n%s", v, band, plan)
+			}
+			picked := v == ViewExpiring || v == ViewLocked
+			fullScan := slices.Contains(strings.Split(plan, "\n"), "SCAN c")
+			if fullScan || picked != (strings.Contains(plan, "CO-ROUTINE pick") || strings.Contains(plan, "MATERIALIZE pick")) {
+				t.Errorf("%s, band %c:\n%s", v, band, plan)
+			}
+		}
+	}
 	// The unread total reads the index alone, both of its ranges.
 	plan := queryPlan(t, s, unreadInViewsQuery, 3, UnreadScan)
 	if strings.Count(plan, "USING COVERING INDEX conversations_by_status_assignee") != 2 {
@@ -379,5 +396,125 @@ func TestCase9_UnansweredSessionIsClosedUnanswered(t *testing.T) {
 	}
 	if cur := cv.State.Current; cur == nil || cur.Cost() != 0 || !cur.Unanswered(clk.Now()) {
 		t.Errorf("the session: %+v, want it to cost 0 and be reported unanswered", cur)
+	}
+}
+
+// The views that sort their candidates (Expiring and Locked read
+// conversations_by_end, a client search reads its matches) pick a page's
+// rows before reading the rest of them: paged two at a time, each lists
+// exactly its conversations, in the view's order as computed here from the
+// rows themselves, each row whole and with its agent's mark.
+func TestSortedViewsPageWholeRowsInOrder(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var convs []int64
+	for i := range 14 {
+		clk.Add(5 * time.Minute)
+		r := receive(t, s, fmt.Sprintf("+3752986%05d", i), fmt.Sprintf("question %d", i))
+		convs = append(convs, r.Message.ConversationID)
+	}
+	// Replies: one answer each for some (not waiting on us any more), five for
+	// three of them (locked until the client writes), the rest still waiting.
+	for i, n := range map[int]int{1: 1, 4: 1, 6: 5, 9: 5, 10: 5, 11: 1, 12: 1} {
+		for range n {
+			clk.Add(time.Second)
+			if _, err := sendText(s, convs[i], "answer", false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, i := range []int{0, 4, 9} {
+		if err := s.MarkRead(ctx, olga.ID, convs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 23 h 40 min after the first client wrote: the sessions of the first
+	// eleven end within the hour (Expiring, or Locked for those locked).
+	clk.Add(23*time.Hour + 40*time.Minute - 14*5*time.Minute)
+	search, err := ParseSearch("+3752986")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []ListRow
+	var marks map[int64]int64
+	if err := s.Read(ctx, func(r *Reader) error {
+		if all, err = r.ListRowsByID(ctx, convs); err != nil {
+			return err
+		}
+		marks, err = r.ReadMarks(ctx, olga.ID, convs)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	waiting := func(row ListRow) bool {
+		return row.LastInID > 0 && row.State.Unanswered == 0 && row.SessionEndsAt.After(now)
+	}
+	for _, c := range []struct {
+		name string
+		q    ListQuery
+		in   func(ListRow) bool
+	}{
+		{"expiring", ListQuery{View: ViewExpiring, Agent: olga.ID}, func(row ListRow) bool {
+			return row.SessionEndsAt.After(now) && !row.SessionEndsAt.After(now.Add(time.Hour)) && row.State.Unanswered < 5
+		}},
+		{"locked", ListQuery{View: ViewLocked, Agent: olga.ID}, func(row ListRow) bool {
+			return row.SessionEndsAt.After(now) && row.State.Unanswered >= 5
+		}},
+		{"a client search", ListQuery{View: ViewAll, Agent: olga.ID, Contacts: search}, func(ListRow) bool { return true }},
+	} {
+		var want []ListRow
+		for _, row := range all {
+			if c.in(row) {
+				want = append(want, row)
+			}
+		}
+		slices.SortFunc(want, func(a, b ListRow) int {
+			switch wa, wb := waiting(a) && c.q.View != ViewLocked, waiting(b) && c.q.View != ViewLocked; {
+			case wa && !wb:
+				return -1
+			case wb && !wa:
+				return 1
+			case wa:
+				return cmp.Or(a.SessionEndsAt.Compare(b.SessionEndsAt), cmp.Compare(a.ID, b.ID))
+			}
+			return cmp.Or(b.LastActivityAt.Compare(a.LastActivityAt), cmp.Compare(b.ID, a.ID))
+		})
+		if len(want) < 3 {
+			t.Fatalf("%s: only %d conversations in the view; the test needs more than a page", c.name, len(want))
+		}
+		var got []ListRow
+		var after *ListCursor
+		for {
+			var page []ListRow
+			var next *ListCursor
+			if err := s.Read(ctx, func(r *Reader) error {
+				page, next, err = r.ListView(ctx, c.q, after, 2)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if next == nil {
+				break
+			}
+			after = next
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d rows, want %d", c.name, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			mark := marks[w.ID]
+			if g.ID != w.ID || g.Contact.Phone != w.Contact.Phone || g.Last == nil || g.Last.Body != w.Last.Body ||
+				g.State.Current == nil || g.State.Current.EndsAt != w.State.Current.EndsAt || g.ReadMark != mark {
+				t.Errorf("%s, row %d: conversation %d (%s, last %v, mark %d), want %d (%s, mark %d)", c.name, i,
+					g.ID, g.Contact.Phone, g.Last, g.ReadMark, w.ID, w.Contact.Phone, mark)
+			}
+		}
 	}
 }
