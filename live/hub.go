@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sessiondesk/clock"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -266,17 +267,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // that the commits of a burst reach the pages together; false once ctx ends.
 func (h *Hub) pace(ctx context.Context) bool {
 	wait := time.Until(h.sent.Add(h.opts.FrameEvery))
-	if wait <= 0 {
-		return true
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return wait <= 0 || clock.Sleep(ctx, wait)
 }
 
 // idle handles presence changes, which need no read of the store, until new
