@@ -118,10 +118,11 @@ func (r *Reader) listRows(ctx context.Context, want int, marked bool, query stri
 	var activity int64
 	mark := int64(-1)
 	out := make([]ListRow, 0, min(want, maxListPrealloc))
-	sc := newConversationScan(&activity)
+	leading := []any{&activity}
 	if marked {
-		sc = newConversationScan(&activity, &mark)
+		leading = append(leading, &mark)
 	}
+	sc := newConversationScan(leading...)
 	for rows.Next() {
 		c, err := sc.scan(rows)
 		if err != nil {

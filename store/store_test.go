@@ -429,7 +429,7 @@ func TestEventsAndReadMarker(t *testing.T) {
 	}
 	var marks map[int64]int64
 	_ = s.Read(ctx, func(rd *Reader) (err error) {
-		marks, err = rd.ReadMarks(ctx, olga.ID, []int64{conv})
+		marks, err = rd.readMarks(ctx, olga.ID, []int64{conv})
 		return err
 	})
 	if marks[conv] != r.Message.ID || marks[conv] >= second.Message.ID {

@@ -482,33 +482,6 @@ func setReadMark(ctx context.Context, tx *sql.Tx, agent, conversationID, mark in
 	return nil
 }
 
-// ReadMarks returns agent's mark on each of these conversations.
-func (r *Reader) ReadMarks(ctx context.Context, agent int64, ids []int64) (map[int64]int64, error) {
-	out := make(map[int64]int64, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	arg, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("read marks: %w", err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT c.id, `+readMarkExpr+` FROM conversations c
-		LEFT JOIN conversation_reads rd ON rd.agent_id = ? AND rd.conversation_id = c.id
-		WHERE c.id IN (SELECT value FROM json_each(?))`, agent, string(arg))
-	if err != nil {
-		return nil, fmt.Errorf("read marks: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, mark int64
-		if err := rows.Scan(&id, &mark); err != nil {
-			return nil, fmt.Errorf("read marks: %w", err)
-		}
-		out[id] = mark
-	}
-	return out, rows.Err()
-}
-
 // UnreadCounts returns how many client messages of each conversation agent
 // has not read (conversations with none are left out).
 func (r *Reader) UnreadCounts(ctx context.Context, agent int64, ids []int64) (map[int64]int, error) {
