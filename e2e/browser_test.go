@@ -165,11 +165,20 @@ func (tb *tab) waitForWithin(what, expr string, timeout time.Duration) time.Dura
 	ctx, cancel := context.WithTimeout(tb.ctx, timeout+5*time.Second)
 	defer cancel()
 	start := time.Now()
-	// Interval polling, not requestAnimationFrame: a tab in the background
-	// (the agent's, while the phone's is in front) gets no animation frames.
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](
-		`(function () { try { return !!(`+expr+`); } catch (e) { return false; } })()`,
-		chromedp.WithPollingInterval(pollInterval), chromedp.WithPollingTimeout(timeout)))
+	var err error
+	for {
+		// Interval polling, not requestAnimationFrame: a tab in the background
+		// (the agent's, while the phone's is in front) gets no animation frames.
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](
+			`(function () { try { return !!(`+expr+`); } catch (e) { return false; } })()`,
+			chromedp.WithPollingInterval(pollInterval), chromedp.WithPollingTimeout(timeout-time.Since(start))))
+		// A navigation while polling destroys the page the poll ran in; the
+		// expression is asked again of the page that replaced it.
+		if err == nil || !navigatedAway(err) || time.Since(start) >= timeout {
+			break
+		}
+		time.Sleep(pollInterval)
+	}
 	took := time.Since(start)
 	switch {
 	case errors.Is(err, chromedp.ErrPollingTimeout):
@@ -178,6 +187,15 @@ func (tb *tab) waitForWithin(what, expr string, timeout time.Duration) time.Dura
 		tb.t.Fatalf("waiting until %s: %v (after %v)", what, err, took.Round(time.Millisecond))
 	}
 	return took
+}
+
+// navigatedAway reports whether err is the browser saying the page an
+// evaluation ran in is gone (the tab navigated meanwhile).
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
 }
 
 // waitSocket waits until the page's live websocket is open.

@@ -392,10 +392,17 @@ func TestComposerTextLimitIsTheServers(t *testing.T) {
 // which a page-side poll does not survive) and htmx has taken the page over.
 func (tb *tab) waitNavigated(what, path string) {
 	tb.t.Helper()
+	tb.waitURL(what, `location.pathname`, path)
+}
+
+// waitURL waits until the loaded page's part (a JS expression on location)
+// reads want, then until htmx has settled it.
+func (tb *tab) waitURL(what, part, want string) {
+	tb.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		got, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.readyState === 'complete' ? location.pathname : ''`))
-		if err == nil && got == path {
+		got, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.readyState === 'complete' ? `+part+` : ''`))
+		if err == nil && got == want {
 			break
 		}
 		if time.Now().After(deadline) {
