@@ -107,7 +107,7 @@ func (s *Store) UpdateConversation(ctx context.Context, conversationID, agentID 
 	if u.Status != ConvSnoozed && !u.SnoozedUntil.IsZero() {
 		return false, &InvalidError{Field: "snoozed_until", Message: `A snooze time goes only with the status "snoozed".`}
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		changed = false
 		now := s.opts.Now()
 		var (
@@ -319,7 +319,7 @@ func (s *Store) AutoAssign(ctx context.Context) (bool, error) {
 // SetAutoAssign turns the round-robin auto-assignment on or off, audited as
 // a settings change; setting what holds changes nothing.
 func (s *Store) SetAutoAssign(ctx context.Context, agentID int64, on bool) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE auto_assign SET enabled = ? WHERE id = 1 AND enabled <> ?`, on, on)
 		if err != nil {
 			return false, fmt.Errorf("set auto-assignment: %w", err)
@@ -341,7 +341,7 @@ func (s *Store) WakeSnoozed(ctx context.Context) (woken int, next time.Time, err
 	if err != nil || due.IsZero() || due.After(s.opts.Now()) {
 		return 0, due, err
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		woken = 0
 		now := s.opts.Now()
 		rows, err := tx.QueryContext(ctx, `UPDATE conversations SET status = 'open', snoozed_until = 0

@@ -37,7 +37,7 @@ func (s *Store) Batch(ctx context.Context, fn func(b *Store) error) error {
 	}
 	// One request of the group writer: it commits with whatever shares its
 	// commit, or is undone alone when fn fails.
-	return s.writer.do(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writer.do(ctx, func(_ context.Context, tx *sql.Tx) (bool, error) {
 		b := &batch{tx: tx}
 		inner := *s
 		inner.batch = b
@@ -50,14 +50,20 @@ func (s *Store) Batch(ctx context.Context, fn func(b *Store) error) error {
 }
 
 // write applies one store call inside the batch, in its own savepoint.
-func (b *batch) write(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
+func (b *batch) write(ctx context.Context, fn writeFunc) error {
 	if b.done {
 		return errors.New("store: the batch is over")
 	}
+	// A call whose caller has gone does not start; one that started ends, as
+	// in the writer (writeFunc).
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx = context.WithoutCancel(ctx)
 	if _, err := b.tx.ExecContext(ctx, `SAVEPOINT batch_call`); err != nil {
 		return fmt.Errorf("batch: savepoint: %w", err)
 	}
-	changed, err := fn(b.tx)
+	changed, err := fn(ctx, b.tx)
 	if err != nil {
 		// ROLLBACK TO keeps the savepoint open; RELEASE then drops it, empty.
 		if _, rerr := b.tx.ExecContext(ctx, `ROLLBACK TO batch_call`); rerr != nil {

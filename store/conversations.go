@@ -317,7 +317,7 @@ const phoneDisplayBatch = 1000
 func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 	for {
 		n := -1
-		err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+		err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			if done, err := upgradeDone(ctx, tx, "fill_phone_displays"); done || err != nil {
 				return false, err
 			}

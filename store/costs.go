@@ -311,7 +311,7 @@ func (s *Store) CheckBudget(ctx context.Context) (BudgetStatus, []int, error) {
 		return b, nil, nil
 	}
 	var logged []int
-	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		logged = logged[:0]
 		now := s.opts.Now()
 		for _, t := range BudgetThresholds {

@@ -19,7 +19,7 @@ func BenchmarkGauges(b *testing.B) {
 	ctx := context.Background()
 	const convs, perConv = 20000, 5
 	start := t0.Add(-90 * 24 * time.Hour)
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		for c := 1; c <= convs; c++ {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (id, phone, name, created_at) VALUES (?, ?, '', ?)`,
 				c, fmt.Sprintf("+37529%07d", c), ms(start)); err != nil {

@@ -245,7 +245,7 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		return Received{}, &InvalidError{Field: "media", Message: "an image or file message needs its media URL"}
 	}
 	var out Received
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		now := s.opts.Now()
 		if m, found, err := findDelivery(ctx, tx, in); err != nil || found {
 			out = Received{Message: m, Duplicate: found}
@@ -358,7 +358,7 @@ func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) (
 		out      []Message
 		accepted Accepted
 	)
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		var err error
 		out, accepted, err = acceptedBy(ctx, tx, send.ConversationID, func() ([]Message, error) {
 			return s.acceptTx(ctx, tx, send)
@@ -522,7 +522,7 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 			return false, err
 		}
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		changed = false // the transaction may run again
 		id, convID, current, known, err := findOutbound(ctx, tx, u.Ref)
 		if err != nil {
@@ -566,7 +566,7 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 // never billed; when it was the rollover that message began, it never
 // happened at all (case 18, see releaseSession).
 func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if err != nil {
 			return false, err
@@ -762,7 +762,7 @@ func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 // SaveContact stores a contact's name before it writes (the sandbox phone
 // names its clients; Routee's inbound messages carry no name).
 func (s *Store) SaveContact(ctx context.Context, phone, name, country string) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		_, err := upsertContact(ctx, tx, phone, name, country, s.opts.Now())
 		return false, err
 	})
@@ -772,7 +772,7 @@ func (s *Store) SaveContact(ctx context.Context, phone, name, country string) er
 // known to have failed (nothing reached the provider), which closes it: it
 // stays queued, to be tried again at next. The event lets the agent see why.
 func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next time.Time) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		var convID int64
 		err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
 			tried_at = 0 WHERE id = ? AND direction = 'out' AND status = 'queued' RETURNING conversation_id`,
@@ -807,7 +807,7 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		out      Message
 		accepted Accepted
 	)
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		m, err := messageByID(ctx, tx, id)
 		if err == nil && m.Direction != Outbound {
 			err = fmt.Errorf("business message %d: %w", id, ErrNotFound)

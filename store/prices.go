@@ -55,7 +55,7 @@ func (s *Store) RecordPrice(ctx context.Context, ref MessageRef, p ReportedPrice
 	if err := checkPrice(&p); err != nil {
 		return false, err
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if err != nil {
 			return false, err

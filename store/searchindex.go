@@ -297,6 +297,10 @@ func (idx *searchIndex) step(ctx context.Context, q queryer, limit int) (more bo
 		return false, nil
 	}
 	indexedTo, changesTo := from, idx.changesTo
+	// The index's writes run to the end of the step once begun (the loop
+	// stops between steps): with a context that can end, the driver runs each
+	// statement on a goroutine of its own, one per message indexed.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := idx.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("search index: begin: %w", err)

@@ -331,7 +331,7 @@ func (s *Store) SaveSettings(ctx context.Context, agentID int64, next AdminSetti
 		return err
 	}
 	var swapped *AdminSettings
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		old := s.settings.Load()
 		changes := diffSettings(*old, next)
 		if len(changes) == 0 {

@@ -202,7 +202,7 @@ func openOneConnection(ctx context.Context, dsn string, then func(*sqlite3.SQLit
 // session to find nothing.
 func (s *Store) freezeLegacyRates(ctx context.Context) error {
 	r := s.Rates()
-	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		if done, err := upgradeDone(ctx, tx, "freeze_legacy_rates"); done || err != nil {
 			return false, err
 		}
@@ -326,7 +326,7 @@ func (s *Store) Now() time.Time { return s.opts.Now() }
 // Concurrent calls may share one commit (group commit), each undone alone when
 // its fn fails; fn must touch nothing but tx, since a failure of the shared
 // transaction runs it again on its own.
-func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
+func (s *Store) writeTx(ctx context.Context, fn writeFunc) error {
 	if s.batch != nil {
 		return s.batch.write(ctx, fn)
 	}

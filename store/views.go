@@ -429,7 +429,7 @@ const readMarkExpr = `coalesce(rd.read_in_id, c.last_read_message_id)`
 // ErrNotFound for an unknown conversation. It emits no event: what one agent
 // read changes nobody else's list.
 func (s *Store) MarkRead(ctx context.Context, agent, conversationID int64) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil {
 			return false, err
@@ -443,7 +443,7 @@ func (s *Store) MarkRead(ctx context.Context, agent, conversationID int64) error
 // conversation. One the client never wrote in has nothing to be unread: it
 // is left as it is.
 func (s *Store) MarkUnread(ctx context.Context, agent, conversationID int64) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil || lastIn == 0 {
 			return false, err

@@ -36,9 +36,21 @@ type groupWriter struct {
 	maxBatch  int
 }
 
+// writeFunc is one caller's work in a write transaction; it reports whether it
+// changed something the live pages show.
+//
+// The ctx it is given carries the caller's values but never ends: once the
+// writer has taken a request, the request runs to its end and its caller
+// learns whether it committed. A caller's cancel could only do harm there:
+// interrupting a statement stops the connection the whole batch shares, and
+// the driver runs every statement of a context that can end on a goroutine of
+// its own, so that it can interrupt it, one hand-off per statement for the
+// writer to wait on.
+type writeFunc func(ctx context.Context, tx *sql.Tx) (changed bool, err error)
+
 type writeReq struct {
 	ctx    context.Context
-	fn     func(tx *sql.Tx) (bool, error)
+	fn     writeFunc
 	result chan error // buffered: the writer never waits for a caller
 	// changed is what fn reported, kept until the batch commits.
 	changed bool
@@ -59,7 +71,7 @@ func newGroupWriter(db *sql.DB, committed func(), batch int) *groupWriter {
 }
 
 // do runs fn in a write transaction and returns once it committed (or failed).
-func (w *groupWriter) do(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) error {
+func (w *groupWriter) do(ctx context.Context, fn writeFunc) error {
 	r := &writeReq{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	select {
 	case w.reqs <- r:
@@ -154,7 +166,7 @@ func (w *groupWriter) shared(batch []*writeReq) (changed bool, err error) {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
 			return false, fmt.Errorf("savepoint: %w", err)
 		}
-		r.changed, r.err = r.fn(tx)
+		r.changed, r.err = r.fn(context.WithoutCancel(r.ctx), tx)
 		if r.err != nil {
 			r.changed = false
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO request`); err != nil {
@@ -178,12 +190,13 @@ func (w *groupWriter) single(r *writeReq) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	tx, err := w.db.BeginTx(r.ctx, nil)
+	ctx := context.WithoutCancel(r.ctx)
+	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	changed, err := r.fn(tx)
+	changed, err := r.fn(ctx, tx)
 	if err != nil {
 		return err
 	}

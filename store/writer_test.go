@@ -30,7 +30,7 @@ func newWriterDB(t *testing.T) *sql.DB {
 }
 
 func insertReq(ctx context.Context, v string) *writeReq {
-	return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+	return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES (?)`, v)
 		return err == nil, err
 	}}
@@ -63,7 +63,7 @@ func TestGroupCommitUndoesOnlyTheFailedRequest(t *testing.T) {
 	defer w.close()
 	ctx := context.Background()
 	refused := errors.New("refused by the rules")
-	half := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+	half := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		// Writes, then refuses: its row must not survive.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('half')`); err != nil {
 			return false, err
@@ -116,6 +116,54 @@ func TestGroupCommitSkipsCancelledRequests(t *testing.T) {
 	}
 }
 
+type callerKey struct{}
+
+// A caller that goes away while its write runs does not undo it: the write
+// ends and commits, alone or in a batch, and the caller is told so. Its work
+// sees the caller's values through a context that cannot end.
+func TestGroupCommitFinishesAWriteWhoseCallerLeft(t *testing.T) {
+	for _, size := range []int{1, 3} {
+		t.Run(fmt.Sprintf("batch of %d", size), func(t *testing.T) {
+			db := newWriterDB(t)
+			w := newGroupWriter(db, func() {}, maxBatch)
+			defer w.close()
+			caller, leave := context.WithCancel(context.WithValue(context.Background(), callerKey{}, "agent 7"))
+			defer leave()
+			var sawValue any
+			var sawDone bool
+			leaver := &writeReq{ctx: caller, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
+				leave() // the request's connection closes mid-write
+				sawValue, sawDone = ctx.Value(callerKey{}), ctx.Done() != nil
+				if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('left')`); err != nil {
+					return false, err
+				}
+				_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('after')`)
+				return err == nil, err
+			}}
+			batch := []*writeReq{leaver}
+			for i := 1; i < size; i++ {
+				batch = append(batch, insertReq(context.Background(), fmt.Sprint("other", i)))
+			}
+			w.runBatch(batch)
+			for i, r := range batch {
+				if err := <-r.result; err != nil {
+					t.Errorf("request %d: %v", i, err)
+				}
+			}
+			want := []string{"left", "after"}
+			for i := 1; i < size; i++ {
+				want = append(want, fmt.Sprint("other", i))
+			}
+			if got := storedRows(t, db); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("stored %q, want %q", got, want)
+			}
+			if sawValue != "agent 7" || sawDone {
+				t.Errorf("the work saw value %v and a context that can end: %v", sawValue, sawDone)
+			}
+		})
+	}
+}
+
 // A request that breaks the shared transaction itself (here it ends it)
 // costs the others nothing: they run again alone and commit.
 func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
@@ -125,7 +173,7 @@ func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
 	defer w.close()
 	ctx := context.Background()
 	var breakerRuns int
-	breaker := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(tx *sql.Tx) (bool, error) {
+	breaker := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
 		breakerRuns++
 		if breakerRuns == 1 {
 			// Ends the shared transaction under everyone's feet.
@@ -184,7 +232,7 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 	if want := n - n/5 + 1; accepted != want || len(rows) != want {
 		t.Errorf("accepted %d, stored %d, want %d each", accepted, len(rows), want)
 	}
-	if err := w.do(context.Background(), func(*sql.Tx) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
+	if err := w.do(context.Background(), func(context.Context, *sql.Tx) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
 		t.Errorf("write after close: %v", err)
 	}
 }
@@ -212,8 +260,11 @@ func BenchmarkConcurrentReceive(b *testing.B) {
 						defer wg.Done()
 						for range per {
 							i := seq.Add(1)
-							_, err := s.ReceiveClientMessage(context.Background(), ClientMessage{
+							// A context that can end, as an HTTP request's.
+							ctx, cancel := context.WithCancel(context.Background())
+							_, err := s.ReceiveClientMessage(ctx, ClientMessage{
 								Phone: fmt.Sprintf("+37529%07d", 1000000+i%500), Kind: session.Text, Text: "hello"})
+							cancel()
 							if err != nil {
 								b.Error(err)
 								return
