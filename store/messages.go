@@ -235,10 +235,11 @@ type Received struct {
 // only ever inserted with the message that opens it.
 func storedClientMessage(in ClientMessage, id, conversationID int64, sessionNumber int, opened bool,
 	attachmentID, replyTo int64, at, now time.Time) Message {
+	stored := fromMS(ms(now)) // as the columns keep it: milliseconds, UTC
 	m := Message{
 		ID: id, ConversationID: conversationID, SessionNumber: sessionNumber, Direction: Inbound,
-		Kind: in.Kind, Body: in.Text, Status: StatusReceived, StatusAt: fromMS(ms(now)),
-		SentAt: fromMS(ms(at)), CreatedAt: fromMS(ms(now)), FirstOfSession: opened,
+		Kind: in.Kind, Body: in.Text, Status: StatusReceived, StatusAt: stored,
+		SentAt: fromMS(ms(at)), CreatedAt: stored, FirstOfSession: opened,
 		MediaURL: in.MediaURL, FileName: in.FileName, ReplyTo: replyTo,
 	}
 	if attachmentID != 0 {
@@ -297,23 +298,20 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			dedupe = in.DedupeKey
 		}
 		// The message it answers, when it names one of this client's.
-		var replyToID int64
-		var replyTo any // NULL when it names none
+		var replyTo int64
 		if in.ReplyToProviderID != "" {
 			err := tx.QueryRowContext(ctx, `SELECT id FROM messages WHERE provider_id = ? AND direction = 'out'
-				AND conversation_id = ?`, in.ReplyToProviderID, convID).Scan(&replyToID)
+				AND conversation_id = ?`, in.ReplyToProviderID, convID).Scan(&replyTo)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return false, fmt.Errorf("the message %q answers: %w", in.ReplyToProviderID, err)
-			}
-			if replyToID != 0 {
-				replyTo = replyToID
 			}
 		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO messages (conversation_id, session_id, direction, kind, body, status, status_at,
 			                      counted, sent_at, created_at, dedupe_key, media_url, file_name, reply_to)
 			VALUES (?, ?, 'in', ?, ?, 'received', ?, 0, ?, ?, ?, ?, ?, ?)`,
-			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe, in.MediaURL, in.FileName, replyTo)
+			convID, sessionID, string(in.Kind), in.Text, ms(now), ms(at), ms(now), dedupe, in.MediaURL, in.FileName,
+			sql.NullInt64{Int64: replyTo, Valid: replyTo != 0})
 		if err != nil {
 			return false, fmt.Errorf("save client message: %w", err)
 		}
@@ -345,7 +343,7 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			}
 		}
 		out = Received{SessionOpened: opened, Message: storedClientMessage(in, msgID, convID, next.Current.Number,
-			opened, attachmentID, replyToID, at, now)}
+			opened, attachmentID, replyTo, at, now)}
 		return true, nil
 	})
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 
 // The message ReceiveClientMessage returns is built from what it wrote, not
 // read back: it must be exactly what a read returns, in every shape a client
-// message takes.
+// message takes, through the session cases a client message meets (6, 7, 20,
+// 22 of the session rules).
 func TestReceivedMessageIsWhatAReadReturns(t *testing.T) {
 	s, clk := newStore(t, session.Defaults())
 	ctx := context.Background()
@@ -47,13 +48,20 @@ func TestReceivedMessageIsWhatAReadReturns(t *testing.T) {
 		t.Errorf("the first message: %+v", first)
 	}
 	clk.Add(time.Minute)
-	if rec := check("a second message in the same session", ClientMessage{Kind: session.Text, Text: "Any news?"}); rec.SessionOpened || rec.Message.FirstOfSession {
+	if rec := check("case 6: a second message in the same session", ClientMessage{Kind: session.Text, Text: "Any news?"}); rec.SessionOpened || rec.Message.FirstOfSession {
 		t.Errorf("the second message opened a session: %+v", rec)
 	}
-	check("an image with a caption", ClientMessage{Kind: session.Image, Text: "the box",
-		MediaURL: "https://media.example/box.jpg", DedupeKey: "img-1"})
+	image := ClientMessage{Kind: session.Image, Text: "the box", MediaURL: "https://media.example/box.jpg", DedupeKey: "img-1"}
+	stored := check("an image with a caption", image)
+	// Case 22: a redelivery of the webhook is stored once and answered with
+	// the message first stored, as returned then.
+	image.Phone = phone
+	again, err := s.ReceiveClientMessage(ctx, image)
+	if err != nil || !again.Duplicate || !reflect.DeepEqual(again.Message, stored.Message) {
+		t.Errorf("case 22: the redelivery: %+v, %v; first returned %+v", again, err, stored.Message)
+	}
 	check("a file", ClientMessage{Kind: session.File, MediaURL: "https://media.example/invoice.pdf", FileName: "invoice.pdf"})
-	check("a message whose clock runs ahead", ClientMessage{Kind: session.Text, Text: "ahead",
+	check("case 20: a message whose clock runs ahead", ClientMessage{Kind: session.Text, Text: "ahead",
 		SentAt: clk.Now().Add(20 * time.Second)})
 	check("a message sent a minute before it arrived", ClientMessage{Kind: session.Text, Text: "late",
 		SentAt: clk.Now().Add(-time.Minute)})
@@ -73,7 +81,7 @@ func TestReceivedMessageIsWhatAReadReturns(t *testing.T) {
 
 	// After the window, the next message opens session 2.
 	clk.Add(25 * time.Hour)
-	if rec := check("a message after the window", ClientMessage{Kind: session.Text, Text: "Hello again"}); !rec.SessionOpened || rec.Message.SessionNumber != 2 {
+	if rec := check("case 7: a message after the window", ClientMessage{Kind: session.Text, Text: "Hello again"}); !rec.SessionOpened || rec.Message.SessionNumber != 2 || !rec.Message.FirstOfSession {
 		t.Errorf("after the window: %+v", rec)
 	}
 	check("another client's first message", ClientMessage{Phone: "+375298600000", Kind: session.Text, Text: "Hi"})

@@ -118,10 +118,9 @@ func (w *groupWriter) run() {
 }
 
 // runBatch commits the batch as one transaction. Should the shared transaction
-// itself fail (the commit, a savepoint, a statement interrupted by a caller's
-// cancelled context that took the transaction with it), nothing of it was
-// kept, so each caller's work runs again in a transaction of its own: one
-// caller's trouble never becomes another's error. A batch of one is simply
+// itself fail (the commit, a savepoint, a caller's work that ended the
+// transaction), nothing of it was kept, so each caller's work runs again in a
+// transaction of its own: one caller's trouble never becomes another's error. A batch of one is simply
 // that transaction, without savepoints.
 func (w *groupWriter) runBatch(batch []*writeReq) {
 	// Committed runs before any caller is answered: a write that returned has
