@@ -257,7 +257,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
-		if !h.idle(ctx, sub.C, tick.C) || !h.pace(ctx) {
+		if !h.idle(ctx, sub.C, tick.C) {
 			return nil
 		}
 	}
@@ -265,6 +265,8 @@ func (h *Hub) Run(ctx context.Context) error {
 
 // pace waits until FrameEvery has passed since the last batch went out, so
 // that the commits of a burst reach the pages together; false once ctx ends.
+// It comes before every read of new events, including the one that follows a
+// batch at once: a commit made while a batch went out waits for the next.
 func (h *Hub) pace(ctx context.Context) bool {
 	wait := time.Until(h.sent.Add(h.opts.FrameEvery))
 	return wait <= 0 || clock.Sleep(ctx, wait)
@@ -289,9 +291,12 @@ func (h *Hub) idle(ctx context.Context, events <-chan struct{}, tick <-chan time
 	}
 }
 
-// catchUp distributes every batch of events after the hub's cursor.
+// catchUp distributes every batch of events after the hub's cursor, paced.
 func (h *Hub) catchUp(ctx context.Context) error {
 	for {
+		if !h.pace(ctx) {
+			return nil
+		}
 		b, err := h.readBatch(ctx, h.Cursor(), 0, h.opts.Batch)
 		if err != nil || b == nil {
 			return err
