@@ -205,7 +205,7 @@ func (s *Server) listPage(ctx context.Context, r *store.Reader, q store.ListQuer
 // rowView is a conversation's list row as every page shows it.
 func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow {
 	cv := lr.Conversation
-	st := session.StatusAt(cv.State, s.Store.Rules(), now)
+	st := session.WindowAt(cv.State, s.Store.Rules(), now)
 	row := views.ConversationRow{
 		ID:         cv.ID,
 		Name:       cv.Contact.Name,

@@ -392,6 +392,15 @@ func (s *sim) checkStatus() {
 	if st.Open && st.Remaining != s.set.MaxPerSession-st.Used {
 		s.fail("status remaining %d, used %d of %d", st.Remaining, st.Used, s.set.MaxPerSession)
 	}
+	// The list's summary is the panel's without the decision.
+	w := session.WindowAt(s.st, s.set, s.now)
+	if w.CanSend || w.Refusal != nil {
+		s.fail("WindowAt decided: CanSend %v, refusal %v", w.CanSend, w.Refusal)
+	}
+	w.CanSend, w.Refusal = st.CanSend, st.Refusal
+	if w != st {
+		s.fail("WindowAt %+v, StatusAt %+v", w, st)
+	}
 }
 
 // checkState compares State with the ground truth after every operation.

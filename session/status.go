@@ -21,6 +21,16 @@ type Status struct {
 
 // StatusAt summarises st at now for the session panel.
 func StatusAt(st State, set Settings, now time.Time) Status {
+	s := WindowAt(st, set, now)
+	d := Decide(st, set, now, []Part{{Kind: Text, Text: "x"}}, false)
+	s.CanSend, s.Refusal = d.Allowed(), d.Err
+	return s
+}
+
+// WindowAt is StatusAt without CanSend and Refusal: where the session stands,
+// for the list's rows, which do not say whether a reply could go (deciding
+// that costs a refusal's words for every closed row).
+func WindowAt(st State, set Settings, now time.Time) Status {
 	s := Status{
 		Unanswered:     st.Unanswered,
 		UnansweredLeft: max(set.MaxUnanswered-st.Unanswered, 0),
@@ -32,8 +42,6 @@ func StatusAt(st State, set Settings, now time.Time) Status {
 	if s.Open {
 		s.Remaining = max(set.MaxPerSession-s.Used, 0)
 	}
-	d := Decide(st, set, now, []Part{{Kind: Text, Text: "x"}}, false)
-	s.CanSend, s.Refusal = d.Allowed(), d.Err
 	return s
 }
 

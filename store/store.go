@@ -85,6 +85,9 @@ type Store struct {
 	online *atomic.Pointer[func() []int64]
 	// accepted hears of every send accepted (OnAccept), for the metrics.
 	accepted *acceptHook
+	// memo keeps what readers of the same commits share (memo.go), shared by
+	// the copies WithClock makes.
+	memo *readMemo
 }
 
 // Open opens (creating if needed) the database file at path and migrates it to
@@ -159,7 +162,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	s := &Store{write: write, read: read, search: search, checkpoints: checkpoints, opts: opts,
-		settings: new(atomic.Pointer[AdminSettings]), online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook)}
+		settings: new(atomic.Pointer[AdminSettings]), online: new(atomic.Pointer[func() []int64]), accepted: new(acceptHook),
+		memo: new(readMemo)}
 	search.run(read)
 	s.writer = newGroupWriter(write, func() {
 		s.checkpoints.poke()
@@ -340,12 +344,15 @@ func (s *Store) Read(ctx context.Context, fn func(r *Reader) error) error {
 		// The batch's connection has no search index attached: Search refuses.
 		return fn(&Reader{q: s.batch.tx, rules: s.Rules(), now: s.opts.Now()})
 	}
+	// Read before the snapshot begins (its first statement): see generations.
+	gen := s.writer.gens.finished.Load()
 	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
-	return fn(&Reader{q: tx, rules: s.Rules(), now: s.opts.Now(), search: s.search})
+	return fn(&Reader{q: tx, rules: s.Rules(), now: s.opts.Now(), search: s.search,
+		gens: &s.writer.gens, gen: gen, memo: s.memo})
 }
 
 // Reader reads within one snapshot; see Store.Read.
@@ -356,6 +363,22 @@ type Reader struct {
 	search *searchIndex // nil inside a Batch
 	// searchIncomplete: see SearchIncomplete.
 	searchIncomplete bool
+	// gens and gen tell which commits the snapshot holds (exactGeneration);
+	// gens is nil inside a Batch, whose snapshot holds its own writes.
+	gens *generations
+	gen  uint64
+	// memo keeps what readers of the same commits may share (memo.go).
+	memo *readMemo
+}
+
+// exactGeneration returns the number of commits the snapshot holds, and false
+// when it cannot tell. Call it only after a statement of the snapshot ran:
+// that statement is what began the snapshot.
+func (r *Reader) exactGeneration() (uint64, bool) {
+	if r.gens == nil {
+		return 0, false
+	}
+	return r.gen, r.gens.started.Load() == r.gen
 }
 
 // Now is the clock reading taken when the snapshot began.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -243,7 +244,11 @@ func (r *Reader) ListView(ctx context.Context, q ListQuery, after *ListCursor, l
 		if err != nil {
 			return nil, nil, fmt.Errorf("list %s: %w", q.View, err)
 		}
-		rows = append(rows, got...)
+		if len(rows) == 0 {
+			rows = got // most pages come from one band: no copy
+		} else {
+			rows = append(rows, got...)
+		}
 		if len(rows) > limit {
 			break
 		}
@@ -395,26 +400,66 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("view counts: %w", err)
 	}
-	now, limit := ms(r.now), r.rules.MaxUnanswered
+	// The statement above began the snapshot: its commits are known now.
+	key := timedCountsKey{status: q.Status, expiringWithin: q.ExpiringWithin, maxUnanswered: r.rules.MaxUnanswered}
+	gen, exact := r.exactGeneration()
+	tc, ok := timedCounts{}, false
+	if exact {
+		tc, ok = r.memo.timedCounts(gen, key, ms(r.now))
+	}
+	if !ok {
+		if tc, err = r.countTimed(ctx, key, args, cond); err != nil {
+			return out, err
+		}
+		if exact {
+			r.memo.keepTimedCounts(gen, key, tc)
+		}
+	}
+	out.Waiting, out.Expiring, out.Locked = tc.waiting, tc.expiring, tc.locked
+	out.Lost = waitingTotal - out.Waiting
+	return out, nil
+}
+
+// countTimed counts Waiting on us, Expiring and Locked at the snapshot's time,
+// and the span of clock readings over which the counts stay what they are:
+// until the soonest open session ends, or a session enters the Expiring
+// window or the horizon Locked looks over.
+func (r *Reader) countTimed(ctx context.Context, key timedCountsKey, statusArgs []any, cond func(bool, ...string) string) (timedCounts, error) {
+	now, limit := ms(r.now), key.maxUnanswered
+	out := timedCounts{from: now}
 	for _, c := range []struct {
 		dest  *int
 		byEnd bool
 		where []string
 		args  []any
 	}{
-		{&out.Waiting, false, []string{`last_in_id > 0`, `unanswered = 0`, `session_ends_at > ?`}, []any{now}},
-		{&out.Expiring, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered < ?`},
-			[]any{now, ms(r.now.Add(q.ExpiringWithin)), limit}},
-		{&out.Locked, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered >= ?`},
+		{&out.waiting, false, []string{`last_in_id > 0`, `unanswered = 0`, `session_ends_at > ?`}, []any{now}},
+		{&out.expiring, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered < ?`},
+			[]any{now, ms(r.now.Add(key.expiringWithin)), limit}},
+		{&out.locked, true, []string{`session_ends_at > ?`, `session_ends_at <= ?`, `unanswered >= ?`},
 			[]any{now, ms(r.now.Add(sessionHorizon)), limit}},
 	} {
 		err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM conversations`+cond(c.byEnd, c.where...),
-			append(append([]any{}, args...), c.args...)...).Scan(c.dest)
+			append(append([]any{}, statusArgs...), c.args...)...).Scan(c.dest)
 		if err != nil {
 			return out, fmt.Errorf("view counts: %w", err)
 		}
 	}
-	out.Lost = waitingTotal - out.Waiting
+	// Every status's sessions count here: a boundary too early only costs a
+	// count made again.
+	out.until = math.MaxInt64
+	for _, edge := range []time.Duration{0, key.expiringWithin, sessionHorizon} {
+		var end int64
+		err := r.q.QueryRowContext(ctx, `SELECT session_ends_at FROM conversations WHERE session_ends_at > ?
+			ORDER BY session_ends_at LIMIT 1`, now+edge.Milliseconds()).Scan(&end)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return out, fmt.Errorf("view counts: %w", err)
+		default:
+			out.until = min(out.until, end-edge.Milliseconds())
+		}
+	}
 	return out, nil
 }
 

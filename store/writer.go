@@ -34,6 +34,8 @@ type groupWriter struct {
 	closeOnce sync.Once
 	committed func() // called after a commit that holds at least one change
 	maxBatch  int
+	// gens counts the commits for the readers (generation.go).
+	gens generations
 }
 
 // writeFunc is one caller's work in a write transaction; it reports whether it
@@ -177,8 +179,8 @@ func (w *groupWriter) shared(batch []*writeReq) (changed bool, err error) {
 		}
 		changed = changed || r.changed
 	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit: %w", err)
+	if err := w.commit(tx); err != nil {
+		return false, err
 	}
 	return changed, nil
 }
@@ -199,9 +201,19 @@ func (w *groupWriter) single(r *writeReq) error {
 	if err != nil {
 		return err
 	}
+	if err := w.commit(tx); err != nil {
+		return err
+	}
+	r.changed = changed
+	return nil
+}
+
+// commit commits tx, counting the commit for the readers (generations).
+func (w *groupWriter) commit(tx *sql.Tx) error {
+	w.gens.committing()
+	defer w.gens.committed()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	r.changed = changed
 	return nil
 }

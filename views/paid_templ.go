@@ -1311,7 +1311,7 @@ func sandboxPaidLabel(p *PaidBadge) string {
 }
 
 // rowFlags marks a list row whose client a delivery report flagged.
-func rowFlags(r ConversationRow) templ.Component {
+func rowFlags(flags []ContactFlag) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -1332,7 +1332,7 @@ func rowFlags(r ConversationRow) templ.Component {
 			templ_7745c5c3_Var62 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		for _, f := range r.Flags {
+		for _, f := range flags {
 			var templ_7745c5c3_Var63 = []any{"row-flag", "flag-" + f.Flag}
 			templ_7745c5c3_Err = templ.RenderCSSItems(ctx, templ_7745c5c3_Buffer, templ_7745c5c3_Var63...)
 			if templ_7745c5c3_Err != nil {
