@@ -117,7 +117,7 @@ func (r *Reader) listRows(ctx context.Context, want int, marked bool, query stri
 	defer rows.Close()
 	var activity int64
 	mark := int64(-1)
-	out := make([]ListRow, 0, min(want, maxListPrealloc))
+	var out []ListRow // made at the first row: a band often has none
 	leading := []any{&activity}
 	if marked {
 		leading = append(leading, &mark)
@@ -127,6 +127,9 @@ func (r *Reader) listRows(ctx context.Context, want int, marked bool, query stri
 		c, err := sc.scan(rows)
 		if err != nil {
 			return nil, err
+		}
+		if out == nil {
+			out = make([]ListRow, 0, min(want, maxListPrealloc))
 		}
 		out = append(out, ListRow{Conversation: c, LastActivityAt: fromMS(activity), ReadMark: mark})
 	}
