@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sessiondesk/cmd/sessiondesk-load/internal/baseline"
 	"sessiondesk/cmd/sessiondesk-load/internal/dataset"
 	"sessiondesk/cmd/sessiondesk-load/internal/product"
 	"sessiondesk/config"
@@ -309,13 +310,18 @@ var inboundSeq atomic.Int64
 // postInbound delivers a client's message through the Routee webhook and
 // returns once the product answered (it answers after the commit).
 func (r *runner) postInbound(ctx context.Context, p *product.Product, phone, text string) error {
+	return r.postWebhook(ctx, p.URL+"/webhooks/routee/"+p.WebhookSecret+"/inbound", phone, text)
+}
+
+// postWebhook posts a client's message in the Routee inbound format to url.
+func (r *runner) postWebhook(ctx context.Context, url, phone, text string) error {
 	body, err := json.Marshal(inbound{From: phone, To: "sessiondesk", Message: text, Direction: "Inbound",
 		SentDate:  time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		MessageID: fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), inboundSeq.Add(1))})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/webhooks/routee/"+p.WebhookSecret+"/inbound", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -332,6 +338,33 @@ func (r *runner) postInbound(ctx context.Context, p *product.Product, phone, tex
 	return nil
 }
 
+// closedLoop runs k senders, each posting a client's message of the dataset
+// to url and the next once answered, for the measurement's duration; it
+// returns the answered posts per second, the failed posts and the first error.
+func (r *runner) closedLoop(ctx context.Context, spec dataset.Spec, k int, url string) (rate float64, failed int64, firstErr any) {
+	var ok, bad atomic.Int64
+	var first atomic.Value
+	deadline := time.Now().Add(r.o.duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range k {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil && i < 10_000_000; i++ {
+				phone := dataset.Phone(rng.IntN(spec.Conversations))
+				if err := r.postWebhook(ctx, url, phone, fmt.Sprintf("Ingest %d/%d: where is my order?", w, i)); err != nil {
+					bad.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(ok.Load()) / time.Since(start).Seconds(), bad.Load(), first.Load()
+}
+
 // ingest runs the closed-loop webhook senders, with the agents' sockets open
 // when agents is not nil.
 func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Spec, raw float64, agents *agentSet) error {
@@ -343,32 +376,13 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 		if agents != nil {
 			agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
 		}
-		var ok, failed atomic.Int64
-		var firstErr atomic.Value
-		deadline := time.Now().Add(r.o.duration)
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := range k {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-				for i := 0; time.Now().Before(deadline) && ctx.Err() == nil && i < 10_000_000; i++ {
-					phone := dataset.Phone(rng.IntN(spec.Conversations))
-					if err := r.postInbound(ctx, p, phone, fmt.Sprintf("Ingest %d/%d: where is my order?", w, i)); err != nil {
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-						continue
-					}
-					ok.Add(1)
-				}
-			})
+		url := p.URL + "/webhooks/routee/" + p.WebhookSecret + "/inbound"
+		rate, failed, firstErr := r.closedLoop(ctx, spec, k, url)
+		if rate == 0 {
+			return fmt.Errorf("ingest with %d senders: no webhook succeeded (%v)", k, firstErr)
 		}
-		wg.Wait()
-		rate := float64(ok.Load()) / time.Since(start).Seconds()
-		if ok.Load() == 0 {
-			return fmt.Errorf("ingest with %d senders: no webhook succeeded (%v)", k, firstErr.Load())
-		}
-		if failed.Load() > 0 {
-			r.note(fmt.Sprintf("ingest, %d senders, %d agents: %d webhook posts failed, e.g. %v", k, na, failed.Load(), firstErr.Load()))
+		if failed > 0 {
+			r.note(fmt.Sprintf("ingest, %d senders, %d agents: %d webhook posts failed, e.g. %v", k, na, failed, firstErr))
 		}
 		name := fmt.Sprintf("ingest, %d senders, %d agents", k, na)
 		target, before := "", ""
@@ -384,7 +398,32 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 			}
 		}
 		r.say("ingest %d senders, %d agents: %.0f msg/s", k, na, rate)
+		if na == 0 {
+			if err := r.bareWebhook(ctx, spec, k, rate, raw); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// bareWebhook runs the same senders against a bare Echo handler of the
+// webhook (baseline.ServeWebhook): the rate the HTTP round trip alone allows
+// on this machine, as a share of raw SQLite's, beside the product's.
+func (r *runner) bareWebhook(ctx context.Context, spec dataset.Spec, k int, ingest, raw float64) error {
+	bare, err := baseline.ServeWebhook()
+	if err != nil {
+		return err
+	}
+	defer bare.Close()
+	rate, failed, firstErr := r.closedLoop(ctx, spec, k, bare.URL+"/webhooks/routee/bare/inbound")
+	if rate == 0 || failed > 0 {
+		return fmt.Errorf("bare echo webhook with %d senders: %d posts failed (%v)", k, failed, firstErr)
+	}
+	r.rep.fig(fmt.Sprintf("bare Echo webhook (no store), %d senders", k), "req/s", "", "").addWith(rate, "raw SQLite", "tx/s", raw)
+	r.rep.fig(fmt.Sprintf("ingest, %d senders, 0 agents vs bare Echo webhook", k), "msg/s", "", "").
+		addWith(ingest, "bare Echo webhook", "req/s", rate)
+	r.say("bare echo webhook %d senders: %.0f req/s", k, rate)
 	return nil
 }
 

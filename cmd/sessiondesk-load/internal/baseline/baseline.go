@@ -7,7 +7,9 @@ package baseline
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -85,3 +87,37 @@ func ServeBody(body []byte, contentType string) (*Echo, error) {
 
 // Close stops the server.
 func (e *Echo) Close() error { return e.srv.Close() }
+
+// ServeWebhook starts a bare Echo handler for the Routee inbound webhook's
+// path: it decodes the JSON body into the fields the product reads and
+// answers as the product does, and stores nothing. The closed-loop senders
+// against it measure what the HTTP round trip alone costs on this machine,
+// with the load tool on the same cores.
+func ServeWebhook() (*Echo, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bare echo webhook: %w", err)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/webhooks/routee/:secret/inbound", func(c echo.Context) error {
+		var in struct {
+			From      string `json:"from"`
+			To        string `json:"to"`
+			Message   string `json:"message"`
+			SentDate  string `json:"sentDate"`
+			Direction string `json:"direction"`
+			MessageID string `json:"messageId"`
+		}
+		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&in); err != nil {
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": err.Error()})
+		}
+		if in.From == "" || in.MessageID == "" {
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "from and messageId are required"})
+		}
+		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "duplicate": false})
+	})
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	return &Echo{URL: "http://" + ln.Addr().String(), srv: srv}, nil
+}
