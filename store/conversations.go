@@ -368,48 +368,99 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 // name replaces the stored one (Viber users change their display names),
 // unless an agent named the client (EditContact): theirs stays.
 func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string, now time.Time) (int64, error) {
+	var known storedContact
+	err := tx.QueryRowContext(ctx, `SELECT id, name, country, name_set_by_agent FROM contacts WHERE phone = ?`,
+		phone).Scan(&known.id, &known.name, &known.country, &known.nameSetByAgent)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return saveContact(ctx, tx, nil, phone, name, country, now)
+	case err != nil:
+		return 0, fmt.Errorf("save contact %s: %w", phone, err)
+	}
+	return saveContact(ctx, tx, &known, phone, name, country, now)
+}
+
+// storedContact is what saveContact compares a client's message with.
+type storedContact struct {
+	id             int64
+	name, country  string
+	nameSetByAgent bool
+}
+
+// saveContact stores what a client's message says of its contact: known, as
+// read in this transaction, or nil for a new contact. It returns the id.
+func saveContact(ctx context.Context, tx *sql.Tx, known *storedContact, phone, name, country string, now time.Time) (int64, error) {
 	if name == "" {
 		name = phone
 	}
-	// A known client first (nearly every message): the formatted number is
-	// worked out only for a new one, since parsing the number again for each
-	// message took a twentieth of a client message's CPU. Its row is written
-	// only when the name or the country changes: rewriting it unchanged cost
-	// every message one more page in the WAL.
-	var (
-		id                  int64
-		oldName, oldCountry string
-		nameSetByAgent      bool
-	)
-	err := tx.QueryRowContext(ctx, `SELECT id, name, country, name_set_by_agent FROM contacts WHERE phone = ?`,
-		phone).Scan(&id, &oldName, &oldCountry, &nameSetByAgent)
-	if err == nil {
-		newName, newCountry := oldName, oldCountry
-		if name != phone && !nameSetByAgent { // a bare number never replaces a name
+	// A known client is nearly every message: the formatted number is worked
+	// out only for a new one, since parsing the number again for each message
+	// took a twentieth of a client message's CPU. Its row is written only when
+	// the name or the country changes: rewriting it unchanged cost every
+	// message one more page in the WAL.
+	if known != nil {
+		newName, newCountry := known.name, known.country
+		if name != phone && !known.nameSetByAgent { // a bare number never replaces a name
 			newName = name
 		}
 		if country != "" {
 			newCountry = country
 		}
-		if newName == oldName && newCountry == oldCountry {
-			return id, nil
+		if newName == known.name && newCountry == known.country {
+			return known.id, nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET name = ?, country = ? WHERE id = ?`,
-			newName, newCountry, id); err != nil {
+			newName, newCountry, known.id); err != nil {
 			return 0, fmt.Errorf("save contact %s: %w", phone, err)
 		}
-		return id, nil
+		return known.id, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("save contact %s: %w", phone, err)
-	}
-	err = tx.QueryRowContext(ctx, `
+	var id int64
+	err := tx.QueryRowContext(ctx, `
 		INSERT INTO contacts (phone, phone_display, name, country, created_at) VALUES (?, ?, ?, ?, ?)
 		RETURNING id`, phone, phonefmt.Display(phone), name, country, ms(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("save contact %s: %w", phone, err)
 	}
 	return id, nil
+}
+
+// knownClient is what a client's message reads of its client before it is
+// stored, in one query (clientByPhone): the contact, its conversation, the
+// conversation's session state, and whether a consent flag is set that the
+// message clears.
+type knownClient struct {
+	contact        storedContact
+	conversationID int64 // 0 when the contact has no conversation yet
+	state          session.State
+	sessionID      int64 // the latest session, 0 when none
+	consentFlagged bool
+}
+
+// clientByPhone reads the client with this phone; found is false for a new
+// one. A known client with a conversation is nearly every message: one query
+// instead of the four statements (contact, conversation, state, flags) each
+// costing the writer a round trip through the driver.
+func clientByPhone(ctx context.Context, tx *sql.Tx, phone string) (k knownClient, found bool, err error) {
+	var st stateScan
+	var conv sql.NullInt64
+	dest := append([]any{&k.contact.id, &k.contact.name, &k.contact.country, &k.contact.nameSetByAgent,
+		&k.consentFlagged, &conv}, st.dest()...)
+	err = tx.QueryRowContext(ctx, `SELECT ct.id, ct.name, ct.country, ct.name_set_by_agent,
+		       EXISTS (SELECT 1 FROM contact_flags WHERE contact_id = ct.id AND flag IN `+consentFlags+`),
+		       c.id, `+sessionColumns+`, coalesce(c.unanswered, 0)
+		FROM contacts ct
+		LEFT JOIN conversations c ON c.contact_id = ct.id`+latestSessionJoin+`
+		WHERE ct.phone = ?`, phone).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return knownClient{}, false, nil
+	}
+	if err != nil {
+		return knownClient{}, false, fmt.Errorf("client %s: %w", phone, err)
+	}
+	k.conversationID = conv.Int64
+	k.state, k.sessionID = st.state(), st.sessionID.Int64
+	return k, true, nil
 }
 
 // ensureConversation returns the contact's conversation, creating it. The

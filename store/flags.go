@@ -157,11 +157,15 @@ func (s *Store) FlagFromReport(ctx context.Context, ref MessageRef, reasons ...s
 	return set, err
 }
 
-// clearConsentFlags drops what a client's own message disproves: writing is
-// consent (blocked, opted out), and it shows they use Viber (not a Viber user).
+// consentFlags are the flags a client's own message disproves: writing is
+// consent (blocked, opted out), and it shows they use Viber (not a Viber
+// user). An SQL list, for IN.
+const consentFlags = `('blocked', 'opted_out', 'not_viber_user')`
+
+// clearConsentFlags drops the consentFlags of a contact whose message came.
 func clearConsentFlags(ctx context.Context, tx *sql.Tx, contactID int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM contact_flags WHERE contact_id = ?
-		AND flag IN ('blocked', 'opted_out', 'not_viber_user')`, contactID); err != nil {
+		AND flag IN `+consentFlags, contactID); err != nil {
 		return fmt.Errorf("clear the consent flags of contact %d: %w", contactID, err)
 	}
 	return nil

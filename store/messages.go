@@ -273,17 +273,23 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			out = Received{Message: m, Duplicate: found}
 			return false, err
 		}
-		contactID, err := upsertContact(ctx, tx, in.Phone, in.Name, in.Country, now)
+		client, known, err := clientByPhone(ctx, tx, in.Phone)
 		if err != nil {
 			return false, err
 		}
-		convID, err := ensureConversation(ctx, tx, contactID, now)
+		var stored *storedContact
+		if known {
+			stored = &client.contact
+		}
+		contactID, err := saveContact(ctx, tx, stored, in.Phone, in.Name, in.Country, now)
 		if err != nil {
 			return false, err
 		}
-		st, sessionID, err := loadState(ctx, tx, convID)
-		if err != nil {
-			return false, err
+		convID, st, sessionID := client.conversationID, client.state, client.sessionID
+		if convID == 0 { // a new client: a conversation without a session
+			if convID, err = ensureConversation(ctx, tx, contactID, now); err != nil {
+				return false, err
+			}
 		}
 		rules := s.Rules()
 		at := session.ClientTime(rules, in.SentAt, now)
@@ -329,8 +335,10 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		if err := touchConversation(ctx, tx, convID, msgID, now, false); err != nil {
 			return false, err
 		}
-		if err := clearConsentFlags(ctx, tx, contactID); err != nil {
-			return false, err
+		if client.consentFlagged {
+			if err := clearConsentFlags(ctx, tx, contactID); err != nil {
+				return false, err
+			}
 		}
 		if err := appendEvent(ctx, tx, EventMessage, convID, msgID, now); err != nil {
 			return false, err

@@ -86,3 +86,80 @@ func TestReceivedMessageIsWhatAReadReturns(t *testing.T) {
 	}
 	check("another client's first message", ClientMessage{Phone: "+375298600000", Kind: session.Text, Text: "Hi"})
 }
+
+// A client's message reads its client in one query (clientByPhone); each
+// shape of client it may meet ends as the same stored state: a new phone, a
+// contact saved before it wrote (no conversation yet), a known client with an
+// open session, and one whose consent flag the message clears.
+func TestReceiveMeetsEveryShapeOfClient(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	stateOf := func(convID int64) (Conversation, []string) {
+		t.Helper()
+		var c Conversation
+		var flags []string
+		err := s.Read(ctx, func(r *Reader) (err error) {
+			if c, err = r.Conversation(ctx, convID); err != nil {
+				return err
+			}
+			flags = c.Contact.Flags
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, flags
+	}
+
+	// New: contact, conversation and session 1 are made.
+	first := receive(t, s, "+375298600101", "hello")
+	c, _ := stateOf(first.Message.ConversationID)
+	if !first.SessionOpened || c.State.Current == nil || c.State.Current.Number != 1 || c.Contact.Name != "Olga" {
+		t.Errorf("a new client: opened %v, state %+v, contact %+v", first.SessionOpened, c.State, c.Contact)
+	}
+
+	// Saved before writing (the sandbox names its clients): the contact is
+	// kept, with its name, and the conversation is made now.
+	if err := s.SaveContact(ctx, "+375298600102", "Ivan", "BY"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: "+375298600102", Kind: session.Text, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = stateOf(rec.Message.ConversationID)
+	if !rec.SessionOpened || c.Contact.Name != "Ivan" || c.Contact.Country != "BY" || c.State.Current == nil {
+		t.Errorf("a saved contact's first message: opened %v, contact %+v, state %+v", rec.SessionOpened, c.Contact, c.State)
+	}
+
+	// Known, session open, one reply sent: the message stays in the session
+	// and resets the run.
+	if _, err := sendText(s, first.Message.ConversationID, "answer", false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	again := receive(t, s, "+375298600101", "thanks")
+	c, _ = stateOf(first.Message.ConversationID)
+	if again.SessionOpened || again.Message.ConversationID != first.Message.ConversationID || again.Message.SessionNumber != 1 ||
+		c.State.Unanswered != 0 || c.State.Current.Used != 1 {
+		t.Errorf("a known client: %+v, state %+v", again, c.State)
+	}
+
+	// Flagged: the message clears the consent flag, and only then is there
+	// anything to clear.
+	conv := first.Message.ConversationID
+	sent, err := sendText(s, conv, "one more", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FlagFromReport(ctx, MessageRef{ID: sent[0].ID}, "Opted Out"); err != nil {
+		t.Fatal(err)
+	}
+	if _, flags := stateOf(conv); len(flags) != 1 {
+		t.Fatalf("the flag was not set: %v", flags)
+	}
+	receive(t, s, "+375298600101", "I do want your messages")
+	if _, flags := stateOf(conv); len(flags) != 0 {
+		t.Errorf("the client wrote, the consent flag stays: %v", flags)
+	}
+}
