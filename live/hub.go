@@ -477,6 +477,7 @@ type batch struct {
 	sharedMarks  map[int64]int64
 	markFrames   map[markKey]*frame
 	markPrefixes map[int64]string // marksPrefix's, by agent (0: the shared marks)
+	marksMu      sync.Mutex       // guards markPrefixes: replays share a batch
 }
 
 // convChange is what a batch changed in one conversation.

@@ -61,12 +61,16 @@ func (b *batch) marksOf(agent int64) map[int64]int64 {
 
 // marksPrefix is marksHTML of agent's marks of the batch ("" when none),
 // made once per batch for each agent with marks of their own and once for
-// all the others: every page's frame asks for it, twice per batch.
+// all the others: every page's frame asks for it, twice per batch. Safe for
+// concurrent use: the pages that connect from the same cursor share one
+// replayed batch, each from its own goroutine.
 func (b *batch) marksPrefix(agent int64) string {
 	key := agent
 	if len(b.ownMarks[agent]) == 0 {
 		key = 0 // the shared marks; no agent has id 0
 	}
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
 	if p, ok := b.markPrefixes[key]; ok {
 		return p
 	}

@@ -3,8 +3,10 @@ package live
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,4 +170,65 @@ func TestHubSendsTheRowsTimeMoved(t *testing.T) {
 	// And after its end, the client unanswered: lost.
 	e.clk.Add(time.Hour)
 	rowsIn(strconv.FormatInt(a, 10))
+}
+
+// Pages connecting from the same cursor share one replay frame and its batch
+// (TestHubSharesOneReplayBetweenPagesFromTheSameCursor), each adding its own
+// agent's read marks: many agents at once (a team reconnecting after a
+// restart, or 1,000 sockets churning) must not write the batch's memo of
+// marks at the same time. The load tool's churn scenario crashed the inbox
+// there ("concurrent map writes"); under -race this test sees it at once.
+func TestHubReplaysTheSameCursorToManyAgentsAtOnce(t *testing.T) {
+	e := startHub(t, nil)
+	ctx := context.Background()
+	a, _ := e.write(t, 1, "hello")
+	cursor := e.waitCursor(t)
+	_, again := e.write(t, 1, "again")
+	e.write(t, 2, "hi")
+	e.waitCursor(t)
+	const n = 24
+	agents := make([]int64, n)
+	for i := range agents {
+		ag, err := e.st.EnsureAgent(ctx, fmt.Sprintf("agent%d", i), fmt.Sprintf("Agent %d", i), "agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents[i] = ag.ID
+		if i%2 == 0 { // half have read marks of their own: up to "again"
+			if err := e.st.MarkRead(ctx, ag.ID, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	marks := make([]string, n)
+	var wg sync.WaitGroup
+	for i, agent := range agents {
+		wg.Go(func() {
+			u := strings.Replace(e.srv.URL, "http://", "ws://", 1) + fmt.Sprintf("/?conversation=0&after=%d&agent=%d", cursor, agent)
+			conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
+			marks[i] = doc.Find("#read-marks").AttrOr("data-marks", "none")
+		})
+	}
+	wg.Wait()
+	own := strconv.FormatInt(a, 10) + ":" + strconv.FormatInt(again, 10)
+	for i, got := range marks {
+		if i%2 == 0 && !strings.Contains(got, own) {
+			t.Errorf("agent %d read the conversation: marks %q, want %q in them", i, got, own)
+		}
+		if i%2 == 1 && !strings.Contains(got, strconv.FormatInt(a, 10)+":0") {
+			t.Errorf("agent %d read nothing: marks %q", i, got)
+		}
+	}
 }
