@@ -295,16 +295,6 @@ func (r *runner) rawSQLite(ctx context.Context) (float64, error) {
 	return rate, nil
 }
 
-// inbound is the JSON Routee posts for a client's message.
-type inbound struct {
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Message   string `json:"message"`
-	SentDate  string `json:"sentDate"`
-	Direction string `json:"direction"`
-	MessageID string `json:"messageId"`
-}
-
 var inboundSeq atomic.Int64
 
 // postInbound delivers a client's message through the Routee webhook and
@@ -315,7 +305,7 @@ func (r *runner) postInbound(ctx context.Context, p *product.Product, phone, tex
 
 // postWebhook posts a client's message in the Routee inbound format to url.
 func (r *runner) postWebhook(ctx context.Context, url, phone, text string) error {
-	body, err := json.Marshal(inbound{From: phone, To: "sessiondesk", Message: text, Direction: "Inbound",
+	body, err := json.Marshal(baseline.Inbound{From: phone, To: "sessiondesk", Message: text, Direction: "Inbound",
 		SentDate:  time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		MessageID: fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), inboundSeq.Add(1))})
 	if err != nil {

@@ -88,6 +88,16 @@ func ServeBody(body []byte, contentType string) (*Echo, error) {
 // Close stops the server.
 func (e *Echo) Close() error { return e.srv.Close() }
 
+// Inbound is the JSON Routee posts for a client's message.
+type Inbound struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Message   string `json:"message"`
+	SentDate  string `json:"sentDate"`
+	Direction string `json:"direction"`
+	MessageID string `json:"messageId"`
+}
+
 // ServeWebhook starts a bare Echo handler for the Routee inbound webhook's
 // path: it decodes the JSON body into the fields the product reads and
 // answers as the product does, and stores nothing. The closed-loop senders
@@ -101,14 +111,7 @@ func ServeWebhook() (*Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.POST("/webhooks/routee/:secret/inbound", func(c echo.Context) error {
-		var in struct {
-			From      string `json:"from"`
-			To        string `json:"to"`
-			Message   string `json:"message"`
-			SentDate  string `json:"sentDate"`
-			Direction string `json:"direction"`
-			MessageID string `json:"messageId"`
-		}
+		var in Inbound
 		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&in); err != nil {
 			return c.JSON(http.StatusBadRequest, map[string]string{"error": err.Error()})
 		}
