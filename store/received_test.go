@@ -144,6 +144,19 @@ func TestReceiveMeetsEveryShapeOfClient(t *testing.T) {
 		c.State.Unanswered != 0 || c.State.Current.Used != 1 {
 		t.Errorf("a known client: %+v, state %+v", again, c.State)
 	}
+	// The client's message is the conversation's newest and its activity,
+	// after the agent's reply was (the list's order and preview).
+	var row []ListRow
+	if err := s.Read(ctx, func(r *Reader) (err error) {
+		row, err = r.ListRowsByID(ctx, []int64{first.Message.ConversationID})
+		return err
+	}); err != nil || len(row) != 1 {
+		t.Fatalf("list row: %v %v", row, err)
+	}
+	if row[0].Last == nil || row[0].Last.ID != again.Message.ID || !row[0].LastActivityAt.Equal(clk.Now().Truncate(time.Millisecond)) {
+		t.Errorf("after the client's message the row's last message is %+v at %v, want %d at %v",
+			row[0].Last, row[0].LastActivityAt, again.Message.ID, clk.Now())
+	}
 
 	// Flagged: the message clears the consent flag, and only then is there
 	// anything to clear.
