@@ -430,52 +430,48 @@ func saveContact(ctx context.Context, tx *sql.Tx, known *storedContact, phone, n
 // conversation's session state, and whether a consent flag is set that the
 // message clears.
 type knownClient struct {
-	contact        storedContact
-	conversationID int64 // 0 when the contact has no conversation yet
+	contact        *storedContact // nil for a new client
+	conversationID int64          // 0 when the contact has no conversation yet
 	state          session.State
 	sessionID      int64 // the latest session, 0 when none
 	consentFlagged bool
 }
 
-// clientByPhone reads the client with this phone; found is false for a new
-// one. A known client with a conversation is nearly every message: one query
+// clientByPhone reads the client with this phone; a new one has no contact.
+// A known client with a conversation is nearly every message: one query
 // instead of the four statements (contact, conversation, state, flags) each
 // costing the writer a round trip through the driver.
-func clientByPhone(ctx context.Context, tx *sql.Tx, phone string) (k knownClient, found bool, err error) {
-	var st stateScan
-	var conv sql.NullInt64
-	dest := append([]any{&k.contact.id, &k.contact.name, &k.contact.country, &k.contact.nameSetByAgent,
+func clientByPhone(ctx context.Context, tx *sql.Tx, phone string) (knownClient, error) {
+	var (
+		k       knownClient
+		contact storedContact
+		st      stateScan
+		conv    sql.NullInt64
+	)
+	dest := append([]any{&contact.id, &contact.name, &contact.country, &contact.nameSetByAgent,
 		&k.consentFlagged, &conv}, st.dest()...)
-	err = tx.QueryRowContext(ctx, `SELECT ct.id, ct.name, ct.country, ct.name_set_by_agent,
+	err := tx.QueryRowContext(ctx, `SELECT ct.id, ct.name, ct.country, ct.name_set_by_agent,
 		       EXISTS (SELECT 1 FROM contact_flags WHERE contact_id = ct.id AND flag IN `+consentFlags+`),
 		       c.id, `+sessionColumns+`, coalesce(c.unanswered, 0)
 		FROM contacts ct
 		LEFT JOIN conversations c ON c.contact_id = ct.id`+latestSessionJoin+`
 		WHERE ct.phone = ?`, phone).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return knownClient{}, false, nil
+		return knownClient{}, nil
 	}
 	if err != nil {
-		return knownClient{}, false, fmt.Errorf("client %s: %w", phone, err)
+		return knownClient{}, fmt.Errorf("client %s: %w", phone, err)
 	}
-	k.conversationID = conv.Int64
+	k.contact, k.conversationID = &contact, conv.Int64
 	k.state, k.sessionID = st.state(), st.sessionID.Int64
-	return k, true, nil
+	return k, nil
 }
 
-// ensureConversation returns the contact's conversation, creating it. The
-// existing one is looked up first (nearly every message): an upsert rewrote
-// its row for nothing, a twentieth of a client message's CPU.
-func ensureConversation(ctx context.Context, tx *sql.Tx, contactID int64, now time.Time) (int64, error) {
+// insertConversation creates the conversation of a contact that has none
+// (clientByPhone found none).
+func insertConversation(ctx context.Context, tx *sql.Tx, contactID int64, now time.Time) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM conversations WHERE contact_id = ?`, contactID).Scan(&id)
-	if err == nil {
-		return id, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("conversation of contact %d: %w", contactID, err)
-	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO conversations (contact_id, created_at) VALUES (?, ?) RETURNING id`,
+	err := tx.QueryRowContext(ctx, `INSERT INTO conversations (contact_id, created_at) VALUES (?, ?) RETURNING id`,
 		contactID, ms(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("save conversation of contact %d: %w", contactID, err)

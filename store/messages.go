@@ -273,21 +273,17 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			out = Received{Message: m, Duplicate: found}
 			return false, err
 		}
-		client, known, err := clientByPhone(ctx, tx, in.Phone)
+		client, err := clientByPhone(ctx, tx, in.Phone)
 		if err != nil {
 			return false, err
 		}
-		var stored *storedContact
-		if known {
-			stored = &client.contact
-		}
-		contactID, err := saveContact(ctx, tx, stored, in.Phone, in.Name, in.Country, now)
+		contactID, err := saveContact(ctx, tx, client.contact, in.Phone, in.Name, in.Country, now)
 		if err != nil {
 			return false, err
 		}
 		convID, st, sessionID := client.conversationID, client.state, client.sessionID
 		if convID == 0 { // a new client: a conversation without a session
-			if convID, err = ensureConversation(ctx, tx, contactID, now); err != nil {
+			if convID, err = insertConversation(ctx, tx, contactID, now); err != nil {
 				return false, err
 			}
 		}

@@ -90,7 +90,10 @@ func TestReceivedMessageIsWhatAReadReturns(t *testing.T) {
 // A client's message reads its client in one query (clientByPhone); each
 // shape of client it may meet ends as the same stored state: a new phone, a
 // contact saved before it wrote (no conversation yet), a known client with an
-// open session, and one whose consent flag the message clears.
+// open session, and one whose consent flag the message clears. The session
+// rules it reads the state for: a first message opens session 1 (case 1), a
+// client's message resets the unanswered run (case 3) and, inside the
+// session, does not move its end (case 6).
 func TestReceiveMeetsEveryShapeOfClient(t *testing.T) {
 	s, clk := newStore(t, session.Defaults())
 	ctx := context.Background()
@@ -132,17 +135,22 @@ func TestReceiveMeetsEveryShapeOfClient(t *testing.T) {
 		t.Errorf("a saved contact's first message: opened %v, contact %+v, state %+v", rec.SessionOpened, c.Contact, c.State)
 	}
 
-	// Known, session open, one reply sent: the message stays in the session
-	// and resets the run.
+	// Known, session open, one reply sent: the message stays in the session,
+	// resets the run (case 3) and leaves the end where it was (case 6).
 	if _, err := sendText(s, first.Message.ConversationID, "answer", false); err != nil {
 		t.Fatal(err)
 	}
+	c, _ = stateOf(first.Message.ConversationID)
+	end := c.State.Current.EndsAt
 	clk.Add(time.Minute)
 	again := receive(t, s, "+375298600101", "thanks")
 	c, _ = stateOf(first.Message.ConversationID)
 	if again.SessionOpened || again.Message.ConversationID != first.Message.ConversationID || again.Message.SessionNumber != 1 ||
 		c.State.Unanswered != 0 || c.State.Current.Used != 1 {
 		t.Errorf("a known client: %+v, state %+v", again, c.State)
+	}
+	if !c.State.Current.EndsAt.Equal(end) {
+		t.Errorf("case 6: the session's end moved from %v to %v", end, c.State.Current.EndsAt)
 	}
 	// The client's message is the conversation's newest and its activity,
 	// after the agent's reply was (the list's order and preview).

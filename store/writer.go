@@ -122,8 +122,8 @@ func (w *groupWriter) run() {
 // runBatch commits the batch as one transaction. Should the shared transaction
 // itself fail (the commit, a savepoint, a caller's work that ended the
 // transaction), nothing of it was kept, so each caller's work runs again in a
-// transaction of its own: one caller's trouble never becomes another's error. A batch of one is simply
-// that transaction, without savepoints.
+// transaction of its own: one caller's trouble never becomes another's error.
+// A batch of one is simply that transaction, without savepoints.
 func (w *groupWriter) runBatch(batch []*writeReq) {
 	// Committed runs before any caller is answered: a write that returned has
 	// already woken the live pages.

@@ -300,8 +300,11 @@ var inboundSeq atomic.Int64
 // postInbound delivers a client's message through the Routee webhook and
 // returns once the product answered (it answers after the commit).
 func (r *runner) postInbound(ctx context.Context, p *product.Product, phone, text string) error {
-	return r.postWebhook(ctx, p.URL+"/webhooks/routee/"+p.WebhookSecret+"/inbound", phone, text)
+	return r.postWebhook(ctx, inboundURL(p.URL, p.WebhookSecret), phone, text)
 }
+
+// inboundURL is the Routee inbound webhook of the server at base.
+func inboundURL(base, secret string) string { return base + "/webhooks/routee/" + secret + "/inbound" }
 
 // postWebhook posts a client's message in the Routee inbound format to url.
 func (r *runner) postWebhook(ctx context.Context, url, phone, text string) error {
@@ -362,11 +365,11 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 	if agents != nil {
 		na = len(agents.list)
 	}
+	url := inboundURL(p.URL, p.WebhookSecret)
 	for _, k := range r.o.senders {
 		if agents != nil {
 			agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
 		}
-		url := p.URL + "/webhooks/routee/" + p.WebhookSecret + "/inbound"
 		rate, failed, firstErr := r.closedLoop(ctx, spec, k, url)
 		if rate == 0 {
 			return fmt.Errorf("ingest with %d senders: no webhook succeeded (%v)", k, firstErr)
@@ -406,7 +409,7 @@ func (r *runner) bareWebhook(ctx context.Context, spec dataset.Spec, k int, inge
 		return err
 	}
 	defer bare.Close()
-	rate, failed, firstErr := r.closedLoop(ctx, spec, k, bare.URL+"/webhooks/routee/bare/inbound")
+	rate, failed, firstErr := r.closedLoop(ctx, spec, k, inboundURL(bare.URL, "bare"))
 	if rate == 0 || failed > 0 {
 		return fmt.Errorf("bare echo webhook with %d senders: %d posts failed (%v)", k, failed, firstErr)
 	}
