@@ -30,8 +30,8 @@ func TestCheckpointsInTheBackground(t *testing.T) {
 	if err := s.write.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&threshold); err != nil {
 		t.Fatal(err)
 	}
-	if threshold != 4000 {
-		t.Errorf("the writer checkpoints past %d WAL pages, want 4000 (the fallback)", threshold)
+	if threshold != 16000 {
+		t.Errorf("the writer checkpoints past %d WAL pages, want 16000 (the fallback)", threshold)
 	}
 
 	const n = 20

@@ -41,8 +41,8 @@ type sessionFact struct {
 	firstWait         int64   // opened by the client and answered: the wait in ms; else -1
 }
 
-// sessionFactsSQL reads sessionFact's fields, in order, from the covering
-// sessions_report index.
+// sessionFactsSQL reads sessionFact's fields, in order, from the sessions of
+// a range of start times (sessions_by_started).
 const sessionFactsSQL = `SELECT s.started_at, s.ends_at, s.conversation_id, coalesce(s.first_agent_id, 0), s.country,
 	s.opened_by = 'client', s.media_used > 0, s.last_in_id > s.last_out_id, s.reported_count > 0,
 	s.used, s.peak_unanswered, ` + EstimateSQL + `, s.reported_cost,

@@ -483,6 +483,11 @@ func (s *Store) MarkRead(ctx context.Context, agent, conversationID int64) error
 	})
 }
 
+// clientMessageBefore is a conversation's newest client message before an
+// id (0: none), read backwards on messages_by_conversation.
+const clientMessageBefore = `SELECT coalesce(max(id), 0) FROM messages
+	WHERE conversation_id = ? AND direction = 'in' AND id < ?`
+
 // MarkUnread makes the client's newest message of the conversation unread
 // again for agent (the others stay read); ErrNotFound for an unknown
 // conversation. One the client never wrote in has nothing to be unread: it
@@ -494,8 +499,7 @@ func (s *Store) MarkUnread(ctx context.Context, agent, conversationID int64) err
 			return false, err
 		}
 		var before int64
-		err = tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM messages
-			WHERE conversation_id = ? AND direction = 'in' AND id < ?`, conversationID, lastIn).Scan(&before)
+		err = tx.QueryRowContext(ctx, clientMessageBefore, conversationID, lastIn).Scan(&before)
 		if err != nil {
 			return false, fmt.Errorf("mark conversation %d unread for agent %d: %w", conversationID, agent, err)
 		}
@@ -527,6 +531,15 @@ func setReadMark(ctx context.Context, tx *sql.Tx, agent, conversationID, mark in
 	return nil
 }
 
+// unreadCountsQuery counts the client messages after an agent's read mark in
+// each conversation of a JSON list of ids, the agent bound first. It reads
+// the range of messages_by_conversation after the mark.
+const unreadCountsQuery = `SELECT c.id, (SELECT count(*) FROM messages m
+		WHERE m.conversation_id = c.id AND m.direction = 'in' AND m.id > ` + readMarkExpr + `)
+	FROM conversations c
+	LEFT JOIN conversation_reads rd ON rd.agent_id = ? AND rd.conversation_id = c.id
+	WHERE c.id IN (SELECT value FROM json_each(?)) AND c.last_in_id > ` + readMarkExpr
+
 // UnreadCounts returns how many client messages of each conversation agent
 // has not read (conversations with none are left out).
 func (r *Reader) UnreadCounts(ctx context.Context, agent int64, ids []int64) (map[int64]int, error) {
@@ -538,11 +551,7 @@ func (r *Reader) UnreadCounts(ctx context.Context, agent int64, ids []int64) (ma
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT c.id, (SELECT count(*) FROM messages m
-			WHERE m.conversation_id = c.id AND m.direction = 'in' AND m.id > `+readMarkExpr+`)
-		FROM conversations c
-		LEFT JOIN conversation_reads rd ON rd.agent_id = ? AND rd.conversation_id = c.id
-		WHERE c.id IN (SELECT value FROM json_each(?)) AND c.last_in_id > `+readMarkExpr, agent, string(arg))
+	rows, err := r.q.QueryContext(ctx, unreadCountsQuery, agent, string(arg))
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
