@@ -20,8 +20,8 @@ import (
 // longest unanswered run, each client message's answer), so a report never
 // walks the messages. The sessions' facts of days that are over are kept
 // encoded (reportdays.go); a report decodes those, reads the rest from the
-// sessions (by sessions_by_started), and adds them up in Go. The days are the zone's;
-// percentiles are ranked in Go.
+// sessions (by sessions_by_started), and adds them up in Go. The days are the
+// zone's; percentiles are ranked in Go.
 
 // MaxReportDays is the longest date range a report covers: its reads are
 // bounded by it.
