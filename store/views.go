@@ -408,7 +408,7 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 		tc, ok = r.memo.timedCounts(gen, key, ms(r.now))
 	}
 	if !ok {
-		if tc, err = r.countTimed(ctx, key, args, cond); err != nil {
+		if tc, err = r.countTimed(ctx, key, args, cond, exact); err != nil {
 			return out, err
 		}
 		if exact {
@@ -420,11 +420,13 @@ func (r *Reader) ViewCounts(ctx context.Context, status string, expiringWithin t
 	return out, nil
 }
 
-// countTimed counts Waiting on us, Expiring and Locked at the snapshot's time,
-// and the span of clock readings over which the counts stay what they are:
-// until the soonest open session ends, or a session enters the Expiring
-// window or the horizon Locked looks over.
-func (r *Reader) countTimed(ctx context.Context, key timedCountsKey, statusArgs []any, cond func(bool, ...string) string) (timedCounts, error) {
+// countTimed counts Waiting on us, Expiring and Locked at the snapshot's time.
+// With span, it also reads the span of clock readings over which the counts
+// stay what they are (until the soonest open session ends, or a session
+// enters the Expiring window or the horizon Locked looks over); without, the
+// counts are not kept, and the span is left empty.
+func (r *Reader) countTimed(ctx context.Context, key timedCountsKey, statusArgs []any, cond func(bool, ...string) string,
+	span bool) (timedCounts, error) {
 	now, limit := ms(r.now), key.maxUnanswered
 	out := timedCounts{from: now}
 	for _, c := range []struct {
@@ -444,6 +446,9 @@ func (r *Reader) countTimed(ctx context.Context, key timedCountsKey, statusArgs 
 		if err != nil {
 			return out, fmt.Errorf("view counts: %w", err)
 		}
+	}
+	if !span {
+		return out, nil
 	}
 	// Every status's sessions count here: a boundary too early only costs a
 	// count made again.
