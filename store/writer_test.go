@@ -279,3 +279,57 @@ func BenchmarkConcurrentReceive(b *testing.B) {
 		}
 	}
 }
+
+// TestWriterKeepsItsJournalsInMemory: the write connection's sub-journals (a
+// savepoint per request of a batch, a statement journal per statement with
+// triggers) stay in memory instead of spilling to temporary files; the read
+// connections keep SQLite's default, so that a large sort of a report may
+// still spill to disk rather than grow the heap.
+func TestWriterKeepsItsJournalsInMemory(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	const memory = 2 // PRAGMA temp_store: 0 default, 1 file, 2 memory
+	var writer, reader int
+	if err := s.write.QueryRow(`PRAGMA temp_store`).Scan(&writer); err != nil {
+		t.Fatal(err)
+	}
+	if writer != memory {
+		t.Errorf("the writer's temp_store is %d, want %d (memory)", writer, memory)
+	}
+	if err := s.read.QueryRow(`PRAGMA temp_store`).Scan(&reader); err != nil {
+		t.Fatal(err)
+	}
+	if reader == memory {
+		t.Errorf("a reader's temp_store is %d (memory), want SQLite's default", reader)
+	}
+	// A shared batch still undoes a refused request exactly: its savepoint's
+	// pages come back from the in-memory sub-journal.
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() {
+			errs[i] = s.writeTx(context.Background(), func(ctx context.Context, tx *sql.Tx) (bool, error) {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (phone, phone_display, name, country, created_at)
+					VALUES (?, '', 'Refused', 'DE', 0)`, fmt.Sprintf("+4915120000%03d", i)); err != nil {
+					return false, err
+				}
+				if i%2 == 1 {
+					return false, errors.New("refused")
+				}
+				return true, nil
+			})
+		})
+	}
+	wg.Wait()
+	var kept int
+	if err := s.read.QueryRow(`SELECT count(*) FROM contacts WHERE name = 'Refused'`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if (err != nil) != (i%2 == 1) {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if kept != len(errs)/2 {
+		t.Errorf("%d contacts kept, want %d: only the refused requests' writes are undone", kept, len(errs)/2)
+	}
+}
