@@ -328,9 +328,8 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 			}
 			attachmentID, _ = res.LastInsertId()
 		}
-		if err := touchConversation(ctx, tx, convID, msgID, now, false); err != nil {
-			return false, err
-		}
+		// The insert's trigger (messages_count_insert) recorded it as the
+		// conversation's newest message and moved its activity.
 		if client.consentFlagged {
 			if err := clearConsentFlags(ctx, tx, contactID); err != nil {
 				return false, err
@@ -470,7 +469,7 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 		}
 	}
 	// Replying means the agent has read the conversation.
-	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now, true); err != nil {
+	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now); err != nil {
 		return nil, err
 	}
 	// And, to an unassigned conversation, that the agent takes it.
@@ -498,13 +497,11 @@ func insertSession(ctx context.Context, tx *sql.Tx, conversationID int64, s sess
 	return res.LastInsertId()
 }
 
-// touchConversation records the conversation's newest message, and marks it
-// read when an agent wrote it.
-func touchConversation(ctx context.Context, tx *sql.Tx, conversationID, messageID int64, at time.Time, read bool) error {
-	q := `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2 WHERE id = ?3`
-	if read {
-		q = `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2, last_read_message_id = ?1 WHERE id = ?3`
-	}
+// touchConversation records an agent's message as the conversation's newest,
+// and marks the conversation read up to it. A client's message needs no call:
+// the insert's trigger records it (messages_count_insert).
+func touchConversation(ctx context.Context, tx *sql.Tx, conversationID, messageID int64, at time.Time) error {
+	q := `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2, last_read_message_id = ?1 WHERE id = ?3`
 	if _, err := tx.ExecContext(ctx, q, messageID, ms(at), conversationID); err != nil {
 		return fmt.Errorf("update conversation %d: %w", conversationID, err)
 	}
