@@ -83,6 +83,19 @@ type HubOptions struct {
 // client's message waits at most this long for a batch before it.
 const DefaultFrameEvery = 10 * time.Millisecond
 
+// A batch that changed burstRows rows or more is part of a burst, and the
+// next waits longer: FrameEvery once more for every burstRows rows, up to
+// maxStretch times FrameEvery. A frame goes to every page whatever its size,
+// so under a burst fewer, fuller frames cost the server (and the browsers)
+// fewer writes for the same rows: at 2,000 client messages a second and a
+// hundred pages, batches every 10 ms were 6,600 socket writes a second. A
+// few rows at a time (a team's normal traffic, 200 messages a second
+// included) keep the FrameEvery pace.
+const (
+	burstRows  = 8
+	maxStretch = 5
+)
+
 // Close codes after which the htmx ws extension reconnects.
 const (
 	CloseRestart  = 1012 // the server is shutting down
@@ -123,8 +136,10 @@ type Hub struct {
 	// tells it that a batch went out since.
 	counts     countState
 	viewsDirty atomic.Bool
-	// sent is when the last batch went out; only the hub goroutine uses it.
+	// sent is when the last batch went out, and gap how long the next waits
+	// after it (gapAfter); only the hub goroutine uses them.
 	sent time.Time
+	gap  time.Duration
 
 	stats hubStats
 }
@@ -263,13 +278,22 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// pace waits until FrameEvery has passed since the last batch went out, so
+// pace waits until the gap has passed since the last batch went out, so
 // that the commits of a burst reach the pages together; false once ctx ends.
 // It comes before every read of new events, including the one that follows a
 // batch at once: a commit made while a batch went out waits for the next.
 func (h *Hub) pace(ctx context.Context) bool {
-	wait := time.Until(h.sent.Add(h.opts.FrameEvery))
+	wait := time.Until(h.sent.Add(h.gap))
 	return wait <= 0 || clock.Sleep(ctx, wait)
+}
+
+// gapAfter is how long the next batch waits after one that changed rows list
+// rows: FrameEvery, stretched under a burst (burstRows).
+func (h *Hub) gapAfter(rows int) time.Duration {
+	if h.opts.FrameEvery <= 0 {
+		return 0
+	}
+	return h.opts.FrameEvery * time.Duration(min(max(rows/burstRows, 1), maxStretch))
 }
 
 // idle handles presence changes, which need no read of the store, until new
@@ -329,7 +353,7 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
 	}
 	h.cursor = b.last
-	h.sent = time.Now()
+	h.sent, h.gap = time.Now(), h.gapAfter(len(b.rows))
 	h.viewsDirty.Store(true)
 	h.stats.batches.Add(1)
 	close(h.caught)

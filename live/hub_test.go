@@ -281,6 +281,71 @@ func TestHubPacesTheBatches(t *testing.T) {
 	}
 }
 
+// Under a burst the pace stretches: after a batch of 4*burstRows rows the
+// next waits four times FrameEvery, so that a hundred pages get fewer, fuller
+// frames.
+func TestHubStretchesThePaceUnderABurst(t *testing.T) {
+	const every = 250 * time.Millisecond
+	e := startHub(t, func(o *HubOptions) { o.FrameEvery = every })
+	e.waitCursor(t)
+	conn := e.dial(t, 0, e.lastEvent(t))
+	e.waitPages(t, 1)
+
+	first, _ := e.write(t, 1, "first")
+	if g := readFrame(t, conn); !slices.Equal(g.rows, []string{id(first)}) {
+		t.Fatalf("the first commit's frame has rows %v, want [%d]", g.rows, first)
+	}
+	// The burst is one commit, so one batch whatever the machine's speed.
+	var burst []string
+	committing := time.Now()
+	err := e.st.Batch(context.Background(), func(b *store.Store) error {
+		for n := 2; n < 2+4*burstRows; n++ {
+			r, err := b.ReceiveClientMessage(context.Background(), store.ClientMessage{
+				Phone: fmt.Sprintf("+3752986%05d", n), Name: "Client", Kind: session.Text, Text: "burst"})
+			if err != nil {
+				return err
+			}
+			burst = append(burst, id(r.Message.ConversationID))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := readFrame(t, conn)
+	slices.Sort(g.rows)
+	if want := slices.Sorted(slices.Values(burst)); !slices.Equal(g.rows, want) {
+		t.Fatalf("the burst's frame has rows %v, want all %d in one frame", g.rows, len(want))
+	}
+	after, _ := e.write(t, 100, "after the burst")
+	g = readFrame(t, conn)
+	// The burst's batch went out after its commit began, and the next could
+	// not go out before 4*every after that (unstretched: about 2*every).
+	if waited := time.Since(committing); waited < 4*every {
+		t.Errorf("the frame after a burst of %d rows went out %s after it, want at least %s", len(burst), waited, 4*every)
+	}
+	if !slices.Equal(g.rows, []string{id(after)}) {
+		t.Errorf("the frame after the burst has rows %v, want [%d]", g.rows, after)
+	}
+}
+
+func TestHubGapAfterABatch(t *testing.T) {
+	const every = 10 * time.Millisecond
+	h := NewHub(HubOptions{FrameEvery: every})
+	for _, c := range []struct {
+		rows int
+		want time.Duration
+	}{{0, every}, {1, every}, {burstRows - 1, every}, {burstRows, every}, {2 * burstRows, 2 * every},
+		{3*burstRows + 1, 3 * every}, {maxStretch * burstRows, maxStretch * every}, {100 * burstRows, maxStretch * every}} {
+		if got := h.gapAfter(c.rows); got != c.want {
+			t.Errorf("after a batch of %d rows the next waits %s, want %s", c.rows, got, c.want)
+		}
+	}
+	if got := NewHub(HubOptions{FrameEvery: -1}).gapAfter(100); got != 0 {
+		t.Errorf("with no pacing the next batch waits %s, want 0", got)
+	}
+}
+
 // Twenty pages, half of them viewing conversation A: a client message to B
 // reaches all twenty as one shared frame holding B's row only; one to A adds
 // the thread and the panel for A's viewers. Each row, bubble and panel is
