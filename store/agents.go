@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -29,7 +28,7 @@ func (s *Store) EnsureAgent(ctx context.Context, login, name, role string) (Agen
 		name = login
 	}
 	var a Agent
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var created int64
 		err := tx.QueryRowContext(ctx, `
 			INSERT INTO agents (login, name, role, created_at) VALUES (?, ?, ?, ?)

@@ -107,7 +107,7 @@ func (s *Store) UpdateConversation(ctx context.Context, conversationID, agentID 
 	if u.Status != ConvSnoozed && !u.SnoozedUntil.IsZero() {
 		return false, &InvalidError{Field: "snoozed_until", Message: `A snooze time goes only with the status "snoozed".`}
 	}
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		changed = false
 		now := s.opts.Now()
 		var (
@@ -204,7 +204,7 @@ func assignableAgent(ctx context.Context, q queryer, login string) (AgentRef, er
 
 // setAssignee records a new assignee (to.ID 0: none) with its audit row;
 // the caller appends the event.
-func setAssignee(ctx context.Context, tx *sql.Tx, now time.Time, conversationID, agentID, fromID int64, to AgentRef, reason string) error {
+func setAssignee(ctx context.Context, tx queryer, now time.Time, conversationID, agentID, fromID int64, to AgentRef, reason string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET assignee_id = ? WHERE id = ?`,
 		nullID(to.ID), conversationID); err != nil {
 		return fmt.Errorf("assign conversation %d: %w", conversationID, err)
@@ -221,7 +221,7 @@ func setAssignee(ctx context.Context, tx *sql.Tx, now time.Time, conversationID,
 // assignOnReply makes the replier the assignee of an unassigned conversation,
 // inside the send's transaction; audited as the system's, for the reply.
 // API tokens' agents never become assignees.
-func assignOnReply(ctx context.Context, tx *sql.Tx, now time.Time, conversationID, agentID int64) error {
+func assignOnReply(ctx context.Context, tx queryer, now time.Time, conversationID, agentID int64) error {
 	if agentID == 0 {
 		return nil
 	}
@@ -266,7 +266,7 @@ func (s *Store) onlineAgents() []int64 {
 // autoAssign gives an unassigned conversation to the next online agent in
 // rotation, when the round robin is on; nobody online leaves it unassigned.
 // Called in the transaction of the client message that opened a session.
-func (s *Store) autoAssign(ctx context.Context, tx *sql.Tx, conversationID int64, now time.Time) error {
+func (s *Store) autoAssign(ctx context.Context, tx queryer, conversationID int64, now time.Time) error {
 	online := s.onlineAgents()
 	if len(online) == 0 {
 		return nil
@@ -319,7 +319,7 @@ func (s *Store) AutoAssign(ctx context.Context) (bool, error) {
 // SetAutoAssign turns the round-robin auto-assignment on or off, audited as
 // a settings change; setting what holds changes nothing.
 func (s *Store) SetAutoAssign(ctx context.Context, agentID int64, on bool) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE auto_assign SET enabled = ? WHERE id = 1 AND enabled <> ?`, on, on)
 		if err != nil {
 			return false, fmt.Errorf("set auto-assignment: %w", err)
@@ -341,7 +341,7 @@ func (s *Store) WakeSnoozed(ctx context.Context) (woken int, next time.Time, err
 	if err != nil || due.IsZero() || due.After(s.opts.Now()) {
 		return 0, due, err
 	}
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		woken = 0
 		now := s.opts.Now()
 		rows, err := tx.QueryContext(ctx, `UPDATE conversations SET status = 'open', snoozed_until = 0

@@ -79,7 +79,7 @@ func newToken() (string, error) {
 }
 
 // insertAttachment stores a business message's attachment with a fresh public token.
-func (s *Store) insertAttachment(ctx context.Context, tx *sql.Tx, messageID int64, a NewAttachment, now time.Time) error {
+func (s *Store) insertAttachment(ctx context.Context, tx queryer, messageID int64, a NewAttachment, now time.Time) error {
 	token, err := newToken()
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func (s *Store) insertAttachment(ctx context.Context, tx *sql.Tx, messageID int6
 // AddLooseAttachment stores bytes with a public token and no message: the
 // sandbox phone serves a client's upload to the fake provider this way.
 func (s *Store) AddLooseAttachment(ctx context.Context, a NewAttachment, valid time.Duration) (token string, err error) {
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		if token, err = newToken(); err != nil {
 			return false, err
 		}
@@ -234,7 +234,7 @@ func (s *Store) RetryDownload(ctx context.Context, id int64) error {
 // updateDownload runs one update of an attachment and appends a status event
 // on its message, so the thread shows the new state.
 func (s *Store) updateDownload(ctx context.Context, id int64, query string, args ...any) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return false, fmt.Errorf("update attachment %d: %w", id, err)

@@ -90,7 +90,7 @@ type (
 
 // appendAudit writes one audit row inside the caller's transaction. agentID 0
 // is the system; when the agent is an API token's, the row names the token too.
-func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, agentID int64, action string,
+func appendAudit(ctx context.Context, tx queryer, at time.Time, agentID int64, action string,
 	conversationID, messageID int64, detail any) error {
 	b, err := json.Marshal(detail)
 	if err != nil {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -14,7 +13,7 @@ import (
 
 // batch is the one write transaction the calls of a Batch share.
 type batch struct {
-	tx      *sql.Tx
+	tx      queryer
 	changed bool // some call appended events: tell Committed after the commit
 	done    bool // the transaction is over; the batch Store must not be used
 }
@@ -37,7 +36,7 @@ func (s *Store) Batch(ctx context.Context, fn func(b *Store) error) error {
 	}
 	// One request of the group writer: it commits with whatever shares its
 	// commit, or is undone alone when fn fails.
-	return s.writer.do(ctx, func(_ context.Context, tx *sql.Tx) (bool, error) {
+	return s.writer.do(ctx, func(_ context.Context, tx queryer) (bool, error) {
 		b := &batch{tx: tx}
 		inner := *s
 		inner.batch = b

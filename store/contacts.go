@@ -111,7 +111,7 @@ func (s *Store) EditContact(ctx context.Context, agentID, contactID int64, ch Co
 		return Contact{}, err
 	}
 	var out Contact
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		old, err := readContact(ctx, tx, contactID)
 		if err != nil {
 			return false, err

@@ -317,7 +317,7 @@ const phoneDisplayBatch = 1000
 func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 	for {
 		n := -1
-		err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 			if done, err := upgradeDone(ctx, tx, "fill_phone_displays"); done || err != nil {
 				return false, err
 			}
@@ -367,7 +367,7 @@ func (s *Store) fillPhoneDisplays(ctx context.Context) error {
 // upsertContact returns the contact with this phone, creating it; a non-empty
 // name replaces the stored one (Viber users change their display names),
 // unless an agent named the client (EditContact): theirs stays.
-func upsertContact(ctx context.Context, tx *sql.Tx, phone, name, country string, now time.Time) (int64, error) {
+func upsertContact(ctx context.Context, tx queryer, phone, name, country string, now time.Time) (int64, error) {
 	var known storedContact
 	err := tx.QueryRowContext(ctx, `SELECT id, name, country, name_set_by_agent FROM contacts WHERE phone = ?`,
 		phone).Scan(&known.id, &known.name, &known.country, &known.nameSetByAgent)
@@ -389,7 +389,7 @@ type storedContact struct {
 
 // saveContact stores what a client's message says of its contact: known, as
 // read in this transaction, or nil for a new contact. It returns the id.
-func saveContact(ctx context.Context, tx *sql.Tx, known *storedContact, phone, name, country string, now time.Time) (int64, error) {
+func saveContact(ctx context.Context, tx queryer, known *storedContact, phone, name, country string, now time.Time) (int64, error) {
 	if name == "" {
 		name = phone
 	}
@@ -441,7 +441,7 @@ type knownClient struct {
 // A known client with a conversation is nearly every message: one query
 // instead of the four statements (contact, conversation, state, flags) each
 // costing the writer a round trip through the driver.
-func clientByPhone(ctx context.Context, tx *sql.Tx, phone string) (knownClient, error) {
+func clientByPhone(ctx context.Context, tx queryer, phone string) (knownClient, error) {
 	var (
 		k       knownClient
 		contact storedContact
@@ -469,7 +469,7 @@ func clientByPhone(ctx context.Context, tx *sql.Tx, phone string) (knownClient, 
 
 // insertConversation creates the conversation of a contact that has none
 // (clientByPhone found none).
-func insertConversation(ctx context.Context, tx *sql.Tx, contactID int64, now time.Time) (int64, error) {
+func insertConversation(ctx context.Context, tx queryer, contactID int64, now time.Time) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO conversations (contact_id, created_at) VALUES (?, ?) RETURNING id`,
 		contactID, ms(now)).Scan(&id)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"strconv"
@@ -311,7 +310,7 @@ func (s *Store) CheckBudget(ctx context.Context) (BudgetStatus, []int, error) {
 		return b, nil, nil
 	}
 	var logged []int
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		logged = logged[:0]
 		now := s.opts.Now()
 		for _, t := range BudgetThresholds {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"math"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ func billedMonth(b *testing.B) (s *Store, from, to time.Time) {
 	s, _ = newStore(b, session.Defaults())
 	ctx := context.Background()
 	from, to = MonthBounds(t0)
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (phone, name, created_at) VALUES ('+4915112345678', 'x', 0)`); err != nil {
 			return false, err
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -29,7 +28,7 @@ type Event struct {
 	At             time.Time
 }
 
-func appendEvent(ctx context.Context, tx *sql.Tx, kind string, conversationID, messageID int64, now time.Time) error {
+func appendEvent(ctx context.Context, tx queryer, kind string, conversationID, messageID int64, now time.Time) error {
 	var msg any
 	if messageID != 0 {
 		msg = messageID

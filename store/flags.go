@@ -127,7 +127,7 @@ func (s *Store) FlagFromReport(ctx context.Context, ref MessageRef, reasons ...s
 		return nil, nil
 	}
 	var set []string
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		set = set[:0]
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if errors.Is(err, ErrNotFound) {
@@ -163,7 +163,7 @@ func (s *Store) FlagFromReport(ctx context.Context, ref MessageRef, reasons ...s
 const consentFlags = `('blocked', 'opted_out', 'not_viber_user')`
 
 // clearConsentFlags drops the consentFlags of a contact whose message came.
-func clearConsentFlags(ctx context.Context, tx *sql.Tx, contactID int64) error {
+func clearConsentFlags(ctx context.Context, tx queryer, contactID int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM contact_flags WHERE contact_id = ?
 		AND flag IN `+consentFlags, contactID); err != nil {
 		return fmt.Errorf("clear the consent flags of contact %d: %w", contactID, err)
@@ -189,7 +189,7 @@ func (s *Store) ClearFlag(ctx context.Context, agentID, contactID int64, flag, n
 	if utf8.RuneCountInString(note) > MaxFlagNote {
 		return &InvalidError{Field: "note", Message: fmt.Sprintf("The note has at most %d characters.", MaxFlagNote)}
 	}
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var reason string
 		var setAt int64
 		err := tx.QueryRowContext(ctx, `DELETE FROM contact_flags WHERE contact_id = ? AND flag = ? RETURNING reason, set_at`,

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ func BenchmarkGauges(b *testing.B) {
 	ctx := context.Background()
 	const convs, perConv = 20000, 5
 	start := t0.Add(-90 * 24 * time.Hour)
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		for c := 1; c <= convs; c++ {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (id, phone, name, created_at) VALUES (?, ?, '', ?)`,
 				c, fmt.Sprintf("+37529%07d", c), ms(start)); err != nil {

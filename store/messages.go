@@ -267,7 +267,7 @@ func (s *Store) ReceiveClientMessage(ctx context.Context, in ClientMessage) (Rec
 		return Received{}, &InvalidError{Field: "media", Message: "an image or file message needs its media URL"}
 	}
 	var out Received
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		if m, found, err := findDelivery(ctx, tx, in); err != nil || found {
 			out = Received{Message: m, Duplicate: found}
@@ -380,7 +380,7 @@ func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) (
 		out      []Message
 		accepted Accepted
 	)
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var err error
 		out, accepted, err = acceptedBy(ctx, tx, send.ConversationID, func() ([]Message, error) {
 			return s.acceptTx(ctx, tx, send)
@@ -395,7 +395,7 @@ func (s *Store) AcceptBusinessMessages(ctx context.Context, send BusinessSend) (
 }
 
 // acceptTx checks and stores a send inside the caller's write transaction.
-func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]Message, error) {
+func (s *Store) acceptTx(ctx context.Context, tx queryer, send BusinessSend) ([]Message, error) {
 	now := s.opts.Now()
 	st, sessionID, err := loadState(ctx, tx, send.ConversationID)
 	if err != nil {
@@ -487,7 +487,7 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, send BusinessSend) ([]
 	return out, nil
 }
 
-func insertSession(ctx context.Context, tx *sql.Tx, conversationID int64, s session.Session, openedBy string) (int64, error) {
+func insertSession(ctx context.Context, tx queryer, conversationID int64, s session.Session, openedBy string) (int64, error) {
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO sessions (conversation_id, number, started_at, ends_at, opened_by, received_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		conversationID, s.Number, ms(s.StartedAt), ms(s.EndsAt), openedBy, ms(s.ReceivedAt))
@@ -500,7 +500,7 @@ func insertSession(ctx context.Context, tx *sql.Tx, conversationID int64, s sess
 // touchConversation records an agent's message as the conversation's newest,
 // and marks the conversation read up to it. A client's message needs no call:
 // the insert's trigger records it (messages_count_insert).
-func touchConversation(ctx context.Context, tx *sql.Tx, conversationID, messageID int64, at time.Time) error {
+func touchConversation(ctx context.Context, tx queryer, conversationID, messageID int64, at time.Time) error {
 	q := `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2, last_read_message_id = ?1 WHERE id = ?3`
 	if _, err := tx.ExecContext(ctx, q, messageID, ms(at), conversationID); err != nil {
 		return fmt.Errorf("update conversation %d: %w", conversationID, err)
@@ -542,7 +542,7 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 			return false, err
 		}
 	}
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		changed = false // the transaction may run again
 		id, convID, current, known, err := findOutbound(ctx, tx, u.Ref)
 		if err != nil {
@@ -586,7 +586,7 @@ func (s *Store) ApplyStatus(ctx context.Context, u StatusUpdate) (changed bool, 
 // never billed; when it was the rollover that message began, it never
 // happened at all (case 18, see releaseSession).
 func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if err != nil {
 			return false, err
@@ -623,7 +623,7 @@ func (s *Store) RejectMessage(ctx context.Context, ref MessageRef, reason string
 // was open at its time, otherwise in a new session it opens (S1). A session
 // with any business message still counted stays as it is, window included:
 // the provider has opened it, billed, with that message.
-func (s *Store) releaseSession(ctx context.Context, tx *sql.Tx, convID, sessionID int64, now time.Time) error {
+func (s *Store) releaseSession(ctx context.Context, tx queryer, convID, sessionID int64, now time.Time) error {
 	var (
 		number, used int
 		openedBy     string
@@ -715,7 +715,7 @@ func (s *Store) releaseSession(ctx context.Context, tx *sql.Tx, convID, sessionI
 
 // findOutbound finds a business message by our id or the provider's, and
 // returns its conversation, status and recorded provider id.
-func findOutbound(ctx context.Context, tx *sql.Tx, ref MessageRef) (id, conversationID int64, status, providerID string, err error) {
+func findOutbound(ctx context.Context, tx queryer, ref MessageRef) (id, conversationID int64, status, providerID string, err error) {
 	const cols = `SELECT id, conversation_id, status, coalesce(provider_id, '') FROM messages WHERE direction = 'out'`
 	q, arg := cols+` AND id = ?`, any(ref.ID)
 	if ref.ID == 0 {
@@ -782,7 +782,7 @@ func (s *Store) Queued(ctx context.Context, limit int) ([]Outgoing, error) {
 // SaveContact stores a contact's name before it writes (the sandbox phone
 // names its clients; Routee's inbound messages carry no name).
 func (s *Store) SaveContact(ctx context.Context, phone, name, country string) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		_, err := upsertContact(ctx, tx, phone, name, country, s.opts.Now())
 		return false, err
 	})
@@ -792,7 +792,7 @@ func (s *Store) SaveContact(ctx context.Context, phone, name, country string) er
 // known to have failed (nothing reached the provider), which closes it: it
 // stays queued, to be tried again at next. The event lets the agent see why.
 func (s *Store) SendFailed(ctx context.Context, id int64, reason string, next time.Time) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var convID int64
 		err := tx.QueryRowContext(ctx, `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
 			tried_at = 0 WHERE id = ? AND direction = 'out' AND status = 'queued' RETURNING conversation_id`,
@@ -827,7 +827,7 @@ func (s *Store) RetryMessage(ctx context.Context, id, agentID int64, confirmNewS
 		out      Message
 		accepted Accepted
 	)
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		m, err := messageByID(ctx, tx, id)
 		if err == nil && m.Direction != Outbound {
 			err = fmt.Errorf("business message %d: %w", id, ErrNotFound)

@@ -81,7 +81,7 @@ func (s *Store) AddNote(ctx context.Context, conversationID, agentID int64, body
 		return Note{}, err
 	}
 	var out Note
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM conversations WHERE id = ?`, conversationID).Scan(&one)
@@ -133,7 +133,7 @@ func (s *Store) AddNote(ctx context.Context, conversationID, agentID int64, body
 // resolveMentions returns the ids of the agents the @names of body designate,
 // each once, in the order first mentioned. API tokens' agents (token:<id>)
 // are no one to mention.
-func resolveMentions(ctx context.Context, tx *sql.Tx, body string) ([]int64, error) {
+func resolveMentions(ctx context.Context, tx queryer, body string) ([]int64, error) {
 	tokens := mention.Find(body)
 	if len(tokens) == 0 {
 		return nil, nil
@@ -356,7 +356,7 @@ func (r *Reader) MentionsOf(ctx context.Context, agentID int64, limit int) ([]Me
 // mention that arrived after the agent looked stays unseen.
 func (s *Store) MarkMentionsSeen(ctx context.Context, agentID, upTo int64) (int64, error) {
 	var n int64
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE note_mentions SET seen_at = ?
 			WHERE agent_id = ? AND seen_at = 0 AND note_id <= ?`, ms(s.opts.Now()), agentID, upTo)
 		if err != nil {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"sync/atomic"
 )
 
@@ -37,7 +36,7 @@ func (s *Store) notifyAccepted(a Accepted) {
 // session state is read before the send (inside its transaction), msgs are
 // what the send stored. A business message that is the first of its session
 // opened it as a rollover: a client-opened session starts with the client's.
-func acceptedBy(ctx context.Context, tx *sql.Tx, conversationID int64, send func() ([]Message, error)) ([]Message, Accepted, error) {
+func acceptedBy(ctx context.Context, tx queryer, conversationID int64, send func() ([]Message, error)) ([]Message, Accepted, error) {
 	before, _, err := loadState(ctx, tx, conversationID)
 	if err != nil {
 		return nil, Accepted{}, err

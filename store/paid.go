@@ -187,7 +187,7 @@ func (s *Store) SavePaidSettings(ctx context.Context, agentID int64, p PaidSetti
 	if err != nil {
 		return PaidSettings{}, fmt.Errorf("encode paid message settings: %w", err)
 	}
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
@@ -322,7 +322,7 @@ func httpsURL(raw string) error {
 // ConfirmCost is false; then nothing is stored.
 func (s *Store) AcceptPaidMessage(ctx context.Context, p PaidSend) (Message, error) {
 	var out Message
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		set, err := loadPaidSettings(ctx, tx)
 		if err != nil {
@@ -459,7 +459,7 @@ func (s *Store) ApplyPaidReport(ctx context.Context, r PaidReport) (bool, error)
 		return false, nil
 	}
 	var changed bool
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		changed = false
 		id, convID, _, _, err := findOutbound(ctx, tx, r.Ref)
 		if errors.Is(err, ErrNotFound) {

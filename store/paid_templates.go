@@ -62,7 +62,7 @@ func (s *Store) AddPaidTemplate(ctx context.Context, agentID int64, name, body s
 		return PaidTemplate{}, &InvalidError{Field: "body", Message: fmt.Sprintf("A template needs a text of 1 to %d characters.", MaxPaidText)}
 	}
 	var out PaidTemplate
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM paid_templates WHERE deleted = 0`).Scan(&n); err != nil {
 			return false, fmt.Errorf("count paid templates: %w", err)
@@ -84,7 +84,7 @@ func (s *Store) AddPaidTemplate(ctx context.Context, agentID int64, name, body s
 
 // DeletePaidTemplate retires a template (messages sent with it keep its id), audited.
 func (s *Store) DeletePaidTemplate(ctx context.Context, agentID, id int64) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		t, err := paidTemplate(ctx, tx, id)
 		if err != nil {
 			return false, fmt.Errorf("paid template %d: %w", id, ErrNotFound)

@@ -41,7 +41,7 @@ type AgentPrefsChange struct {
 // returns them. An agent that does not exist is ErrNotFound.
 func (s *Store) UpdateAgentPrefs(ctx context.Context, agentID int64, ch AgentPrefsChange) (AgentPrefs, error) {
 	var p AgentPrefs
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?)`, agentID).Scan(&exists); err != nil {
 			return false, err

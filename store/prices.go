@@ -55,7 +55,7 @@ func (s *Store) RecordPrice(ctx context.Context, ref MessageRef, p ReportedPrice
 	if err := checkPrice(&p); err != nil {
 		return false, err
 	}
-	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err = s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		id, convID, _, _, err := findOutbound(ctx, tx, ref)
 		if err != nil {
 			return false, err
@@ -71,7 +71,7 @@ func (s *Store) RecordPrice(ctx context.Context, ref MessageRef, p ReportedPrice
 
 // recordPriceTx is RecordPrice inside the caller's write transaction, for
 // the business message id of conversation convID; p is checked.
-func (s *Store) recordPriceTx(ctx context.Context, tx *sql.Tx, id, convID int64, p ReportedPrice) (bool, error) {
+func (s *Store) recordPriceTx(ctx context.Context, tx queryer, id, convID int64, p ReportedPrice) (bool, error) {
 	var (
 		stored      sql.NullFloat64
 		storedCur   string

@@ -49,7 +49,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time, batch int) (i
 	var total int64
 	for cut > 0 {
 		var n int64
-		err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 			res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN
 				(SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT ?)`, cut, batch)
 			if err != nil {

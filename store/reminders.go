@@ -32,7 +32,7 @@ const reminderAssignee = `coalesce(c.assignee_id, (SELECT agent_id FROM messages
 // returned twice, whoever asks and however often.
 func (s *Store) TakeReminders(ctx context.Context, before time.Duration) ([]Reminder, error) {
 	var out []Reminder
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		out = out[:0] // fn may run again
 		now := s.opts.Now()
 		rows, err := tx.QueryContext(ctx, `

@@ -199,7 +199,7 @@ func (s *Store) BuildReportDays(ctx context.Context, limit int) (int, error) {
 			return built, err
 		}
 		var done bool
-		err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 			done = false
 			// Checked again in the transaction: a session may have begun or
 			// changed since the read above.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -331,7 +330,7 @@ func (s *Store) SaveSettings(ctx context.Context, agentID int64, next AdminSetti
 		return err
 	}
 	var swapped *AdminSettings
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		old := s.settings.Load()
 		changes := diffSettings(*old, next)
 		if len(changes) == 0 {

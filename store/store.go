@@ -206,7 +206,7 @@ func openOneConnection(ctx context.Context, dsn string, then func(*sqlite3.SQLit
 // session to find nothing.
 func (s *Store) freezeLegacyRates(ctx context.Context) error {
 	r := s.Rates()
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		if done, err := upgradeDone(ctx, tx, "freeze_legacy_rates"); done || err != nil {
 			return false, err
 		}
@@ -228,7 +228,7 @@ func (s *Store) freezeLegacyRates(ctx context.Context) error {
 }
 
 // upgradeDone says whether the start-up upgrade name has finished (00048).
-func upgradeDone(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
+func upgradeDone(ctx context.Context, tx queryer, name string) (bool, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM upgrades_done WHERE name = ?`, name).Scan(&n); err != nil {
 		return false, fmt.Errorf("read whether %s is done: %w", name, err)
@@ -237,7 +237,7 @@ func upgradeDone(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
 }
 
 // markUpgradeDone records that the start-up upgrade name has nothing left to do.
-func markUpgradeDone(ctx context.Context, tx *sql.Tx, name string, now time.Time) error {
+func markUpgradeDone(ctx context.Context, tx queryer, name string, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO upgrades_done (name, done_at) VALUES (?, ?)`,
 		name, ms(now)); err != nil {
 		return fmt.Errorf("record %s as done: %w", name, err)

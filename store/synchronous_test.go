@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -42,7 +41,7 @@ func BenchmarkSynchronous(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {
-				if err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+				if err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 					_, err := tx.ExecContext(ctx, `INSERT INTO bench (v) VALUES ('x')`)
 					return false, err
 				}); err != nil {

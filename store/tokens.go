@@ -77,7 +77,7 @@ func (s *Store) CreateToken(ctx context.Context, adminID int64, name string) (st
 	}
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	info := TokenInfo{Name: name, Prefix: secret[:tokenShownLen], Role: "agent"}
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		info.CreatedAt = fromMS(ms(now))
 		res, err := tx.ExecContext(ctx, `
@@ -113,7 +113,7 @@ func tokenAgentName(name string) string { return fmt.Sprintf("API token %q", nam
 // RevokeToken stops a token from working, at once. Revoking a revoked token
 // changes nothing; an unknown one is ErrNotFound.
 func (s *Store) RevokeToken(ctx context.Context, adminID, tokenID int64) error {
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var (
 			name, prefix string
 			revoked      int64
@@ -207,7 +207,7 @@ func (s *Store) TokenAgent(ctx context.Context, secret string) (Agent, TokenInfo
 	a.Role = t.Role
 	now := s.opts.Now()
 	if now.Sub(t.LastUsedAt) >= tokenTouchEvery {
-		err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 			_, err := tx.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND last_used_at <= ?`,
 				ms(now), t.ID, ms(now.Add(-tokenTouchEvery)))
 			return false, err

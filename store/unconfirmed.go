@@ -60,7 +60,7 @@ func resolveSummary(e AuditEntry) string {
 // BeginTry records that the outbox is about to hand queued message id to the
 // provider. It fails with ErrNotFound when the message is no longer queued.
 func (s *Store) BeginTry(ctx context.Context, id int64) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET tried_at = ? WHERE id = ? AND direction = 'out' AND status = 'queued'`,
 			ms(s.opts.Now()), id)
 		if err != nil {
@@ -78,7 +78,7 @@ func (s *Store) BeginTry(ctx context.Context, id int64) error {
 // first; zero means no lookup is possible and an agent must settle it. The
 // message keeps counting.
 func (s *Store) MarkUnconfirmed(ctx context.Context, id int64, reason string, checkAt time.Time) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		var convID int64
 		err := tx.QueryRowContext(ctx, `UPDATE messages SET status = 'unconfirmed', status_reason = ?, status_at = ?,
@@ -100,7 +100,7 @@ func (s *Store) MarkUnconfirmed(ctx context.Context, id int64, reason string, ch
 // whether the provider has it. next is when to look again; zero means the
 // lookups are over and the message waits for an agent, with reason shown.
 func (s *Store) CheckUnknown(ctx context.Context, id int64, reason string, next time.Time) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		var convID int64
 		err := tx.QueryRowContext(ctx, `UPDATE messages SET checks = checks + 1, next_attempt_at = ?, checking = ?,
 			last_error = ?, status_reason = CASE WHEN ? THEN status_reason ELSE ? END
@@ -123,7 +123,7 @@ func (s *Store) CheckUnknown(ctx context.Context, id int64, reason string, next 
 // message id (queued with an open try, or unconfirmed): it is queued again, to
 // be sent at once, and the failed try is counted.
 func (s *Store) NotAtProvider(ctx context.Context, id int64, reason string) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		now := s.opts.Now()
 		var convID int64
 		err := tx.QueryRowContext(ctx, `UPDATE messages SET status = 'queued', status_reason = '', status_at = ?,
@@ -153,7 +153,7 @@ func (s *Store) ResolveUnconfirmed(ctx context.Context, conversationID, id, agen
 			resolution, ResolveArrived, ResolveResend)}
 	}
 	var out Message
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		m, err := messageByID(ctx, tx, id)
 		if err == nil && (m.Direction != Outbound || m.ConversationID != conversationID) {
 			err = fmt.Errorf("business message %d: %w", id, ErrNotFound)

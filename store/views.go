@@ -479,7 +479,7 @@ const readMarkExpr = `coalesce(rd.read_in_id, c.last_read_message_id)`
 // ErrNotFound for an unknown conversation. It emits no event: what one agent
 // read changes nobody else's list.
 func (s *Store) MarkRead(ctx context.Context, agent, conversationID int64) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil {
 			return false, err
@@ -498,7 +498,7 @@ const clientMessageBefore = `SELECT coalesce(max(id), 0) FROM messages
 // conversation. One the client never wrote in has nothing to be unread: it
 // is left as it is.
 func (s *Store) MarkUnread(ctx context.Context, agent, conversationID int64) error {
-	return s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
 		lastIn, err := lastInID(ctx, tx, conversationID)
 		if err != nil || lastIn == 0 {
 			return false, err
@@ -513,7 +513,7 @@ func (s *Store) MarkUnread(ctx context.Context, agent, conversationID int64) err
 }
 
 // lastInID is the conversation's newest client message (0: none yet).
-func lastInID(ctx context.Context, tx *sql.Tx, conversationID int64) (int64, error) {
+func lastInID(ctx context.Context, tx queryer, conversationID int64) (int64, error) {
 	var lastIn int64
 	err := tx.QueryRowContext(ctx, `SELECT last_in_id FROM conversations WHERE id = ?`, conversationID).Scan(&lastIn)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -526,7 +526,7 @@ func lastInID(ctx context.Context, tx *sql.Tx, conversationID int64) (int64, err
 }
 
 // setReadMark sets agent's mark on the conversation (no write when it holds).
-func setReadMark(ctx context.Context, tx *sql.Tx, agent, conversationID, mark int64) error {
+func setReadMark(ctx context.Context, tx queryer, agent, conversationID, mark int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO conversation_reads (agent_id, conversation_id, read_in_id) VALUES (?, ?, ?)
 		ON CONFLICT (agent_id, conversation_id) DO UPDATE SET read_in_id = excluded.read_in_id
 		WHERE read_in_id <> excluded.read_in_id`, agent, conversationID, mark)

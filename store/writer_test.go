@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mattn/go-sqlite3"
+
 	"sessiondesk/session"
 )
 
@@ -30,7 +32,7 @@ func newWriterDB(t *testing.T) *sql.DB {
 }
 
 func insertReq(ctx context.Context, v string) *writeReq {
-	return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES (?)`, v)
 		return err == nil, err
 	}}
@@ -63,7 +65,7 @@ func TestGroupCommitUndoesOnlyTheFailedRequest(t *testing.T) {
 	defer w.close()
 	ctx := context.Background()
 	refused := errors.New("refused by the rules")
-	half := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	half := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
 		// Writes, then refuses: its row must not survive.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('half')`); err != nil {
 			return false, err
@@ -131,7 +133,7 @@ func TestGroupCommitFinishesAWriteWhoseCallerLeft(t *testing.T) {
 			defer leave()
 			var sawValue any
 			var sawDone bool
-			leaver := &writeReq{ctx: caller, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
+			leaver := &writeReq{ctx: caller, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
 				leave() // the request's connection closes mid-write
 				sawValue, sawDone = ctx.Value(callerKey{}), ctx.Done() != nil
 				if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('left')`); err != nil {
@@ -173,7 +175,7 @@ func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
 	defer w.close()
 	ctx := context.Background()
 	var breakerRuns int
-	breaker := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	breaker := &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
 		breakerRuns++
 		if breakerRuns == 1 {
 			// Ends the shared transaction under everyone's feet.
@@ -232,7 +234,7 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 	if want := n - n/5 + 1; accepted != want || len(rows) != want {
 		t.Errorf("accepted %d, stored %d, want %d each", accepted, len(rows), want)
 	}
-	if err := w.do(context.Background(), func(context.Context, *sql.Tx) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
+	if err := w.do(context.Background(), func(context.Context, queryer) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
 		t.Errorf("write after close: %v", err)
 	}
 }
@@ -307,7 +309,7 @@ func TestWriterKeepsItsJournalsInMemory(t *testing.T) {
 	errs := make([]error, 16)
 	for i := range errs {
 		wg.Go(func() {
-			errs[i] = s.writeTx(context.Background(), func(ctx context.Context, tx *sql.Tx) (bool, error) {
+			errs[i] = s.writeTx(context.Background(), func(ctx context.Context, tx queryer) (bool, error) {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (phone, phone_display, name, country, created_at)
 					VALUES (?, '', 'Refused', 'DE', 0)`, fmt.Sprintf("+4915120000%03d", i)); err != nil {
 					return false, err
@@ -331,5 +333,48 @@ func TestWriterKeepsItsJournalsInMemory(t *testing.T) {
 	}
 	if kept != len(errs)/2 {
 		t.Errorf("%d contacts kept, want %d: only the refused requests' writes are undone", kept, len(errs)/2)
+	}
+}
+
+// A request that fails after writing leaves nothing behind, and the write
+// connection goes back out of any transaction: the next request begins and
+// commits on it.
+func TestWriterGivesBackItsConnectionOutOfTheTransaction(t *testing.T) {
+	db := newWriterDB(t)
+	w := newGroupWriter(db, func() {}, maxBatch)
+	defer w.close()
+	ctx := context.Background()
+	err := w.do(ctx, func(ctx context.Context, tx queryer) (bool, error) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('undone')`); err != nil {
+			return false, err
+		}
+		return false, errors.New("refused after writing")
+	})
+	if err == nil || err.Error() != "refused after writing" {
+		t.Fatalf("the failed request returned %v", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inTransaction bool
+	if err := conn.Raw(func(dc any) error {
+		inTransaction = !dc.(*sqlite3.SQLiteConn).AutoCommit()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if inTransaction {
+		t.Fatal("the write connection came back inside a transaction")
+	}
+	if err := w.do(ctx, func(ctx context.Context, tx queryer) (bool, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('kept')`)
+		return err == nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(storedRows(t, db)); got != "[kept]" {
+		t.Errorf("stored %s, want [kept]", got)
 	}
 }
