@@ -132,7 +132,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, write); err != nil {
+	if err := migrateSpilling(ctx, write); err != nil {
 		write.Close()
 		return nil, err
 	}
@@ -285,6 +285,25 @@ func openSearch(ctx context.Context, db *sql.DB, path string) (*searchIndex, err
 		return nil, fmt.Errorf("search index: read the database's identity: %w", err)
 	}
 	return openSearchIndex(ctx, SearchPath(path), token, maxMessage, maxChange)
+}
+
+// migrateSpilling migrates the write connection with SQLite's default
+// temporary storage, then keeps its journals in memory again
+// (writerJournals): a migration may rewrite a whole table in one statement,
+// whose statement journal holds every page it changes, and that belongs in a
+// temporary file rather than in the heap of a server that stays up for months
+// (the C heap keeps what it once grew to).
+func migrateSpilling(ctx context.Context, write *sql.DB) error {
+	if _, err := write.ExecContext(ctx, `PRAGMA temp_store = DEFAULT`); err != nil {
+		return fmt.Errorf("store: journals on disk while migrating: %w", err)
+	}
+	if err := migrate(ctx, write); err != nil {
+		return err
+	}
+	if _, err := write.ExecContext(ctx, writerJournals); err != nil {
+		return fmt.Errorf("store: keep the writer's journals in memory: %w", err)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
