@@ -1,10 +1,9 @@
-package store_test
+package store
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"sessiondesk/session"
-	"sessiondesk/store"
 )
 
 // BenchmarkReceiveOnDataset measures the store alone taking client messages:
@@ -38,7 +36,7 @@ func BenchmarkReceiveOnDataset(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "bench.db")
 	for _, suffix := range []string{"", "-search"} {
-		if err := copyDatabaseFile(src+suffix, path+suffix); err != nil && !(suffix != "" && os.IsNotExist(err)) {
+		if err := copyFile(src+suffix, path+suffix); err != nil && !(suffix != "" && os.IsNotExist(err)) {
 			b.Fatal(err)
 		}
 	}
@@ -46,7 +44,7 @@ func BenchmarkReceiveOnDataset(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), path, store.Options{Rules: session.Defaults()})
+	st, err := Open(context.Background(), path, Options{Rules: session.Defaults()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +63,7 @@ func BenchmarkReceiveOnDataset(b *testing.B) {
 						i := seq.Add(1)
 						// A context that can end, as an HTTP request's.
 						ctx, cancel := context.WithCancel(context.Background())
-						_, err := st.ReceiveClientMessage(ctx, store.ClientMessage{
+						_, err := st.ReceiveClientMessage(ctx, ClientMessage{
 							Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
 							Text: "Hello, I have a question about my order", DedupeKey: fmt.Sprintf("bench-%d-%d", run, i)})
 						cancel()
@@ -112,23 +110,6 @@ func clientPhones(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s holds no client", path)
 	}
 	return phones, nil
-}
-
-func copyDatabaseFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // processCPU is the CPU time the process has used so far, user and system.
