@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -50,33 +49,17 @@ func BenchmarkReceiveOnDataset(b *testing.B) {
 	}
 	b.Cleanup(func() { st.Close() })
 	run := time.Now().UnixNano()
-	var seq atomic.Int64
+	var calls atomic.Int64 // each call of a sub-benchmark numbers its messages from 1
 	for _, senders := range []int{1, 32} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			call := calls.Add(1)
 			cpu := processCPU()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + senders - 1) / senders
-			for range senders {
-				wg.Go(func() {
-					for range per {
-						i := seq.Add(1)
-						// A context that can end, as an HTTP request's.
-						ctx, cancel := context.WithCancel(context.Background())
-						_, err := st.ReceiveClientMessage(ctx, ClientMessage{
-							Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
-							Text: "Hello, I have a question about my order", DedupeKey: fmt.Sprintf("bench-%d-%d", run, i)})
-						cancel()
-						if err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			n := float64(receiveConcurrently(b, st, senders, func(i int64) ClientMessage {
+				return ClientMessage{Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
+					Text: "Hello, I have a question about my order", DedupeKey: fmt.Sprintf("bench-%d-%d-%d", run, call, i)}
+			}))
 			b.StopTimer()
-			n := float64(per * senders)
 			b.ReportMetric(n/b.Elapsed().Seconds(), "msgs/s")
 			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/n, "cpu-µs/msg")
 		})

@@ -252,34 +252,39 @@ func BenchmarkConcurrentReceive(b *testing.B) {
 				s, _ := newStore(b, session.Defaults())
 				s.writer.close()
 				s.writer = newGroupWriter(s.write, s.checkpoints.poke, mode.batch)
-				var seq atomic.Int64
 				b.ResetTimer()
-				var wg sync.WaitGroup
-				per := b.N/senders + 1
-				for range senders {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range per {
-							i := seq.Add(1)
-							// A context that can end, as an HTTP request's.
-							ctx, cancel := context.WithCancel(context.Background())
-							_, err := s.ReceiveClientMessage(ctx, ClientMessage{
-								Phone: fmt.Sprintf("+37529%07d", 1000000+i%500), Kind: session.Text, Text: "hello"})
-							cancel()
-							if err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				n := receiveConcurrently(b, s, senders, func(i int64) ClientMessage {
+					return ClientMessage{Phone: fmt.Sprintf("+37529%07d", 1000000+i%500), Kind: session.Text, Text: "hello"}
+				})
 				b.StopTimer()
-				b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "msgs/s")
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
 			})
 		}
 	}
+}
+
+// receiveConcurrently stores b.N client messages (at least; each sender the
+// same share), message(i) for the i-th, from senders goroutines at once, each
+// with a context that can end, as an HTTP request's. It returns how many.
+func receiveConcurrently(b *testing.B, s *Store, senders int, message func(i int64) ClientMessage) int64 {
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	per := (b.N + senders - 1) / senders
+	for range senders {
+		wg.Go(func() {
+			for range per {
+				ctx, cancel := context.WithCancel(context.Background())
+				_, err := s.ReceiveClientMessage(ctx, message(seq.Add(1)))
+				cancel()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int64(per * senders)
 }
 
 // TestWriterKeepsItsJournalsInMemory: the write connection's sub-journals (a
