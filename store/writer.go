@@ -42,7 +42,9 @@ type groupWriter struct {
 }
 
 // writeFunc is one caller's work in a write transaction; it reports whether it
-// changed something the live pages show.
+// changed something the live pages show. tx is the writer's connection inside
+// the transaction (and the request's savepoint): the writer alone begins and
+// ends the transaction, and fn must not.
 //
 // The ctx it is given carries the caller's values but never ends: once the
 // writer has taken a request, the request runs to its end and its caller
