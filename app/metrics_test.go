@@ -233,6 +233,12 @@ func TestMetricsCountTheTrafficSent(t *testing.T) {
 	} else if got := metricValue(fams, "sessiondesk_search_index_behind_messages"); got < 0 || got > 7 {
 		t.Errorf("search index behind by %v messages, want 0 to 7", got)
 	}
+	// Every write above committed, some perhaps sharing a commit: at least
+	// one commit, never more than the writes.
+	commits, writes := metricValue(fams, "sessiondesk_store_commits_total"), metricValue(fams, "sessiondesk_store_writes_total")
+	if commits < 1 || writes < commits {
+		t.Errorf("store commits %v and writes %v: want at least 1 commit and no fewer writes", commits, writes)
+	}
 	// The writes above were checkpointed in the background, without a failure.
 	waitFor(t, "a background checkpoint", func() bool { return ra.Store.Checkpoints().Passes > 0 })
 	fams = families(t, ra.base)

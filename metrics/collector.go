@@ -25,12 +25,18 @@ var (
 	walPagesDesc = prometheus.NewDesc(namespace+"_wal_pages",
 		"Pages (4 KB) in the database's write-ahead log at the last background checkpoint, by state: copied "+
 			"(into the database too) or not_copied (a reader still needed their older version).", []string{"state"}, nil)
+	commitsDesc = prometheus.NewDesc(namespace+"_store_commits_total",
+		"Transactions the database's one writer committed. Under a burst, the write transactions waiting "+
+			"for it share one commit: see "+namespace+"_store_writes_total.", nil, nil)
+	writesDesc = prometheus.NewDesc(namespace+"_store_writes_total",
+		"Write transactions committed (a client message, a send, a status change...). Divided by "+
+			namespace+"_store_commits_total, how many shared a commit.", nil, nil)
 	searchDesc = prometheus.NewDesc(namespace+"_search_index_behind_messages",
 		"Messages the search index has not reached yet: a few while it follows, many while it is built "+
 			"after an upgrade or a restore.", nil, nil)
 )
 
-// dbCollector reads the outbox depth and the checkpoints' counts from the
+// dbCollector reads the outbox depth, the writer's and the checkpoints' counts from the
 // store, and the live pages from the hub, at each scrape.
 type dbCollector struct {
 	src   Sources
@@ -39,7 +45,8 @@ type dbCollector struct {
 
 // Describe sends the descriptions of the scrape-time metrics.
 func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc, checkpointsDesc, walPagesDesc} {
+	for _, desc := range []*prometheus.Desc{outboxDesc, oldestDesc, pagesDesc, searchDesc, checkpointsDesc, walPagesDesc,
+		commitsDesc, writesDesc} {
 		ch <- desc
 	}
 }
@@ -60,6 +67,9 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.CounterValue, float64(cp.Failed), "failed")
 	ch <- prometheus.MustNewConstMetric(walPagesDesc, prometheus.GaugeValue, float64(cp.WALCopied), "copied")
 	ch <- prometheus.MustNewConstMetric(walPagesDesc, prometheus.GaugeValue, float64(cp.WALPages-cp.WALCopied), "not_copied")
+	w := d.src.Store.Writes()
+	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(w.Commits))
+	ch <- prometheus.MustNewConstMetric(writesDesc, prometheus.CounterValue, float64(w.Writes))
 	ctx, cancel := scrapeContext()
 	defer cancel()
 	var g store.Gauges

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -39,6 +40,23 @@ type groupWriter struct {
 	maxBatch  int
 	// gens counts the commits for the readers (generation.go).
 	gens generations
+	// commits and writes count the commits and the requests whose work they
+	// held (WriterStats).
+	commits, writes atomic.Int64
+}
+
+// WriterStats count what the store's one writer committed since it opened.
+type WriterStats struct {
+	// Commits is how many transactions it committed; Writes how many
+	// callers' write transactions (a client message, a send, a status...)
+	// they held. Writes per commit is how many shared one (group commit):
+	// 1 with no contention, more under a burst.
+	Commits, Writes int64
+}
+
+// Writes returns the writer's counts.
+func (s *Store) Writes() WriterStats {
+	return WriterStats{Commits: s.writer.commits.Load(), Writes: s.writer.writes.Load()}
 }
 
 // writeFunc is one caller's work in a write transaction; it reports whether it
@@ -135,10 +153,14 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 	if len(batch) > 1 {
 		changed, err := w.shared(batch)
 		if err == nil {
+			w.commits.Add(1)
 			if changed {
 				w.committed()
 			}
 			for _, r := range batch {
+				if r.err == nil {
+					w.writes.Add(1)
+				}
 				r.result <- r.err
 			}
 			return
@@ -147,6 +169,10 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 	for _, r := range batch {
 		r.changed = false
 		err := w.single(r)
+		if err == nil {
+			w.commits.Add(1)
+			w.writes.Add(1)
+		}
 		if err == nil && r.changed {
 			w.committed()
 		}

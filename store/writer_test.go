@@ -94,6 +94,10 @@ func TestGroupCommitUndoesOnlyTheFailedRequest(t *testing.T) {
 	if commits.Load() != 1 {
 		t.Errorf("Committed called %d times for one batch, want 1", commits.Load())
 	}
+	// The counts name the commit once and only the two writes it kept.
+	if c, n := w.commits.Load(), w.writes.Load(); c != 1 || n != 2 {
+		t.Errorf("counted %d commits and %d writes, want 1 and 2", c, n)
+	}
 }
 
 // A caller whose context ended before its turn is answered with that error
@@ -200,6 +204,10 @@ func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
 	if commits.Load() != 3 {
 		t.Errorf("Committed called %d times, want 3 (one per lone transaction)", commits.Load())
 	}
+	// The shared transaction that broke committed nothing: it is not counted.
+	if c, n := w.commits.Load(), w.writes.Load(); c != 3 || n != 3 {
+		t.Errorf("counted %d commits and %d writes, want 3 and 3", c, n)
+	}
 }
 
 // Many callers at once through the real loop: every accepted write is there
@@ -233,6 +241,9 @@ func TestGroupCommitUnderConcurrency(t *testing.T) {
 	rows := storedRows(t, db)
 	if want := n - n/5 + 1; accepted != want || len(rows) != want {
 		t.Errorf("accepted %d, stored %d, want %d each", accepted, len(rows), want)
+	}
+	if c, got := w.commits.Load(), w.writes.Load(); got != int64(accepted) || c < 1 || c > got {
+		t.Errorf("counted %d writes in %d commits, want the %d accepted in 1 to %d", got, c, accepted, accepted)
 	}
 	if err := w.do(context.Background(), func(context.Context, queryer) (bool, error) { return true, nil }); !errors.Is(err, errStoreClosed) {
 		t.Errorf("write after close: %v", err)

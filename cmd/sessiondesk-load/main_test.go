@@ -5,9 +5,14 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"sessiondesk/cmd/sessiondesk-load/internal/product"
 )
 
 func TestQuickShrinksEverythingButExplicitFlags(t *testing.T) {
@@ -110,5 +115,33 @@ func TestLatestCursor(t *testing.T) {
 		if got := latestCursor([]byte(tc.frame)); got != tc.want {
 			t.Errorf("latestCursor(%q) = %d, want %d", tc.frame, got, tc.want)
 		}
+	}
+}
+
+// The writer's counts are read from the product's /metrics in the Prometheus
+// text format; a product without them (an older binary) is an error, not a 0.
+func TestWriterCountsReadTheMetrics(t *testing.T) {
+	var body atomic.Value // the server's goroutine reads it
+	body.Store("# TYPE sessiondesk_store_commits_total counter\nsessiondesk_store_commits_total 40\n" +
+		"# TYPE sessiondesk_store_writes_total counter\nsessiondesk_store_writes_total 300\n" +
+		"# TYPE sessiondesk_live_pages gauge\nsessiondesk_live_pages 3\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, body.Load().(string)) //nolint:errcheck // the test reads what arrives
+	}))
+	defer srv.Close()
+	r := newRunner(options{}, "", t.TempDir(), io.Discard)
+	defer r.close()
+	commits, writes, err := r.writerCounts(context.Background(), &product.Product{URL: srv.URL})
+	if err != nil || commits != 40 || writes != 300 {
+		t.Errorf("writerCounts = %v, %v, %v; want 40, 300", commits, writes, err)
+	}
+	body.Store("# TYPE sessiondesk_live_pages gauge\nsessiondesk_live_pages 3\n")
+	if _, _, err := r.writerCounts(context.Background(), &product.Product{URL: srv.URL}); err == nil ||
+		!strings.Contains(err.Error(), "sessiondesk_store_commits_total") {
+		t.Errorf("metrics without the counts: %v, want an error naming the missing one", err)
 	}
 }

@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"sessiondesk/cmd/sessiondesk-load/internal/baseline"
 	"sessiondesk/cmd/sessiondesk-load/internal/dataset"
 	"sessiondesk/cmd/sessiondesk-load/internal/product"
@@ -370,9 +373,17 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 		if agents != nil {
 			agents.quiet(ctx, r.o.wait) // the backlog of the previous step is not this one's
 		}
+		startCommits, startWrites, err := r.writerCounts(ctx, p)
+		if err != nil {
+			return err
+		}
 		rate, failed, firstErr := r.closedLoop(ctx, spec, k, url)
 		if rate == 0 {
 			return fmt.Errorf("ingest with %d senders: no webhook succeeded (%v)", k, firstErr)
+		}
+		commits, writes, err := r.writerCounts(ctx, p)
+		if err != nil {
+			return err
 		}
 		if failed > 0 {
 			r.note(fmt.Sprintf("ingest, %d senders, %d agents: %d webhook posts failed, e.g. %v", k, na, failed, firstErr))
@@ -390,7 +401,11 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 					addWith(rate, "0 agents", "msg/s", zero.Values[len(zero.Values)-1])
 			}
 		}
-		r.say("ingest %d senders, %d agents: %.0f msg/s", k, na, rate)
+		// How many writes shared a commit: the writer's group commit at work
+		// (the agents' own writes, read marks, count too).
+		perCommit := (writes - startWrites) / max(commits-startCommits, 1)
+		r.rep.fig(name+": writes per commit", "writes", "", "").add(perCommit)
+		r.say("ingest %d senders, %d agents: %.0f msg/s, %.1f writes per commit", k, na, rate, perCommit)
 		if na == 0 {
 			if err := r.bareWebhook(ctx, spec, k, rate, raw); err != nil {
 				return err
@@ -398,6 +413,40 @@ func (r *runner) ingest(ctx context.Context, p *product.Product, spec dataset.Sp
 		}
 	}
 	return nil
+}
+
+// writerCounts reads the product's commits and committed writes so far from
+// its /metrics (loopback may read it without a token by default).
+func (r *runner) writerCounts(ctx context.Context, p *product.Product) (commits, writes float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the writer's counts: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("read the writer's counts: GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the writer's counts: %w", err)
+	}
+	counter := func(name string) (float64, error) {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			return 0, fmt.Errorf("read the writer's counts: /metrics has no %s", name)
+		}
+		return f.GetMetric()[0].GetCounter().GetValue(), nil
+	}
+	if commits, err = counter("sessiondesk_store_commits_total"); err != nil {
+		return 0, 0, err
+	}
+	writes, err = counter("sessiondesk_store_writes_total")
+	return commits, writes, err
 }
 
 // bareWebhook runs the same senders against a bare Echo handler of the
