@@ -95,7 +95,6 @@ type Inbound struct {
 	Message   string `json:"message"`
 	SentDate  string `json:"sentDate"`
 	Direction string `json:"direction"`
-	MessageID string `json:"messageId"`
 }
 
 // ServeWebhook starts a bare Echo handler for the Routee inbound webhook's
@@ -115,8 +114,8 @@ func ServeWebhook() (*Echo, error) {
 		if err := json.NewDecoder(io.LimitReader(c.Request().Body, 1<<20)).Decode(&in); err != nil {
 			return c.JSON(http.StatusBadRequest, map[string]string{"error": err.Error()})
 		}
-		if in.From == "" || in.MessageID == "" {
-			return c.JSON(http.StatusBadRequest, map[string]string{"error": "from and messageId are required"})
+		if in.From == "" || in.Message == "" {
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "from and message are required"})
 		}
 		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "duplicate": false})
 	})
