@@ -287,8 +287,8 @@ func (h *Hub) pace(ctx context.Context) bool {
 	return wait <= 0 || clock.Sleep(ctx, wait)
 }
 
-// gapAfter is how long the next batch waits after one that changed rows list
-// rows: FrameEvery, stretched under a burst (burstRows).
+// gapAfter is how long the next batch waits after one that changed this many
+// list rows: FrameEvery, stretched under a burst (burstRows).
 func (h *Hub) gapAfter(rows int) time.Duration {
 	if h.opts.FrameEvery <= 0 {
 		return 0

@@ -36,8 +36,8 @@ var (
 			"after an upgrade or a restore.", nil, nil)
 )
 
-// dbCollector reads the outbox depth, the writer's and the checkpoints' counts from the
-// store, and the live pages from the hub, at each scrape.
+// dbCollector reads the outbox depth and the writer's and the checkpoints'
+// counts from the store, and the live pages from the hub, at each scrape.
 type dbCollector struct {
 	src   Sources
 	pages atomic.Pointer[func() int]

@@ -41,8 +41,7 @@ func BenchmarkReceiveOnDataset(b *testing.B) {
 			cpu := processCPU()
 			b.ResetTimer()
 			n := float64(receiveConcurrently(b, st, senders, func(i int64) ClientMessage {
-				return ClientMessage{Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
-					Text: "Hello, I have a question about my order", DedupeKey: hashedKey("bench", run, call, i)}
+				return benchMessage(phones, i, hashedKey("bench", run, call, i))
 			}))
 			b.StopTimer()
 			b.ReportMetric(n/b.Elapsed().Seconds(), "msgs/s")
@@ -89,8 +88,8 @@ func openBenchDataset(b *testing.B) (*Store, string, []string) {
 // It reports pages/msg in all and msgs/commit (the pages every commit
 // writes, such as the tables' last pages, weigh less the more messages share
 // it), then the pages of every table or index that writes at least 0.05 a
-// message. The background checkpoints are stopped
-// and the writer's own are off, so that the WAL holds every frame of the run.
+// message. The background checkpoints are stopped and the writer's own are
+// off, so that the WAL holds every frame of the run.
 func BenchmarkReceiveWALPages(b *testing.B) {
 	st, path, phones := openBenchDataset(b)
 	if err := st.checkpoints.close(); err != nil {
@@ -104,8 +103,7 @@ func BenchmarkReceiveWALPages(b *testing.B) {
 	run := time.Now().UnixNano()
 	b.ResetTimer()
 	n := receiveConcurrently(b, st, 32, func(i int64) ClientMessage {
-		return ClientMessage{Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
-			Text: "Hello, I have a question about my order", DedupeKey: hashedKey("pages", run, i)}
+		return benchMessage(phones, i, hashedKey("pages", run, i))
 	})
 	b.StopTimer()
 	frames, commits, err := walFrames(path + "-wal")
@@ -231,6 +229,13 @@ func pageOwners(s *Store, path string) (map[uint32]string, error) {
 		}
 	}
 	return owners, nil
+}
+
+// benchMessage is the i-th client message of a benchmark: a text from one of
+// the known clients, spread over all of them (7919 is prime), under key.
+func benchMessage(phones []string, i int64, key string) ClientMessage {
+	return ClientMessage{Phone: phones[(i*7919)%int64(len(phones))], Kind: session.Text,
+		Text: "Hello, I have a question about my order", DedupeKey: key}
 }
 
 // hashedKey is a delivery key of its own for each set of parts, shaped like

@@ -172,9 +172,9 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 		if err == nil {
 			w.commits.Add(1)
 			w.writes.Add(1)
-		}
-		if err == nil && r.changed {
-			w.committed()
+			if r.changed {
+				w.committed()
+			}
 		}
 		r.result <- err
 	}
