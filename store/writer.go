@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -151,16 +152,16 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 	// Committed runs before any caller is answered: a write that returned has
 	// already woken the live pages.
 	if len(batch) > 1 {
-		changed, err := w.shared(batch)
+		changed, kept, err := w.shared(batch)
 		if err == nil {
-			w.commits.Add(1)
+			if kept > 0 {
+				w.commits.Add(1)
+				w.writes.Add(int64(kept))
+			}
 			if changed {
 				w.committed()
 			}
 			for _, r := range batch {
-				if r.err == nil {
-					w.writes.Add(1)
-				}
 				r.result <- r.err
 			}
 			return
@@ -180,14 +181,16 @@ func (w *groupWriter) runBatch(batch []*writeReq) {
 	}
 }
 
-// shared runs the batch in one transaction, each request in its own savepoint.
-func (w *groupWriter) shared(batch []*writeReq) (changed bool, err error) {
+// shared runs the batch in one transaction, each request in its own savepoint;
+// kept is how many requests' work it committed. A batch whose every request
+// was refused commits nothing: it rolls back, and counts no commit.
+func (w *groupWriter) shared(batch []*writeReq) (changed bool, kept int, err error) {
 	// The batch's own context: a caller that goes away must not end the
 	// transaction the others' writes are in.
 	ctx := context.Background()
 	tx, err := w.begin(ctx)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer w.end(tx)
 	for _, r := range batch {
@@ -196,24 +199,53 @@ func (w *groupWriter) shared(batch []*writeReq) (changed bool, err error) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
-			return false, fmt.Errorf("savepoint: %w", err)
+			return false, 0, fmt.Errorf("savepoint: %w", err)
 		}
-		r.changed, r.err = r.fn(context.WithoutCancel(r.ctx), tx)
+		r.changed, r.err = r.call(tx)
 		if r.err != nil {
 			r.changed = false
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO request`); err != nil {
-				return false, fmt.Errorf("roll back a refused write: %w", err)
+				return false, 0, fmt.Errorf("roll back a refused write: %w", err)
 			}
+		} else {
+			kept++
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE request`); err != nil {
-			return false, fmt.Errorf("release savepoint: %w", err)
+			return false, 0, fmt.Errorf("release savepoint: %w", err)
 		}
 		changed = changed || r.changed
 	}
-	if err := w.commit(ctx, tx); err != nil {
-		return false, err
+	if kept == 0 {
+		return false, 0, nil // end rolls the empty transaction back
 	}
-	return changed, nil
+	if err := w.commit(ctx, tx); err != nil {
+		return false, 0, err
+	}
+	return changed, kept, nil
+}
+
+// PanicError is the error of a write whose function panicked. The writer
+// runs every caller's work on its own goroutine, where no handler's recover
+// reaches: it recovers there, undoes that caller's writes and answers it with
+// this, so that one bug fails one request instead of ending the process and
+// every agent's inbox with it.
+type PanicError struct {
+	Value any    // what the function panicked with
+	Stack []byte // where: the writer goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("a write panicked: %v\n%s", e.Value, e.Stack)
+}
+
+// call runs r's work on tx, turning a panic into r's error.
+func (r *writeReq) call(tx queryer) (changed bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			changed, err = false, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return r.fn(context.WithoutCancel(r.ctx), tx)
 }
 
 // single runs one request in a transaction of its own; r.changed holds what fn
@@ -228,7 +260,7 @@ func (w *groupWriter) single(r *writeReq) error {
 		return err
 	}
 	defer w.end(tx)
-	changed, err := r.fn(ctx, tx)
+	changed, err := r.call(tx)
 	if err != nil {
 		return err
 	}

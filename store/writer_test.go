@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,92 @@ func TestGroupCommitFallsBackWhenTheSharedTransactionBreaks(t *testing.T) {
 	// The shared transaction that broke committed nothing: it is not counted.
 	if c, n := w.commits.Load(), w.writes.Load(); c != 3 || n != 3 {
 		t.Errorf("counted %d commits and %d writes, want 3 and 3", c, n)
+	}
+}
+
+// A write function that panics fails its own request, with its writes
+// undone, and nobody else's: the panic runs on the writer's goroutine, where
+// no handler's recover reaches, and must not end the process.
+func TestGroupCommitAnswersAPanicAsThatRequestsError(t *testing.T) {
+	db := newWriterDB(t)
+	w := newGroupWriter(db, func() {}, maxBatch)
+	defer w.close()
+	ctx := context.Background()
+	panicking := func(v string) *writeReq {
+		return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES (?)`, v); err != nil {
+				return false, err
+			}
+			var m map[string]int
+			m[v]++ // a bug: assignment to a nil map
+			return true, nil
+		}}
+	}
+	batch := []*writeReq{insertReq(ctx, "one"), panicking("shared"), insertReq(ctx, "two")}
+	w.runBatch(batch)
+	var pe *PanicError
+	if err := <-batch[1].result; !errors.As(err, &pe) || !strings.Contains(err.Error(), "nil map") || len(pe.Stack) == 0 {
+		t.Errorf("the panicking request: %v, want a *PanicError naming the panic, with its stack", err)
+	}
+	for _, i := range []int{0, 2} {
+		if err := <-batch[i].result; err != nil {
+			t.Errorf("request %d of the batch: %v", i, err)
+		}
+	}
+	if c, n := w.commits.Load(), w.writes.Load(); c != 1 || n != 2 {
+		t.Errorf("counted %d commits and %d writes, want 1 and 2", c, n)
+	}
+	// Alone, through the writer's own loop, and the writer goes on.
+	if err := w.do(ctx, panicking("alone").fn); !errors.As(err, &pe) {
+		t.Errorf("a lone panicking write: %v, want a *PanicError", err)
+	}
+	if err := w.do(ctx, insertReq(ctx, "after").fn); err != nil {
+		t.Fatalf("a write after the panics: %v", err)
+	}
+	if got := fmt.Sprint(storedRows(t, db)); got != "[one two after]" {
+		t.Errorf("stored %s, want [one two after]: nothing of the panicking writes", got)
+	}
+}
+
+// A batch whose every request was refused writes nothing, so it counts no
+// commit, as the same requests one by one would not.
+func TestGroupCommitCountsNoCommitForARefusedBatch(t *testing.T) {
+	db := newWriterDB(t)
+	var woken atomic.Int32
+	w := newGroupWriter(db, func() { woken.Add(1) }, maxBatch)
+	defer w.close()
+	ctx := context.Background()
+	refused := func() *writeReq {
+		return &writeReq{ctx: ctx, result: make(chan error, 1), fn: func(ctx context.Context, tx queryer) (bool, error) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rows (v) VALUES ('refused')`); err != nil {
+				return false, err
+			}
+			return true, errors.New("refused by the rules")
+		}}
+	}
+	batch := []*writeReq{refused(), refused(), refused()}
+	w.runBatch(batch)
+	for i, r := range batch {
+		if err := <-r.result; err == nil {
+			t.Errorf("request %d succeeded", i)
+		}
+	}
+	if c, n := w.commits.Load(), w.writes.Load(); c != 0 || n != 0 {
+		t.Errorf("counted %d commits and %d writes, want 0 and 0", c, n)
+	}
+	if woken.Load() != 0 || len(storedRows(t, db)) != 0 {
+		t.Errorf("woke the pages %d times, stored %v: want nothing", woken.Load(), storedRows(t, db))
+	}
+	// The connection is out of the transaction: the next batch can begin.
+	next := []*writeReq{insertReq(ctx, "a"), insertReq(ctx, "b")}
+	w.runBatch(next)
+	for _, r := range next {
+		if err := <-r.result; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, n := w.commits.Load(), w.writes.Load(); c != 1 || n != 2 {
+		t.Errorf("after a batch of two: %d commits and %d writes, want 1 and 2", c, n)
 	}
 }
 
