@@ -468,8 +468,7 @@ func (s *Store) acceptTx(ctx context.Context, tx queryer, send BusinessSend) ([]
 			return nil, err
 		}
 	}
-	// Replying means the agent has read the conversation.
-	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], now); err != nil {
+	if err := touchConversation(ctx, tx, send.ConversationID, ids[len(ids)-1], send.AgentID, now); err != nil {
 		return nil, err
 	}
 	// And, to an unassigned conversation, that the agent takes it.
@@ -498,14 +497,25 @@ func insertSession(ctx context.Context, tx queryer, conversationID int64, s sess
 }
 
 // touchConversation records an agent's message as the conversation's newest,
-// and marks the conversation read up to it. A client's message needs no call:
-// the insert's trigger records it (messages_count_insert).
-func touchConversation(ctx context.Context, tx queryer, conversationID, messageID int64, at time.Time) error {
-	q := `UPDATE conversations SET last_message_id = ?1, last_activity_at = ?2, last_read_message_id = ?1 WHERE id = ?3`
+// and marks the conversation read for that agent: replying means having read
+// it. The mark is the agent's own (conversation_reads), never the shared
+// last_read_message_id, which stopped moving when unread became per agent
+// (00017): a reply reads the conversation for the one who wrote it, not for
+// their colleagues. agent 0 (no agent) marks nothing. A client's message
+// needs no call: the insert's trigger records it (messages_count_insert).
+func touchConversation(ctx context.Context, tx queryer, conversationID, messageID, agent int64, at time.Time) error {
+	q := `UPDATE conversations SET last_message_id = ?, last_activity_at = ? WHERE id = ?`
 	if _, err := tx.ExecContext(ctx, q, messageID, ms(at), conversationID); err != nil {
 		return fmt.Errorf("update conversation %d: %w", conversationID, err)
 	}
-	return nil
+	if agent == 0 {
+		return nil
+	}
+	lastIn, err := lastInID(ctx, tx, conversationID)
+	if err != nil {
+		return err
+	}
+	return setReadMark(ctx, tx, agent, conversationID, lastIn)
 }
 
 // MessageRef names a business message by our id or by the provider's.

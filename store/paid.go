@@ -418,7 +418,7 @@ func (s *Store) AcceptPaidMessage(ctx context.Context, p PaidSend) (Message, err
 		if err := appendAudit(ctx, tx, now, p.AgentID, AuditPaidSend, p.ConversationID, id, quote); err != nil {
 			return false, err
 		}
-		if err := touchConversation(ctx, tx, p.ConversationID, id, now); err != nil {
+		if err := touchConversation(ctx, tx, p.ConversationID, id, p.AgentID, now); err != nil {
 			return false, err
 		}
 		out, err = messageByID(ctx, tx, id)

@@ -547,3 +547,54 @@ func (r *Reader) readMarks(ctx context.Context, agent int64, ids []int64) (map[i
 	}
 	return out, rows.Err()
 }
+
+// Unread is per agent: a reply reads the conversation for the agent who
+// wrote it (from the API too, with no page open), and for nobody else, even
+// a colleague who never opened it and so has no mark of their own.
+func TestReplyReadsTheConversationOnlyForTheReplier(t *testing.T) {
+	s, _ := newStore(t, session.Defaults())
+	ctx := context.Background()
+	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivan, err := s.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := receive(t, s, "+375298603938", "hello").Message.ConversationID
+	unread := func(agent int64) int {
+		t.Helper()
+		var n map[int64]int
+		if err := s.Read(ctx, func(rd *Reader) (err error) {
+			n, err = rd.UnreadCounts(ctx, agent, []int64{conv})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n[conv]
+	}
+	if unread(olga.ID) != 1 || unread(ivan.ID) != 1 {
+		t.Fatalf("before the reply: Olga %d, Ivan %d unread, want 1 and 1", unread(olga.ID), unread(ivan.ID))
+	}
+	if _, err := sendAs(s, olga.ID, conv, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if got := unread(olga.ID); got != 0 {
+		t.Errorf("Olga, who replied: %d unread, want 0", got)
+	}
+	if got := unread(ivan.ID); got != 1 {
+		t.Errorf("Ivan, who never read it: %d unread after Olga's reply, want 1", got)
+	}
+	// The reply assigned it to Olga: her tab counts it, read.
+	var total int
+	if err := s.Read(ctx, func(rd *Reader) (err error) {
+		total, err = rd.UnreadInViews(ctx, olga.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if total != 0 {
+		t.Errorf("Olga's tab count: %d unread conversations, want 0", total)
+	}
+}
