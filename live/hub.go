@@ -13,7 +13,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"sessiondesk/clock"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -40,7 +39,7 @@ type Renderer interface {
 // HubOptions configure a Hub; zero values take the defaults.
 type HubOptions struct {
 	Store    *store.Store
-	Broker   *Broker // wakes the hub after every commit that appended events (nil: a tick a second)
+	Broker   *Broker // wakes the hub after every commit that appended events (nil: only its tick, tickEvery)
 	Renderer Renderer
 	Log      *slog.Logger
 	// Batch is how many events one read takes at most (default 500).
@@ -52,7 +51,8 @@ type HubOptions struct {
 	// that falls further behind is told to reload and dropped (default 1 MB).
 	QueueBytes int
 	// WriteWait is how long one write may take (default 10 s); PongWait how
-	// long a browser may stay silent (default 60 s); pings go out every 9/10 of it.
+	// long a browser may stay silent (default 60 s); pings go out at most 9/10
+	// of it apart, checked on the hub's tick (tickEvery), under traffic too.
 	WriteWait, PongWait time.Duration
 	// JoinWait is how long a page that has seen events the hub has not sent
 	// yet waits for it to catch up (default 5 s).
@@ -61,7 +61,8 @@ type HubOptions struct {
 	// panel lists, the current one included (default 51).
 	History int
 	// TypingTTL is how long an agent shows as typing without a renewal
-	// (default DefaultTypingTTL); expiry is checked on the hub's second tick.
+	// (default DefaultTypingTTL); expiry is checked on the hub's tick
+	// (tickEvery).
 	TypingTTL time.Duration
 	// Notes draws internal notes and the mentions badge (notes.go); nil
 	// leaves notes out of the frames.
@@ -170,7 +171,7 @@ func NewHub(opts HubOptions) *Hub {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Broker == nil {
-		// Nobody wakes it: it still catches up on its one-second tick.
+		// Nobody wakes it: it still catches up on its tick (tickEvery).
 		opts.Broker = NewBroker()
 	}
 	if opts.Batch <= 0 {
@@ -266,10 +267,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	var views sync.WaitGroup
 	views.Go(func() { h.runViews(ctx) })
 	defer views.Wait()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(h.tickEvery())
 	defer tick.Stop()
 	for {
-		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
+		if err := h.catchUp(ctx, tick.C); err != nil && ctx.Err() == nil {
 			h.opts.Log.Warn("live hub: catch up", "err", err)
 		}
 		if !h.idle(ctx, sub.C, tick.C) {
@@ -278,13 +279,61 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
+// tickEvery is how often the hub does its periodic work (ticked): a second,
+// or a twentieth of PongWait when that is shorter, so that a short PongWait
+// still gets its pings in time (ping) without the tick costing more under the
+// default one. A millisecond at least: a ticker needs a positive period.
+func (h *Hub) tickEvery() time.Duration {
+	return max(min(time.Second, h.opts.PongWait/20), time.Millisecond)
+}
+
 // pace waits until the gap has passed since the last batch went out, so
 // that the commits of a burst reach the pages together; false once ctx ends.
 // It comes before every read of new events, including the one that follows a
 // batch at once: a commit made while a batch went out waits for the next.
-func (h *Hub) pace(ctx context.Context) bool {
+//
+// Meanwhile it does what idle does (the tick's work, presence changes), and
+// looks for it without waiting when no wait is due: under sustained traffic
+// every paced read finds events, catchUp does not return to idle for as long
+// as it lasts, and without this no ping would go out (every page would hit
+// its read deadline and drop at once), typing would never expire and the
+// presence channel would fill up, blocking Serve and the pages leaving. It
+// costs a select per batch, on the hub's own goroutine.
+func (h *Hub) pace(ctx context.Context, tick <-chan time.Time) bool {
 	wait := time.Until(h.sent.Add(h.gap))
-	return wait <= 0 || clock.Sleep(ctx, wait)
+	if wait <= 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case now := <-tick:
+			h.ticked(ctx, now)
+		case m := <-h.presence:
+			h.presenceChanged(ctx, m)
+		default:
+		}
+		return true
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case now := <-tick:
+			h.ticked(ctx, now)
+		case m := <-h.presence:
+			h.presenceChanged(ctx, m)
+		}
+	}
+}
+
+// ticked is the hub's periodic work: the pings due, and the typing that
+// expired.
+func (h *Hub) ticked(ctx context.Context, now time.Time) {
+	h.ping(now)
+	h.expireTyping(ctx, now)
 }
 
 // gapAfter is how long the next batch waits after one that changed this many
@@ -306,8 +355,7 @@ func (h *Hub) idle(ctx context.Context, events <-chan struct{}, tick <-chan time
 		case <-events:
 			return true
 		case now := <-tick:
-			h.ping(now)
-			h.expireTyping(ctx, now)
+			h.ticked(ctx, now)
 			return true
 		case m := <-h.presence:
 			h.presenceChanged(ctx, m)
@@ -315,10 +363,11 @@ func (h *Hub) idle(ctx context.Context, events <-chan struct{}, tick <-chan time
 	}
 }
 
-// catchUp distributes every batch of events after the hub's cursor, paced.
-func (h *Hub) catchUp(ctx context.Context) error {
+// catchUp distributes every batch of events after the hub's cursor, paced;
+// between batches pace does the tick's work and the presence changes.
+func (h *Hub) catchUp(ctx context.Context, tick <-chan time.Time) error {
 	for {
-		if !h.pace(ctx) {
+		if !h.pace(ctx, tick) {
 			return nil
 		}
 		b, err := h.readBatch(ctx, h.Cursor(), 0, h.opts.Batch)
@@ -644,8 +693,13 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		}
 		return err
 	}
+	// Every wait below also watches h.stopped: a page that waits out
+	// JoinWait on a hub that is shutting down would be told to reload into a
+	// server going down; closed with 1012, it reconnects once it is back.
 	select {
 	case <-h.ready:
+	case <-h.stopped:
+		return fail(h.refuseStopped(conn))
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	case <-time.After(h.opts.JoinWait):
@@ -661,7 +715,7 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		h.mu.Lock()
 		if h.closed {
 			h.mu.Unlock()
-			return fail(ErrClosed)
+			return fail(h.refuseStopped(conn))
 		}
 		if opts.After < 0 {
 			opts.After = h.cursor
@@ -681,6 +735,8 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		h.opts.Broker.Publish()
 		select {
 		case <-caught:
+		case <-h.stopped:
+			return fail(h.refuseStopped(conn))
 		case <-time.After(h.opts.JoinWait - time.Since(start)):
 			// It claims events the store does not have: start again.
 			h.stats.reloads.Add(1)
@@ -807,6 +863,15 @@ func (h *Hub) replay(ctx context.Context, p *page, after, upTo int64) error {
 	return nil
 }
 
+// refuseStopped tells a page that came while the hub stopped to come back
+// later, as closeAll tells the pages that were in: close 1012, not a reload
+// (the server is going down). It returns ErrClosed, for Serve to return.
+func (h *Hub) refuseStopped(conn *websocket.Conn) error {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseRestart, "server restarting"),
+		time.Now().Add(time.Second))
+	return ErrClosed
+}
+
 // writeReload sends the reload frame and closes with 1013.
 func (h *Hub) writeReload(ctx context.Context, conn *websocket.Conn) {
 	var buf bytes.Buffer
@@ -832,9 +897,11 @@ func (h *Hub) leave(p *page) {
 	h.mu.Unlock()
 }
 
-// ping queues a ping for every page that has not had one for 9/10 of the pong wait.
+// ping queues a ping for every page that would, by the next tick, have had
+// none for 9/10 of the pong wait: pings go out at most that far apart, and a
+// tenth of PongWait is left for the pong, however coarse the tick.
 func (h *Hub) ping(now time.Time) {
-	period := h.opts.PongWait * 9 / 10
+	period := h.opts.PongWait*9/10 - h.tickEvery()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for p := range h.pages {

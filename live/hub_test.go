@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,9 @@ type hubEnv struct {
 	clk *clock.Manual
 	hub *Hub
 	srv *httptest.Server
+	// stop ends the hub's Run (a server shutting down) and waits for it;
+	// the test's cleanup calls it too.
+	stop func()
 }
 
 // startHub runs a hub on a real store, behind a real websocket server on a
@@ -109,14 +113,17 @@ func startHub(t testing.TB, mutate func(*HubOptions)) *hubEnv {
 		_ = h.Serve(r.Context(), conn, PageOptions{Viewing: viewing, After: after, Done: wg.Done,
 			Agent: agent, AgentName: r.URL.Query().Get("name")})
 	}))
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		<-done
+	})
+	t.Cleanup(func() {
+		stop()
 		wg.Wait()
 		srv.Close()
 		st.Close()
 	})
-	return &hubEnv{st: st, clk: clk, hub: h, srv: srv}
+	return &hubEnv{st: st, clk: clk, hub: h, srv: srv, stop: stop}
 }
 
 // write stores a client message from the conversation of phone n.
@@ -371,6 +378,9 @@ func TestHubSendsOnlyChangedRowsRenderedOnce(t *testing.T) {
 		others = append(others, e.dialAs(t, ivan.ID, 0, cursor))
 	}
 	e.waitPages(t, 20)
+	for _, c := range viewers {
+		joinedAlone(t, c) // Olga's tabs show nobody else: one line each, then none
+	}
 	before := e.hub.Stats()
 
 	e.write(t, 2, "to b")
@@ -672,6 +682,157 @@ func TestHubClosesPagesWithRestart(t *testing.T) {
 	}
 	if h.Pages() != 0 {
 		t.Errorf("%d pages left", h.Pages())
+	}
+}
+
+// A page that has seen events the hub has not sent yet waits in Serve for it
+// to catch up (JoinWait). When the server shuts down meanwhile, the page is
+// closed with 1012 at once, as the pages already in are: waiting out JoinWait
+// and getting the reload frame sent the browser reloading into a server that
+// was going down.
+func TestHubClosesAPageWaitingToJoinWithRestart(t *testing.T) {
+	const joinWait = 15 * time.Second // well past the read deadline below
+	e := startHub(t, func(o *HubOptions) { o.JoinWait = joinWait })
+	e.write(t, 1, "hello")
+	last := e.waitCursor(t)
+	// Serve wakes the hub (Broker.Publish) each time it starts waiting: with
+	// no commit meanwhile, a wake-up says the page waits.
+	sub := e.hub.opts.Broker.Subscribe()
+	defer sub.Close()
+	select {
+	case <-sub.C:
+	default:
+	}
+	c := e.dial(t, 0, last+5) // events the hub has not sent (a page ahead of it)
+	select {
+	case <-sub.C:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the page never waited for the hub")
+	}
+	if n := e.hub.Pages(); n != 0 {
+		t.Fatalf("%d pages registered, want the page still waiting", n)
+	}
+	e.stop()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	data, err := func() ([]byte, error) { _, data, err := c.ReadMessage(); return data, err }()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseRestart {
+		t.Errorf("the waiting page got %q, %v; want close 1012 and no reload", data, err)
+	}
+}
+
+// Under sustained traffic (every paced read finds new events, so the hub
+// never goes idle) the hub still does its periodic work between batches:
+// pages get their pings and outlive PongWait, typing shows and expires.
+// Before, all of that waited for a quiet moment: no ping went out, and every
+// page hit its read deadline and dropped at once.
+func TestHubKeepsPingingUnderSustainedTraffic(t *testing.T) {
+	const pongWait = 3 * time.Second // pings at most 2.7 s apart (tick 150 ms)
+	e := startHub(t, func(o *HubOptions) {
+		o.PongWait = pongWait
+		o.TypingTTL = 300 * time.Millisecond
+	})
+	x, _ := e.write(t, 0, "x")
+	cursor := e.waitCursor(t)
+	a := e.dialAgent(t, x, cursor, 1, "Anna")
+	joinedAlone(t, a)
+	b := e.dialAgent(t, x, cursor, 2, "Boris")
+	if got := nextPresence(t, a); got != "Boris" {
+		t.Fatalf("A sees %q, want Boris", got)
+	}
+
+	// A sustained stream of client messages to other conversations (a
+	// campaign's replies), as fast as the store takes them.
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	var traffic sync.WaitGroup
+	traffic.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_, _ = e.st.ReceiveClientMessage(ctx, store.ClientMessage{
+				Phone: fmt.Sprintf("+3752986%05d", 1+i%300), Name: "Client", Kind: session.Text, Text: "burst"})
+		}
+	})
+	defer func() { stopTraffic(); traffic.Wait() }()
+
+	// Both pages read everything, answer pings and count them; A reports
+	// its presence lines. The hub's pings are the only thing that moves a
+	// page's read deadline: without them the server drops it at PongWait.
+	type pageState struct {
+		pings atomic.Int32
+		ended chan error
+	}
+	lines := make(chan string, 64)
+	follow := func(conn *websocket.Conn, lines chan<- string) *pageState {
+		s := &pageState{ended: make(chan error, 1)}
+		conn.SetPingHandler(func(msg string) error {
+			s.pings.Add(1)
+			return conn.WriteControl(websocket.PongMessage, []byte(msg), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				_ = conn.SetReadDeadline(time.Now().Add(2 * pongWait))
+				_, data, err := conn.ReadMessage()
+				if err != nil {
+					s.ended <- err
+					return
+				}
+				if lines == nil || !bytes.Contains(data, []byte(`class="presence"`)) {
+					continue
+				}
+				doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
+				line := doc.Find(".presence span").Text()
+				if doc.Find(`.presence span[data-typing="true"]`).Length() > 0 {
+					line += ":typing"
+				}
+				lines <- line
+			}
+		}()
+		return s
+	}
+	pa, pb := follow(a, lines), follow(b, nil)
+	joined := time.Now()
+	deadline := joined.Add(3 * pongWait)
+
+	// Once traffic flows, Boris types once: A sees it, then sees it end.
+	for batches := e.hub.Stats().Batches; e.hub.Stats().Batches < batches+10; {
+		if time.Now().After(deadline) {
+			t.Fatal("no traffic")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := b.WriteMessage(websocket.TextMessage, []byte(`{"typing":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Boris:typing", "Boris"} {
+		select {
+		case got := <-lines:
+			if got != want {
+				t.Fatalf("A sees %q, want %q", got, want)
+			}
+		case err := <-pa.ended:
+			t.Fatalf("A's page ended %.1fs after joining: %v", time.Since(joined).Seconds(), err)
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("A never saw %q under traffic (typing shown, then expired)", want)
+		}
+	}
+
+	// Both pages outlive PongWait under traffic, by their pings.
+	for time.Since(joined) < pongWait+pongWait/4 || pa.pings.Load() == 0 || pb.pings.Load() == 0 {
+		select {
+		case err := <-pa.ended:
+			t.Fatalf("A's page ended %.1fs after joining, %d pings received (hub: %d batches): %v",
+				time.Since(joined).Seconds(), pa.pings.Load(), e.hub.Stats().Batches, err)
+		case err := <-pb.ended:
+			t.Fatalf("B's page ended %.1fs after joining, %d pings received (hub: %d batches): %v",
+				time.Since(joined).Seconds(), pb.pings.Load(), e.hub.Stats().Batches, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pings after %v of traffic: A %d, B %d; want one each at least",
+				time.Since(joined), pa.pings.Load(), pb.pings.Load())
+		}
+	}
+	if n := e.hub.Pages(); n != 2 {
+		t.Errorf("%d pages connected after %v of traffic, want both", n, time.Since(joined))
 	}
 }
 

@@ -102,11 +102,7 @@ func (h *Hub) pageFrame(ctx context.Context, b *batch, p *page) (*frame, error) 
 	if err != nil || p.agent == 0 {
 		return f, err
 	}
-	viewing := p.viewing
-	if _, ok := b.convs[viewing]; !ok {
-		viewing = 0
-	}
-	return h.withMarks(b, viewing, p.agent, f)
+	return h.withMarks(b, p.agent, f)
 }
 
 // mentionsFrame is the batch's frame for p's view, with the mentions badge in

@@ -26,8 +26,10 @@ type page struct {
 
 	agent     int64 // whose page it is (presence, mentions), 0 when unknown
 	agentName string
-	// presenceSent is the presence line last queued to the page (nil: none
-	// yet, the page shows nobody else); only the hub goroutine uses it.
+	// presenceSent is the presence line last queued to the page; nil: none
+	// yet, and what the page shows is not known (a page that reconnects
+	// keeps the line of its old socket), so its first line always goes, the
+	// empty one included. Only the hub goroutine uses it.
 	presenceSent []byte
 
 	lastPing time.Time // guarded by hub.mu

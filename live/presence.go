@@ -151,8 +151,8 @@ func (h *Hub) expireTyping(ctx context.Context, now time.Time) {
 
 // flushPresence renders the presence line of each changed conversation once
 // per distinct agent viewing it (it leaves out the agent it is for), and
-// queues it to the pages whose line it changes: pages viewing other
-// conversations are not even looked at.
+// queues it to the pages whose line it changes and to the pages that just
+// joined: pages viewing other conversations are not even looked at.
 func (h *Hub) flushPresence(ctx context.Context) {
 	ps := &h.pres
 	r, ok := h.opts.Renderer.(PresenceRenderer)
@@ -172,7 +172,6 @@ func (h *Hub) flushPresence(ctx context.Context) {
 			return buf.Bytes()
 		}
 		rendered := map[int64][]byte{} // receiving agent -> line
-		var empty []byte
 		for p := range viewers {
 			line, ok := rendered[p.agent]
 			if !ok {
@@ -188,15 +187,11 @@ func (h *Hub) flushPresence(ctx context.Context) {
 			if len(line) == 0 {
 				continue
 			}
-			last := p.presenceSent
-			if last == nil {
-				// The page was drawn with nobody else on it.
-				if empty == nil {
-					empty = draw(nil)
-				}
-				last = empty
-			}
-			if bytes.Equal(line, last) {
+			// A page that has had no line yet (presenceSent nil) gets the
+			// current one, even the empty line: it may be a page back from a
+			// network blip, whose DOM still shows its old socket's line
+			// ("Boris is typing") though Boris left meanwhile.
+			if p.presenceSent != nil && bytes.Equal(line, p.presenceSent) {
 				continue
 			}
 			msg, err := websocket.NewPreparedMessage(websocket.TextMessage, line)

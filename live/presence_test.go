@@ -81,9 +81,20 @@ func nextPresence(t testing.TB, conn *websocket.Conn) string {
 	}
 }
 
+// joinedAlone reads the line a page gets when it joins a conversation nobody
+// else views: the empty one (TestPresenceReconnectedPageGetsTheCurrentLine).
+// Reading it also tells that the hub has taken the join.
+func joinedAlone(t testing.TB, conn *websocket.Conn) {
+	t.Helper()
+	if got := nextPresence(t, conn); got != "" {
+		t.Fatalf("a page alone on its conversation sees %q, want nobody", got)
+	}
+}
+
 // Two agents on conversation X see each other viewing and typing, and the
-// line empties when one leaves; a page viewing Y gets nothing of it (its next
-// frame is the next event's). The agent's own name is never in their line.
+// line empties when one leaves; a page viewing Y gets nothing of it (only its
+// own line when it joined; its next frame is the next event's). The agent's
+// own name is never in their line.
 func TestPresenceReachesOnlyTheConversationsViewers(t *testing.T) {
 	e := startHub(t, nil)
 	x, _ := e.write(t, 1, "x")
@@ -91,8 +102,9 @@ func TestPresenceReachesOnlyTheConversationsViewers(t *testing.T) {
 	cursor := e.waitCursor(t)
 
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
+	joinedAlone(t, b)
 	other := e.dialAgent(t, y, cursor, 3, "Carla")
-	e.waitPages(t, 2)
+	joinedAlone(t, other)
 	a := e.dialAgent(t, x, cursor, 1, "Anna")
 
 	if got := nextPresence(t, b); got != "Anna" {
@@ -119,15 +131,16 @@ func TestPresenceReachesOnlyTheConversationsViewers(t *testing.T) {
 		t.Errorf("after A's socket closed B sees %q, want nobody", got)
 	}
 
-	// Y's page: its first frame is the next event's, with no presence in it,
-	// and it never had one before.
+	// Y's page: after its own join line, its next frame is the next
+	// event's, with no presence in it: nothing of X's reached it.
 	e.write(t, 2, "to y")
 	if f := readPresence(t, other); f.ok || f.rows != 1 {
-		t.Errorf("the page viewing Y got %+v first, want the event's row and no presence line", f)
+		t.Errorf("the page viewing Y got %+v after its join line, want the event's row and no presence line", f)
 	}
-	// Frames: "Boris" to A; "Anna", "Anna:typing", "Anna", "" to B.
-	if n := e.hub.Stats().Presence; n != 5 {
-		t.Errorf("%d presence lines sent, want 5", n)
+	// Frames: "" (joining alone), "Anna", "Anna:typing", "Anna", "" to B;
+	// "" to C; "Boris" to A.
+	if n := e.hub.Stats().Presence; n != 7 {
+		t.Errorf("%d presence lines sent, want 7", n)
 	}
 }
 
@@ -137,7 +150,7 @@ func TestPresenceOneAgentManyTabs(t *testing.T) {
 	x, _ := e.write(t, 1, "x")
 	cursor := e.waitCursor(t)
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
-	e.waitPages(t, 1)
+	joinedAlone(t, b)
 	a1 := e.dialAgent(t, x, cursor, 1, "Anna")
 	if got := nextPresence(t, b); got != "Anna" {
 		t.Fatalf("B sees %q, want Anna", got)
@@ -169,7 +182,7 @@ func TestPresenceTypingExpires(t *testing.T) {
 	x, _ := e.write(t, 1, "x")
 	cursor := e.waitCursor(t)
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
-	e.waitPages(t, 1)
+	joinedAlone(t, b)
 	a := e.dialAgent(t, x, cursor, 1, "Anna")
 	if got := nextPresence(t, b); got != "Anna" {
 		t.Fatalf("B sees %q, want Anna", got)
@@ -194,7 +207,7 @@ func TestPresenceHostileInput(t *testing.T) {
 	x, _ := e.write(t, 1, "x")
 	cursor := e.waitCursor(t)
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
-	e.waitPages(t, 1)
+	joinedAlone(t, b)
 	m := e.dialAgent(t, x, cursor, 6, "Mallory")
 	if got := nextPresence(t, b); got != "Mallory" {
 		t.Fatalf("B sees %q, want Mallory", got)
@@ -277,6 +290,7 @@ func TestSendToAgent(t *testing.T) {
 	x, _ := e.write(t, 1, "x")
 	cursor := e.waitCursor(t)
 	a1 := e.dialAgent(t, x, cursor, 1, "Anna")
+	joinedAlone(t, a1) // before the notice, which the test reads as a line too
 	a2 := e.dialAgent(t, 0, cursor, 1, "Anna")
 	b := e.dialAgent(t, 0, cursor, 2, "Boris")
 	e.waitPages(t, 3)
@@ -337,5 +351,44 @@ func BenchmarkPresenceTyping(b *testing.B) {
 		b.StopTimer()
 		time.Sleep(2 * inputEvery)
 		b.StartTimer()
+	}
+}
+
+// A page that reconnects after a network blip (not a reload) keeps the DOM of
+// its old socket: here "Boris is typing", though Boris left while it was
+// away. It gets its conversation's current line on joining, the empty one
+// included; counting a new page as showing nobody left it asking "Boris is
+// typing here: send anyway?" until presence changed again.
+func TestPresenceReconnectedPageGetsTheCurrentLine(t *testing.T) {
+	e := startHub(t, nil)
+	x, _ := e.write(t, 1, "x")
+	cursor := e.waitCursor(t)
+
+	a := e.dialAgent(t, x, cursor, 1, "Anna")
+	joinedAlone(t, a)
+	b := e.dialAgent(t, x, cursor, 2, "Boris")
+	if got := nextPresence(t, a); got != "Boris" {
+		t.Fatalf("A sees %q, want Boris", got)
+	}
+	if err := b.WriteMessage(websocket.TextMessage, []byte(`{"typing":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextPresence(t, a); got != "Boris:typing" {
+		t.Fatalf("A sees %q, want Boris typing", got)
+	}
+	// A's network drops; meanwhile Boris leaves.
+	a.Close()
+	e.waitPages(t, 1)
+	b.Close()
+	e.waitPages(t, 0)
+	// A's page reconnects from its cursor, its DOM still showing Boris typing.
+	a2 := e.dialAgent(t, x, cursor, 1, "Anna")
+	if got := nextPresence(t, a2); got != "" {
+		t.Errorf("the reconnected page got %q, want the empty line (Boris left)", got)
+	}
+	// And one that comes back to someone gets them, as before.
+	b2 := e.dialAgent(t, x, cursor, 2, "Boris")
+	if got := nextPresence(t, b2); got != "Anna" {
+		t.Errorf("Boris's page back sees %q, want Anna", got)
 	}
 }

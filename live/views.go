@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -87,13 +88,17 @@ func (b *batch) marksPrefix(agent int64) string {
 
 // withMarks is f with agent's read marks of the batch in front; f itself when
 // the batch has none. Agents with the same marks (most: those who never
-// opened these conversations) share one frame per view.
-func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error) {
+// opened these conversations) share one frame per base frame. The base frame
+// is part of the key, not only the view: the frame of a mentioned agent
+// already carries their mentions badge (mentionsFrame), so keying by view and
+// marks alone handed one agent's badge to every agent with the same marks, or
+// the plain frame to the agent mentioned.
+func (h *Hub) withMarks(b *batch, agent int64, f *frame) (*frame, error) {
 	prefix := b.marksPrefix(agent)
 	if prefix == "" {
 		return f, nil
 	}
-	key := markKey{viewing: viewing, marks: prefix}
+	key := markKey{base: f, marks: prefix}
 	if mf, ok := b.markFrames[key]; ok {
 		return mf, nil
 	}
@@ -102,7 +107,7 @@ func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error
 	buf.Write(f.data)
 	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, buf.Bytes())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("prepare frame with read marks: %w", err)
 	}
 	mf := &frame{data: buf.Bytes(), msg: msg, after: f.after}
 	if b.markFrames == nil {
@@ -113,10 +118,11 @@ func (h *Hub) withMarks(b *batch, viewing, agent int64, f *frame) (*frame, error
 	return mf, nil
 }
 
-// markKey names a frame with read marks: the view's frame and the marks.
+// markKey names a frame with read marks: the frame it was built from (the
+// view's, or a mentioned agent's with their badge) and the marks.
 type markKey struct {
-	viewing int64
-	marks   string
+	base  *frame
+	marks string
 }
 
 // marksHTML carries an agent's read marks (conversation -> mark) to the

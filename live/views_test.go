@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"github.com/gorilla/websocket"
 
+	"sessiondesk/session"
 	"sessiondesk/store"
 )
 
@@ -230,5 +232,86 @@ func TestHubReplaysTheSameCursorToManyAgentsAtOnce(t *testing.T) {
 		if i%2 == 1 && !strings.Contains(got, strconv.FormatInt(a, 10)+":0") {
 			t.Errorf("agent %d read nothing: marks %q", i, got)
 		}
+	}
+}
+
+// Note and Mentions make plainViews a NoteRenderer: a note's bubble, and the
+// mentions badge with its count and the note it is about.
+func (plainViews) Note(_ context.Context, w io.Writer, n store.Note) error {
+	_, err := fmt.Fprintf(w, `<div class="note" id="note-%d"></div>`, n.ID)
+	return err
+}
+
+func (plainViews) Mentions(_ context.Context, w io.Writer, unseen int, latest store.Note) error {
+	_, err := fmt.Fprintf(w, `<a id="mention-badge" data-mention-count="%d" data-mention-note="%d"></a>`, unseen, latest.ID)
+	return err
+}
+
+// A batch that changes a row and carries a note mentioning Olga reaches two
+// agents with the same read marks (neither has opened the conversation): the
+// badge goes to Olga's page only. The frames with read marks are shared by
+// agents with the same marks, and Olga's frame already carries her badge, so
+// sharing by view and marks alone gave her badge to Ivan, or Ivan's frame
+// without it to Olga, depending on which page the hub served first; with one
+// page each, one of the two was always wrong.
+func TestHubSendsTheMentionsBadgeOnlyToTheMentionedAgent(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.Notes = plainViews{} })
+	ctx := context.Background()
+	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := e.write(t, 1, "hello")
+	cursor := e.waitCursor(t)
+	po := e.dialAs(t, olga.ID, 0, cursor)
+	pi := e.dialAs(t, ivan.ID, 0, cursor)
+	e.waitPages(t, 2)
+
+	// One commit, so one batch: a client message (a changed row, so read
+	// marks in front) and Ivan's note mentioning Olga.
+	var note store.Note
+	err = e.st.Batch(ctx, func(s *store.Store) error {
+		if _, err := s.ReceiveClientMessage(ctx, store.ClientMessage{
+			Phone: fmt.Sprintf("+3752986%05d", 1), Name: "Client", Kind: session.Text, Text: "again"}); err != nil {
+			return err
+		}
+		note, err = s.AddNote(ctx, a, ivan.ID, "@olga can you take this one?")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frameOf := func(conn *websocket.Conn) *goquery.Document {
+		t.Helper()
+		for {
+			data := readLive(t, conn)
+			if bytes.Contains(data, []byte(`id="list-delta"`)) {
+				doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return doc
+			}
+		}
+	}
+	fo, fi := frameOf(po), frameOf(pi)
+	want := strconv.FormatInt(a, 10) + ":0"
+	for who, doc := range map[string]*goquery.Document{"Olga": fo, "Ivan": fi} {
+		if got := doc.Find("#read-marks").AttrOr("data-marks", "none"); got != want {
+			t.Errorf("%s's marks %q, want the shared %q", who, got, want)
+		}
+	}
+	badge := fo.Find("#mention-badge")
+	if badge.Length() != 1 || badge.AttrOr("data-mention-count", "") != "1" ||
+		badge.AttrOr("data-mention-note", "") != strconv.FormatInt(note.ID, 10) {
+		t.Errorf("Olga, mentioned, got badge %d times (count %q, note %q), want once, 1 unseen, note %d",
+			badge.Length(), badge.AttrOr("data-mention-count", ""), badge.AttrOr("data-mention-note", ""), note.ID)
+	}
+	if n := fi.Find("#mention-badge").Length(); n != 0 {
+		t.Errorf("Ivan, not mentioned, got Olga's badge")
 	}
 }
