@@ -20,6 +20,7 @@ import (
 
 	"sessiondesk/clock"
 	"sessiondesk/config"
+	"sessiondesk/handlers"
 	"sessiondesk/session"
 	"sessiondesk/store"
 )
@@ -377,6 +378,27 @@ func lastEventID(t *testing.T, ta *testApp) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// A live page's websocket lives past the request bodies' deadline (here
+// 300 ms): the upgrade hijacks the connection, and nothing set for bodies may
+// end it. A message written after that deadline still reaches the page.
+func TestLivePageOutlivesBodyDeadline(t *testing.T) {
+	lim := handlers.BodyLimits{Grace: 300 * time.Millisecond, MinRate: 1000, Idle: 300 * time.Millisecond}
+	ta := startAppWith(t, Options{Bodies: lim})
+	conv := ta.clientWrites(t, "+375298603938", "first")
+	cursor := pageCursor(t, ta, "/c/"+strconv.FormatInt(conv, 10))
+	conn, _, err := ta.dial(t, "/ws?conversation="+strconv.FormatInt(conv, 10)+"&after="+strconv.FormatInt(cursor, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	<-time.After(3 * lim.Grace)
+	ta.clientWrites(t, "+375298603938", "after the deadline")
+	doc := readFrameUpTo(t, conn, lastEventID(t, ta))
+	if n := doc.Find(`[hx-swap-oob="beforeend:#thread-messages"] [id^="msg-"]`).Length(); n != 1 {
+		t.Fatalf("the frame after the deadline appends %d messages, want the one", n)
+	}
 }
 
 func TestWebsocketRefusesForeignOrigin(t *testing.T) {

@@ -240,3 +240,54 @@ func TestRefusedUploadNeverRemovesBytesOfAcceptedOne(t *testing.T) {
 		}
 	}
 }
+
+// A request whose handler answers without reading its body (a wrong webhook
+// secret, no route, marking a conversation read) is bounded in time
+// like any other: a client announcing 100 bytes and sending none gets its
+// answer, and the server closes the connection within the body's deadline
+// (here Grace and Idle 1 s) instead of waiting for those bytes for ever.
+func TestUnreadBodyBoundedInTime(t *testing.T) {
+	cfg, err := config.Parse([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--no-demo"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewManual(t0)
+	ta := runApp(t, cfg, clk, Options{Now: clk.Now,
+		Bodies: handlers.BodyLimits{Grace: time.Second, MinRate: 1000, Idle: time.Second}})
+	conv := ta.clientWrites(t, "+375298603938", "Hello")
+
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/webhooks/routee/not-the-secret-at-all/inbound", http.StatusNotFound}, // anyone the proxy lets through
+		{"/healthz", http.StatusNotFound},                                       // no route for a POST
+		{"/c/" + strconv.FormatInt(conv, 10) + "/read", http.StatusSeeOther},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", ta.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n"+
+				"Content-Length: 100\r\n\r\n", tc.path, ta.Addr())
+			br := bufio.NewReader(conn)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer within 5 s to a body that never came: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status || !res.Close {
+				t.Errorf("%d (closing the connection: %v), want %d closing it", res.StatusCode, res.Close, tc.status)
+			}
+			// EOF from the server, not this test's own deadline.
+			if _, err := io.Copy(io.Discard, br); err != nil {
+				t.Errorf("the connection is still open 5 s after the request (Grace and Idle 1 s): %v", err)
+			}
+		})
+	}
+}

@@ -273,3 +273,46 @@ func TestRolesAndAPITokens(t *testing.T) {
 		t.Errorf("audit CSV: %d %.300s", status, body)
 	}
 }
+
+// Behind a proxy the websockets accept only the public URL's origin, compared
+// as browsers mean it: with SESSIONDESK_PUBLIC_URL=https://Inbox.Example.com:443
+// the inbox's own pages (Origin https://inbox.example.com) get their live
+// updates, and another port or scheme is still refused.
+func TestWebsocketAcceptsPublicURLWithDefaultPortAndCapitals(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SESSIONDESK_AUTH": "header", "SESSIONDESK_AUTH_PRESET": "oauth2-proxy",
+		"SESSIONDESK_ROLES": "support=agent", "SESSIONDESK_TRUSTED_PROXIES": "127.0.0.1/32",
+		"SESSIONDESK_PUBLIC_URL": "https://Inbox.Example.com:443"}
+	cfg, err := config.Parse([]string{"--addr", ln.Addr().String(), "--data", t.TempDir(), "--no-demo"},
+		func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	runApp(t, cfg, nil, Options{Listener: ln})
+	for origin, want := range map[string]bool{
+		"https://inbox.example.com":      true,
+		"https://inbox.example.com:8443": false,
+		"http://inbox.example.com":       false,
+		"null":                           false,
+	} {
+		h := http.Header{}
+		h.Set("Origin", origin)
+		h.Set("X-Forwarded-User", "olga")
+		h.Set("X-Forwarded-Email", "olga@example.com")
+		h.Set("X-Forwarded-Groups", "support")
+		conn, res, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/ws?after=0", h)
+		if err == nil {
+			conn.Close()
+		}
+		switch {
+		case want && err != nil:
+			t.Errorf("Origin %s: %v, want the socket", origin, err)
+		case !want && (res == nil || res.StatusCode != http.StatusForbidden):
+			t.Errorf("Origin %s: %v, want 403", origin, err)
+		}
+	}
+}

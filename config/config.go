@@ -380,17 +380,35 @@ func IsLoopbackHost(host string) bool {
 
 // ParsePublicURL checks an address the provider or browsers use: absolute,
 // http(s), and https unless on loopback (tests, the sandbox, a laptop), since
-// the provider fetches media over https only.
+// the provider fetches media over https only. The host is written as browsers
+// write it in an Origin header, lower-case and without the scheme's default
+// port, so that https://Inbox.Example.com:443 names the same pages as
+// https://inbox.example.com: the websockets accept only the public URL's origin.
 func ParsePublicURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("%q: want an absolute http(s) URL such as https://inbox.example.com", raw)
 	}
+	u.Host = canonicalHost(u.Scheme, u.Hostname(), u.Port())
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("%q: plain http is only accepted on loopback; use https", raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil
+}
+
+// canonicalHost is host:port as a browser writes it for scheme (url.Parse has
+// already lower-cased the scheme): the name lower-case, an IPv6 address in
+// brackets, and no port when it is the scheme's default or empty.
+func canonicalHost(scheme, hostname, port string) string {
+	hostname = strings.ToLower(hostname)
+	if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		if strings.Contains(hostname, ":") {
+			return "[" + hostname + "]"
+		}
+		return hostname
+	}
+	return net.JoinHostPort(hostname, port)
 }
 
 // checkRoutee sets c.Routee when ROUTEE_APP_ID is given, and refuses an

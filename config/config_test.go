@@ -84,6 +84,46 @@ func TestLoopbackAddresses(t *testing.T) {
 	}
 }
 
+// A public URL is kept as browsers write its origin: lower-case, without the
+// scheme's default port. The websockets accept only that origin, and a
+// browser on https://Inbox.Example.com:443 sends Origin https://inbox.example.com.
+// Another port stays, and the path keeps its case.
+func TestPublicURLWrittenAsBrowsersWriteIt(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://inbox.example.com:443":          "https://inbox.example.com",
+		"https://Inbox.Example.com":              "https://inbox.example.com",
+		"HTTPS://INBOX.example.COM:443/Support/": "https://inbox.example.com/Support",
+		"https://inbox.example.com:":             "https://inbox.example.com",
+		"https://inbox.example.com:8443":         "https://inbox.example.com:8443",
+		"https://inbox.example.com:80":           "https://inbox.example.com:80",
+		"http://LocalHost:80":                    "http://localhost",
+		"http://localhost:443":                   "http://localhost:443",
+		"http://127.0.0.1:8080":                  "http://127.0.0.1:8080",
+		"http://[::1]:80/x":                      "http://[::1]/x",
+		"http://[::1]:8080":                      "http://[::1]:8080",
+	} {
+		u, err := ParsePublicURL(raw)
+		if err != nil {
+			t.Errorf("%s: %v", raw, err)
+			continue
+		}
+		if u.String() != want {
+			t.Errorf("%s: %s, want %s", raw, u, want)
+		}
+	}
+	// Through the flag and the environment alike.
+	c, err := Parse(nil, env(map[string]string{"SESSIONDESK_PUBLIC_URL": "https://Inbox.Example.com:443/support"}), io.Discard)
+	if err != nil || c.PublicURL.String() != "https://inbox.example.com/support" || c.BasePath != "/support" {
+		t.Errorf("SESSIONDESK_PUBLIC_URL: %v (base path %q) %v", c.PublicURL, c.BasePath, err)
+	}
+	// Still refused: plain http off loopback, whatever its case.
+	for _, raw := range []string{"HTTP://Inbox.Example.com", "http://inbox.example.com:80", "ftp://inbox.example.com"} {
+		if u, err := ParsePublicURL(raw); err == nil {
+			t.Errorf("%s: accepted as %s", raw, u)
+		}
+	}
+}
+
 func TestRouteeComplete(t *testing.T) {
 	c, err := Parse(nil, env(map[string]string{"ROUTEE_APP_ID": "app", "ROUTEE_APP_SECRET": "secret", "ROUTEE_SENDER_ID": "sender",
 		"SESSIONDESK_PUBLIC_URL": "https://inbox.example.com", "SESSIONDESK_WEBHOOK_SECRET": "0123456789abcdef"}), io.Discard)

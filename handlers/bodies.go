@@ -58,6 +58,17 @@ var uploadRoutes = map[string]bool{
 // connection's read deadline as the body arrives (see BodyLimits). A handler
 // reading past either gets an error: an *http.MaxBytesError, or one wrapping
 // os.ErrDeadlineExceeded; the connection is closed after the answer.
+//
+// The first deadline is set before the handler runs, not at its first read:
+// a handler that answers without reading the body (a wrong webhook secret, a
+// 401, a path with no route, /healthz) leaves net/http to read up to 256 KB of
+// it, before the answer and again when the request ends, and the server has no
+// ReadTimeout; without a deadline, a client announcing a body it never sends
+// would hold the connection, its goroutine and its file descriptor for ever.
+// An answer to a body not read to its end also closes the connection, so the
+// answer goes out at once instead of after that read (which the deadline still
+// bounds). A websocket upgrade hijacks the connection, and the upgrader clears
+// its deadlines: an upgraded socket keeps its own.
 func LimitBodies(lim BodyLimits) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -71,7 +82,24 @@ func LimitBodies(lim BodyLimits) echo.MiddlewareFunc {
 				limit = lim.MaxUpload
 			}
 			paced := &pacedBody{r: req.Body, rc: http.NewResponseController(c.Response()), lim: lim, start: time.Now()}
+			if err := paced.pace(); err != nil {
+				return fmt.Errorf("set the first read deadline of a request body: %w", err)
+			}
+			if req.ProtoMajor == 1 { // HTTP/2 would take it for the whole connection's end
+				res := c.Response()
+				res.Before(func() {
+					if !paced.done {
+						res.Header().Set(echo.HeaderConnection, "close")
+					}
+				})
+			}
+			orig := req.Body
 			req.Body = http.MaxBytesReader(c.Response(), paced, limit)
+			// After the handler, net/http looks at the request's Body to tell a
+			// body left unread and closed early, and then closes the connection
+			// gracefully, letting the client read the answer before a reset
+			// (a 413 over the limit): it must find its own body there.
+			defer func() { req.Body = orig }()
 			if mt == "application/x-www-form-urlencoded" {
 				// Read the form now: echo's FormValue drops a reading error, so a
 				// form over the limit would look like an empty one.
@@ -113,19 +141,8 @@ type pacedBody struct {
 
 func (b *pacedBody) Read(p []byte) (int, error) {
 	if !b.done {
-		due := b.start.Add(b.lim.Grace)
-		if b.lim.MinRate > 0 {
-			due = due.Add(time.Duration(float64(b.read) / float64(b.lim.MinRate) * float64(time.Second)))
-		}
-		if idle := time.Now().Add(b.lim.Idle); idle.Before(due) {
-			due = idle
-		}
-		// Setting a deadline costs little, but not on every small read.
-		if d := due.Sub(b.set); d > 100*time.Millisecond || d < -100*time.Millisecond {
-			if err := b.rc.SetReadDeadline(due); err != nil && !errors.Is(err, http.ErrNotSupported) {
-				return 0, err
-			}
-			b.set = due
+		if err := b.pace(); err != nil {
+			return 0, err
 		}
 	}
 	n, err := b.r.Read(p)
@@ -138,6 +155,25 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
+}
+
+// pace moves the read deadline to where the bytes read so far allow.
+func (b *pacedBody) pace() error {
+	due := b.start.Add(b.lim.Grace)
+	if b.lim.MinRate > 0 {
+		due = due.Add(time.Duration(float64(b.read) / float64(b.lim.MinRate) * float64(time.Second)))
+	}
+	if idle := time.Now().Add(b.lim.Idle); idle.Before(due) {
+		due = idle
+	}
+	// Setting a deadline costs little, but not on every small read.
+	if d := due.Sub(b.set); d > 100*time.Millisecond || d < -100*time.Millisecond {
+		if err := b.rc.SetReadDeadline(due); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("set the read deadline: %w", err)
+		}
+		b.set = due
+	}
+	return nil
 }
 
 func (b *pacedBody) Close() error { return b.r.Close() }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,21 +81,43 @@ type frameFunc func(ctx context.Context, r *store.Reader, events []store.Event) 
 // checkOrigin accepts a websocket only from pages of this inbox: the Origin
 // must be the public URL's, or, while the public URL is on loopback, any
 // loopback origin on the same port (localhost and 127.0.0.1 are the same laptop).
+// Origins are compared as browsers mean them, by scheme, host name in any case
+// and effective port: a public URL configured as https://Inbox.Example.com:443
+// is the origin https://inbox.example.com, and refusing it would refuse every
+// live page of the inbox. Anything else, an empty Origin or "null" included, is
+// refused.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return false
 	}
 	u, err := url.Parse(origin)
-	if err != nil {
-		return false
+	if err != nil || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return false // an origin is scheme://host[:port] and nothing more
 	}
 	pub := s.PublicURL
-	if u.Scheme == pub.Scheme && u.Host == pub.Host {
+	if !strings.EqualFold(u.Scheme, pub.Scheme) || effectivePort(u) != effectivePort(pub) {
+		return false
+	}
+	if strings.EqualFold(u.Hostname(), pub.Hostname()) {
 		return true
 	}
-	return s.LocalMode && u.Scheme == pub.Scheme && isLoopbackName(u.Hostname()) &&
-		isLoopbackName(pub.Hostname()) && u.Port() == pub.Port()
+	return s.LocalMode && isLoopbackName(strings.ToLower(u.Hostname())) && isLoopbackName(strings.ToLower(pub.Hostname()))
+}
+
+// effectivePort is u's port, or its scheme's default when it names none ("" for
+// a scheme without one, which then matches only itself).
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
 }
 
 func isLoopbackName(h string) bool {
