@@ -259,12 +259,14 @@ func TestAPISendAndSessionState(t *testing.T) {
 	}
 }
 
-// readFrame reads one websocket frame and returns the ids of the thread
-// messages appended in it and the frame's event cursor.
+// readFrame reads the next websocket frame of events and returns the ids of
+// the thread messages appended in it and the frame's event cursor. A page
+// with a conversation open also gets its presence line when it joins (who
+// else is there, none included): that frame carries no event and is skipped.
 func readFrame(t *testing.T, conn *websocket.Conn) (appended []string, cursor int64) {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, data, err := readLive(conn)
+	data, err := readEventFrame(conn)
 	if err != nil {
 		t.Fatalf("read frame: %v", err)
 	}
@@ -282,6 +284,20 @@ func readFrame(t *testing.T, conn *websocket.Conn) (appended []string, cursor in
 	}
 	cursor, _ = strconv.ParseInt(v, 10, 64)
 	return appended, cursor
+}
+
+// readEventFrame reads the next frame that carries events, skipping the
+// presence line a page with a conversation open gets as it joins.
+func readEventFrame(conn *websocket.Conn) ([]byte, error) {
+	for {
+		_, data, err := readLive(conn)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Contains(data, []byte(`id="live-cursor"`)) || !bytes.Contains(data, []byte(`id="presence-`)) {
+			return data, nil
+		}
+	}
 }
 
 func (ta *testApp) dial(t *testing.T, path string) (*websocket.Conn, *http.Response, error) {

@@ -109,7 +109,7 @@ func TestLiveFramesCarryOnlyTheChangedRow(t *testing.T) {
 
 	for name, conn := range map[string]*websocket.Conn{"viewer": viewer, "other": other} {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := readLive(conn)
+		data, err := readEventFrame(conn)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

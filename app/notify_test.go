@@ -226,7 +226,6 @@ func TestPresenceOverTheInboxSockets(t *testing.T) {
 	for ta.handlers.Hub().Pages() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	anna := dial(as("anna", "Anna"))
 	line := func() *goquery.Selection {
 		t.Helper()
 		for {
@@ -241,6 +240,11 @@ func TestPresenceOverTheInboxSockets(t *testing.T) {
 			}
 		}
 	}
+	// Boris's page gets its line as it joins: nobody else there yet.
+	if sel := line(); sel.Find(`[data-testid="presence-agent"]`).Length() != 0 {
+		t.Fatalf("Boris alone sees %s, want nobody", outer(sel))
+	}
+	anna := dial(as("anna", "Anna"))
 	sel := line()
 	agent := sel.Find(`[data-testid="presence-agent"]`)
 	if agent.Length() != 1 || agent.AttrOr("data-typing", "") != "false" || !strings.Contains(agent.Text(), "is viewing") {
