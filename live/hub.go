@@ -118,6 +118,11 @@ type Hub struct {
 	agents map[int64]int // agent id -> pages open (PageOptions.Agent)
 	caught chan struct{} // closed (and replaced) after every distributed batch
 	closed bool
+	joins  uint64 // pages registered so far (page.joined), for sendCounts
+	// moving is, while a round of moveByTime reads and renders, which rows
+	// the batches distributed meanwhile carried (conversation -> the batch's
+	// last event); nil between rounds, when distribute notes nothing.
+	moving map[int64]int64
 
 	ready     chan struct{} // closed once the cursor is known
 	readyOnce sync.Once
@@ -400,6 +405,11 @@ func (h *Hub) distribute(ctx context.Context, b *batch) {
 	}
 	if err != nil {
 		h.opts.Log.Error("live hub: render; the pages reload", "events_to", b.last, "err", err)
+	}
+	if h.moving != nil { // a round of time's moves runs: its rows may be older
+		for _, row := range b.rows {
+			h.moving[row.ID] = b.last
+		}
 	}
 	h.cursor = b.last
 	h.sent, h.gap = time.Now(), h.gapAfter(len(b.rows))
@@ -723,8 +733,15 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 		if opts.After <= h.cursor {
 			from = h.cursor
 			h.pages[p] = struct{}{}
+			h.joins++
+			p.joined = h.joins
 			if p.agent != 0 {
 				h.agents[p.agent]++
+				// The sidebar it shows may be older than the counts its
+				// agent's other pages have (a reconnect): the next round of
+				// counts goes to it whatever changed (sendCounts).
+				p.countsDue = true
+				h.viewsDirty.Store(true)
 			}
 			p.lastPing = time.Now()
 			h.mu.Unlock()

@@ -33,6 +33,11 @@ type page struct {
 	presenceSent []byte
 
 	lastPing time.Time // guarded by hub.mu
+	// joined numbers the page's registration (hub.joins), and countsDue says
+	// that it has not had its agent's counts since (sendCounts); guarded by
+	// hub.mu.
+	joined    uint64
+	countsDue bool
 
 	mu      sync.Mutex
 	queue   []outgoing

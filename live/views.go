@@ -19,12 +19,13 @@ import (
 // end, the client's newest message) and the page's script decides, by the
 // same rules as the server's query, whether it belongs in its view and where.
 // What differs per agent travels beside the rows, small:
-//   - the agent's read marks of the conversations a batch touched, so that a
-//     row entering their list shows unread or not for them (read-marks);
+//   - the agent's read marks of the conversations a batch touched, or time
+//     alone moved between the session views, so that a row entering their
+//     list shows unread or not for them (read-marks);
 //   - the sidebar's counts, Mine and the unread total of the tab title, sent
 //     at most once a second when something changed, and every CountEvery
 //     since time alone moves conversations between the session views
-//     (view-counts).
+//     (view-counts); a page that joins gets its agent's current ones.
 // Both are numbers only, so the hub writes their markup itself.
 
 // DefaultCountEvery is how often the counts go out even without events.
@@ -160,16 +161,38 @@ func (h *Hub) runViews(ctx context.Context) {
 
 // countState is what runViews knows of the counts it sent; only it uses it.
 type countState struct {
-	last  time.Time        // when the last round ran
-	sent  map[int64]string // agent -> the counts frame last sent to their pages
-	moved time.Time        // the store's time up to which time's moves were sent (set by Run at start)
-	round time.Time        // when moveByTime last read (wall clock)
+	last  time.Time             // when the last round ran
+	sent  map[int64]countsFrame // agent -> the counts frame last sent to their pages
+	moved time.Time             // the store's time up to which time's moves were sent (set by Run at start)
+	round time.Time             // when moveByTime last read (wall clock)
+}
+
+// countsFrame is one agent's counts as sent: the bytes, to compare the next
+// round's with, and the frame, for their pages that join meanwhile.
+type countsFrame struct {
+	text string
+	out  outgoing
 }
 
 // moveByTime sends every page the rows that time alone moved between the
 // session views since the last round (a session that ended, one that entered
 // the Expiring window): a page whose view they now belong to had not loaded
 // them. One read and one render for all pages, every CountEvery.
+//
+// Each agent's page gets the agent's read marks of those rows in front, as
+// with a batch (withMarks): a row carries no read state of its own, and a
+// page that was not told the mark showed a row the agent had read as unread.
+// The marks are read in the rows' snapshot; agents with no marks of their own
+// on these rows (most) share one frame.
+//
+// The read and the render run apart from the hub goroutine, so a batch may go
+// out meanwhile with a newer state of one of the rows (a conversation just
+// resolved); queued after it, the older row would overwrite it on the pages.
+// So the hub notes, for as long as a round runs, which rows its batches carry
+// (moving); a row that a batch past the round's snapshot carried is left
+// out: the pages have a newer state of it already. Any change the snapshot
+// missed has an event past it, so it is in such a batch or in one still to
+// come, queued after this frame.
 func (h *Hub) moveByTime(ctx context.Context) {
 	cs := &h.counts
 	every := h.countEvery()
@@ -177,31 +200,67 @@ func (h *Hub) moveByTime(ctx context.Context) {
 		return
 	}
 	cs.round = time.Now()
-	var rows []store.ListRow
-	var now time.Time
+	h.mu.Lock()
+	h.moving = make(map[int64]int64)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.moving = nil
+		h.mu.Unlock()
+	}()
+	b := &batch{}
+	var upTo int64 // the snapshot's last event
 	err := h.opts.Store.Read(ctx, func(r *store.Reader) (err error) {
-		now = r.Now()
-		rows, err = r.ListRowsEndingIn(ctx, cs.moved, now, h.expiringWithin())
-		return err
+		b.now = r.Now()
+		if upTo, err = r.LastEventID(ctx); err != nil {
+			return err
+		}
+		if b.rows, err = r.ListRowsEndingIn(ctx, cs.moved, b.now, h.expiringWithin()); err != nil {
+			return err
+		}
+		return h.readMarks(ctx, r, b)
 	})
 	if err != nil {
 		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
 		return
 	}
-	cs.moved = now
-	if len(rows) == 0 {
+	cs.moved = b.now
+	if len(b.rows) == 0 {
 		return
 	}
 	h.viewsDirty.Store(true)
-	var buf, list bytes.Buffer
-	for _, row := range rows {
-		if err := h.opts.Renderer.Row(ctx, &buf, row, now); err != nil {
+	rendered := make([][]byte, len(b.rows))
+	for i, row := range b.rows {
+		var buf bytes.Buffer
+		if err := h.opts.Renderer.Row(ctx, &buf, row, b.now); err != nil {
 			h.opts.Log.Warn("live hub: rows moved by time", "err", err)
 			return
 		}
+		rendered[i] = buf.Bytes()
 		h.stats.rows.Add(1)
 	}
-	if err := h.opts.Renderer.ListDelta(ctx, &list, buf.Bytes()); err != nil {
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var rows, list bytes.Buffer
+	kept := b.rows[:0]
+	for i, row := range b.rows {
+		if h.moving[row.ID] > upTo {
+			// A batch past the snapshot carried it: drop its mark too.
+			delete(b.sharedMarks, row.ID)
+			for _, own := range b.ownMarks {
+				delete(own, row.ID)
+			}
+			continue
+		}
+		kept = append(kept, row)
+		rows.Write(rendered[i])
+	}
+	b.rows = kept
+	if len(b.rows) == 0 {
+		return
+	}
+	if err := h.opts.Renderer.ListDelta(ctx, &list, rows.Bytes()); err != nil {
 		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
 		return
 	}
@@ -210,10 +269,24 @@ func (h *Hub) moveByTime(ctx context.Context) {
 		h.opts.Log.Warn("live hub: rows moved by time", "err", err)
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	base := &frame{data: list.Bytes(), msg: msg}
+	h.stats.frames.Add(1)
+	// Every frame is built before any is queued, as in distribute.
 	for p := range h.pages {
-		p.enqueue(outgoing{msg: msg, size: list.Len()})
+		if p.agent == 0 {
+			continue
+		}
+		if _, err := h.withMarks(b, p.agent, base); err != nil {
+			h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+			return
+		}
+	}
+	for p := range h.pages {
+		f := base
+		if p.agent != 0 {
+			f, _ = h.withMarks(b, p.agent, base) // built above
+		}
+		p.enqueue(outgoing{msg: f.msg, size: len(f.data)})
 	}
 }
 
@@ -235,6 +308,14 @@ func (h *Hub) expiringWithin() time.Duration {
 // changed: after a batch (at most once a second) and every CountEvery. One
 // read counts the views for everybody; each agent then costs one indexed count
 // (their unread total) and a few bytes.
+//
+// What was sent is kept per agent, but a page that joins (countsDue) gets
+// its agent's current counts at the next round whether they changed or not:
+// a page that reconnects while another tab of the agent stayed open missed
+// the counts that changed while it was away, and the agent's counts equal to
+// those last sent would never have reached it. A join makes the next round
+// come (viewsDirty), at most a second later; it costs the round's read, and
+// the joining page one frame already built.
 func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	cs := &h.counts
 	every := h.countEvery()
@@ -242,7 +323,16 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	if now.Sub(cs.last) < countMin || (!dirty && now.Sub(cs.last) < every) {
 		return
 	}
-	agents := h.OnlineAgents()
+	// The pages that joined up to here get this round's counts; one that
+	// joins during the read may have drawn newer counts, and waits for the
+	// next round, which its join calls for.
+	h.mu.Lock()
+	agents := make([]int64, 0, len(h.agents))
+	for id := range h.agents {
+		agents = append(agents, id)
+	}
+	joins := h.joins
+	h.mu.Unlock()
 	if len(agents) == 0 {
 		return
 	}
@@ -262,9 +352,9 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 		return
 	}
 	if cs.sent == nil {
-		cs.sent = make(map[int64]string)
+		cs.sent = make(map[int64]countsFrame)
 	}
-	frames := make(map[int64]outgoing, len(agents))
+	changed := make(map[int64]bool, len(agents))
 	for _, a := range agents {
 		var buf bytes.Buffer
 		buf.WriteString(`<template id="view-counts" hx-swap-oob="true" data-status="open" data-unread-total="`)
@@ -278,7 +368,7 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 			buf.WriteString(`"></i>`)
 		}
 		buf.WriteString(`</template>`)
-		if cs.sent[a] == buf.String() {
+		if cs.sent[a].text == buf.String() {
 			continue
 		}
 		msg, err := websocket.NewPreparedMessage(websocket.TextMessage, buf.Bytes())
@@ -286,15 +376,21 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 			h.opts.Log.Warn("live hub: view counts", "err", err)
 			return
 		}
-		cs.sent[a] = buf.String()
-		frames[a] = outgoing{msg: msg, size: buf.Len()}
+		cs.sent[a] = countsFrame{text: buf.String(), out: outgoing{msg: msg, size: buf.Len()}}
+		changed[a] = true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for p := range h.pages {
-		if o, ok := frames[p.agent]; ok {
-			p.enqueue(o)
+		sent, ok := cs.sent[p.agent]
+		due := p.countsDue && p.joined <= joins
+		if !ok || !changed[p.agent] && !due {
+			continue
 		}
+		if due {
+			p.countsDue = false
+		}
+		p.enqueue(sent.out)
 	}
 	for a := range cs.sent {
 		if h.agents[a] == 0 {

@@ -315,3 +315,191 @@ func TestHubSendsTheMentionsBadgeOnlyToTheMentionedAgent(t *testing.T) {
 		t.Errorf("Ivan, not mentioned, got Olga's badge")
 	}
 }
+
+// frameWithRow reads the page's frames until one has conversation conv's list
+// row, and returns it.
+func frameWithRow(t *testing.T, conn *websocket.Conn, conv int64) *goquery.Document {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(deadline)
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for row %d: %v", conv, err)
+		}
+		doc, err := goquery.NewDocumentFromReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Find(`#list-delta li[data-conversation-id="`+id(conv)+`"]`).Length() == 1 {
+			return doc
+		}
+	}
+	t.Fatalf("no frame with row %d", conv)
+	return nil
+}
+
+// The rows time alone moves into a view (Expiring here) reach each agent's
+// page with that agent's read marks, as a batch's rows do: the row carries no
+// read state, and without the marks the page fell back to what it had seen
+// since it loaded (nothing of this conversation) and showed the row Olga had
+// read as unread until a reload.
+func TestHubSendsReadMarksWithTheRowsTimeMoved(t *testing.T) {
+	e := startHub(t, func(o *HubOptions) { o.CountEvery = 20 * time.Millisecond })
+	ctx := context.Background()
+	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, first := e.write(t, 1, "hello")
+	if err := e.st.MarkRead(ctx, olga.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	cursor := e.waitCursor(t)
+	po := e.dialAs(t, olga.ID, 0, cursor)
+	pi := e.dialAs(t, ivan.ID, 0, cursor)
+	e.waitPages(t, 2)
+
+	// 24 h - 30 min later the session is within the hour of its end: time
+	// alone moves it into Expiring.
+	e.clk.Add(23*time.Hour + 30*time.Minute)
+	for _, c := range []struct {
+		who  string
+		conn *websocket.Conn
+		want string
+	}{
+		{"Olga", po, id(a) + ":" + id(first)}, // she read the first message
+		{"Ivan", pi, id(a) + ":0"},            // he read nothing
+	} {
+		doc := frameWithRow(t, c.conn, a)
+		if got := doc.Find("#read-marks").AttrOr("data-marks", "none"); got != c.want {
+			t.Errorf("%s's marks with the row time moved: %q, want %q", c.who, got, c.want)
+		}
+	}
+}
+
+// gatedRows draws rows with their status, and holds the next render of one
+// conversation's row until released: it stops a round of time's moves
+// between its read and its frame.
+type gatedRows struct {
+	plainViews
+	mu      sync.Mutex
+	hold    int64         // the conversation whose next row render waits (0: none)
+	entered chan struct{} // closed when the render waits
+	release chan struct{} // closed to let it go on
+}
+
+func (g *gatedRows) Row(_ context.Context, w io.Writer, row store.ListRow, _ time.Time) error {
+	g.mu.Lock()
+	held := row.ID == g.hold
+	if held {
+		g.hold = 0
+	}
+	g.mu.Unlock()
+	if held {
+		close(g.entered)
+		<-g.release
+	}
+	_, err := fmt.Fprintf(w, `<li data-conversation-id="%d" data-status="%s"></li>`, row.ID, row.Status)
+	return err
+}
+
+// A round of time's moves reads its rows in one snapshot and queues them
+// later; a batch with a newer state of one of them (a conversation resolved
+// meanwhile) may go out in between. The older row must not follow it: queued
+// after the batch's, it put the resolved conversation back in Open on every
+// page, until the next change of it. The round still sends the rows no batch
+// overtook.
+func TestHubNeverSendsATimeMovedRowOverANewerOne(t *testing.T) {
+	g := &gatedRows{entered: make(chan struct{}), release: make(chan struct{})}
+	e := startHub(t, func(o *HubOptions) {
+		o.Renderer = g
+		o.CountEvery = 20 * time.Millisecond
+	})
+	ctx := context.Background()
+	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := e.write(t, 1, "hello")
+	b, _ := e.write(t, 2, "hi")
+	cursor := e.waitCursor(t)
+	page := e.dial(t, 0, cursor)
+	e.waitPages(t, 1)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(g.release)
+		}
+	}
+	defer release()
+
+	g.mu.Lock()
+	g.hold = a
+	g.mu.Unlock()
+	// Both sessions enter Expiring; the round that reads them stops at A's row.
+	e.clk.Add(23*time.Hour + 30*time.Minute)
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no round of time's moves rendered A")
+	}
+	// Meanwhile Olga resolves A, and the batch goes out.
+	if _, err := e.st.UpdateConversation(ctx, a, olga.ID, store.ConversationUpdate{Status: store.ConvResolved}); err != nil {
+		t.Fatal(err)
+	}
+	doc := frameWithRow(t, page, a)
+	if st := doc.Find(`#list-delta li[data-conversation-id="` + id(a) + `"]`).AttrOr("data-status", ""); st != store.ConvResolved {
+		t.Fatalf("the batch's row of A says %q, want resolved", st)
+	}
+	release()
+	// The round's frame: B, which no batch touched, and not A's older row.
+	doc = frameWithRow(t, page, b)
+	if st := doc.Find(`#list-delta li[data-conversation-id="` + id(a) + `"]`).AttrOr("data-status", ""); st != "" {
+		t.Errorf("after the batch with A resolved, the page got A's row as time moved it, %q", st)
+	}
+	if marks := doc.Find("#read-marks").AttrOr("data-marks", ""); strings.Contains(marks, id(a)+":") {
+		t.Errorf("the round's read marks %q still name A", marks)
+	}
+}
+
+// A page that reconnects while another page of the same agent stayed open
+// gets the sidebar's current counts: what was sent is kept per agent, so the
+// counts that changed while it was away had gone to the other page only, and
+// the reconnected page kept its stale sidebar and tab title until the next
+// change.
+func TestHubSendsAReconnectingPageTheCurrentCounts(t *testing.T) {
+	e := startHub(t, nil) // counts every 30 s without events: after this test
+	ctx := context.Background()
+	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := e.waitCursor(t)
+	stays := e.dialAs(t, olga.ID, 0, cursor)
+	away := e.dialAs(t, olga.ID, 0, cursor)
+	e.waitPages(t, 2)
+
+	e.write(t, 1, "hello")
+	seen := e.waitCursor(t)
+	one := func(c map[string]int) bool { return c["waiting"] == 1 && c["unread"] == 1 }
+	nextCounts(t, stays, one)
+	nextCounts(t, away, one)
+
+	// The second tab's network drops; a client writes meanwhile, and the
+	// counts go to the tab that stayed.
+	away.Close()
+	e.waitPages(t, 1)
+	e.write(t, 2, "hi")
+	two := func(c map[string]int) bool { return c["waiting"] == 2 && c["unread"] == 2 }
+	nextCounts(t, stays, two)
+
+	// It reconnects from the last event it saw; nothing changes after.
+	back := e.dialAs(t, olga.ID, 0, seen)
+	nextCounts(t, back, two)
+}
