@@ -454,13 +454,13 @@ func TestHubNeverSendsATimeMovedRowOverANewerOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := frameWithRow(t, page, a)
-	if st := doc.Find(`#list-delta li[data-conversation-id="` + id(a) + `"]`).AttrOr("data-status", ""); st != store.ConvResolved {
+	if st := doc.Find(`#list-delta li[data-conversation-id="`+id(a)+`"]`).AttrOr("data-status", ""); st != store.ConvResolved {
 		t.Fatalf("the batch's row of A says %q, want resolved", st)
 	}
 	release()
 	// The round's frame: B, which no batch touched, and not A's older row.
 	doc = frameWithRow(t, page, b)
-	if st := doc.Find(`#list-delta li[data-conversation-id="` + id(a) + `"]`).AttrOr("data-status", ""); st != "" {
+	if st := doc.Find(`#list-delta li[data-conversation-id="`+id(a)+`"]`).AttrOr("data-status", ""); st != "" {
 		t.Errorf("after the batch with A resolved, the page got A's row as time moved it, %q", st)
 	}
 	if marks := doc.Find("#read-marks").AttrOr("data-marks", ""); strings.Contains(marks, id(a)+":") {
