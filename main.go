@@ -40,6 +40,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 			return runBackup(ctx, args[1:], getenv, stdout, stderr)
 		case "restore":
 			return runRestore(ctx, args[1:], getenv, stdout, stderr)
+		case "unbind-login":
+			return runUnbindLogin(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := config.Parse(args, getenv, stderr)

@@ -14,8 +14,9 @@ import (
 )
 
 // opsFlags parses a subcommand's flags, which may come before or after its one
-// argument, a path; it returns the data folder and the path.
-func opsFlags(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (string, string, error) {
+// argument (a path for backup and restore, called what in the usage); it
+// returns the data folder and the argument.
+func opsFlags(name, what string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (string, string, error) {
 	fs := flag.NewFlagSet("sessiondesk "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := getenv("SESSIONDESK_DATA")
@@ -27,7 +28,7 @@ func opsFlags(name string, args []string, getenv func(string) string, stderr io.
 		extra(fs)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: sessiondesk %s [flags] PATH\n", name)
+		fmt.Fprintf(stderr, "usage: sessiondesk %s [flags] %s\n", name, what)
 		fs.PrintDefaults()
 	}
 	var paths []string
@@ -43,10 +44,10 @@ func opsFlags(name string, args []string, getenv func(string) string, stderr io.
 	}
 	if len(paths) != 1 {
 		fs.Usage()
-		return "", "", fmt.Errorf("%s: want one PATH, got %d", name, len(paths))
+		return "", "", fmt.Errorf("%s: want one %s, got %d", name, what, len(paths))
 	}
 	if paths[0] == "" {
-		return "", "", fmt.Errorf("%s: the PATH is empty", name)
+		return "", "", fmt.Errorf("%s: the %s is empty", name, what)
 	}
 	return data, paths[0], nil
 }
@@ -54,7 +55,7 @@ func opsFlags(name string, args []string, getenv func(string) string, stderr io.
 // runBackup copies the database to a file while the inbox may be running.
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var force bool
-	data, dest, err := opsFlags("backup", args, getenv, stderr, func(fs *flag.FlagSet) {
+	data, dest, err := opsFlags("backup", "PATH", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "replace PATH if it exists")
 	})
 	if err != nil {
@@ -74,7 +75,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 // runRestore puts a backup in place of the database, refusing while an inbox
 // runs on the data folder.
 func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	data, from, err := opsFlags("restore", args, getenv, stderr, nil)
+	data, from, err := opsFlags("restore", "PATH", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -99,5 +100,24 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if known, err := store.SchemaVersion(); err == nil && info.SchemaVersion < known {
 		fmt.Fprintf(stdout, "the next start migrates it from schema version %d to %d\n", info.SchemaVersion, known)
 	}
+	return nil
+}
+
+// runUnbindLogin releases a login bound to a person of the sign-in service
+// (store.SignIn), for someone refused because their id there changed. It may
+// run while the inbox does.
+func runUnbindLogin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	data, login, err := opsFlags("unbind-login", "LOGIN", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	was, err := store.UnbindLogin(ctx, config.Config{DataDir: data}.DBPath(), login)
+	if err != nil {
+		return err
+	}
+	if !was {
+		return fmt.Errorf("unbind-login: no agent has the login %q bound to a person: nothing to do", login)
+	}
+	fmt.Fprintf(stdout, "released %s: the next person to sign in with it becomes its agent\n", login)
 	return nil
 }

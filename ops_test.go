@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sessiondesk/session"
+	"sessiondesk/store"
 )
 
 // inbox is the real binary running in a child process.
@@ -229,4 +232,43 @@ func TestBackupAndRestoreThroughTheBinary(t *testing.T) {
 		t.Errorf("the restored inbox shows %d messages, want %d", len(got), len(want))
 	}
 	again.stop(t)
+}
+
+// unbind-login releases a login bound to a person of the sign-in service,
+// beside the running inbox; the next person to sign in with it binds it.
+func TestUnbindLoginBesideTheRunningInbox(t *testing.T) {
+	data := t.TempDir()
+	db := filepath.Join(data, "sessiondesk.db")
+	st, err := store.Open(t.Context(), db, store.Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anna, err := st.SignIn(t.Context(), store.SignIn{Login: "anna@example.com", Subject: "anna", Name: "Anna", Role: "agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	startInbox(t, data)
+
+	code, stdout, stderr := sessiondesk(t, nil, "unbind-login", "--data", data, "anna@example.com")
+	if code != 0 || !strings.Contains(stdout, "released anna@example.com") {
+		t.Fatalf("unbind-login exited %d: %s %s", code, stdout, stderr)
+	}
+	if code, _, stderr := sessiondesk(t, nil, "unbind-login", "--data", data, "anna@example.com"); code == 0 || !strings.Contains(stderr, "nothing to do") {
+		t.Errorf("unbinding it again exited %d: %s, want an error saying there is nothing to do", code, stderr)
+	}
+	if code, _, stderr := sessiondesk(t, nil, "unbind-login", "--data", data); code == 0 || !strings.Contains(stderr, "want one LOGIN") {
+		t.Errorf("without a login it exited %d: %s", code, stderr)
+	}
+
+	// Anna, renamed at the sign-in service, signs in again: her agent.
+	st, err = store.Open(t.Context(), db, store.Options{Rules: session.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := st.SignIn(t.Context(), store.SignIn{Login: "anna@example.com", Subject: "anna.k", Name: "Anna", Role: "agent"})
+	if err != nil || a.ID != anna.ID {
+		t.Errorf("after unbind-login: %+v, %v; want agent %d", a, err, anna.ID)
+	}
 }

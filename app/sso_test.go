@@ -316,3 +316,43 @@ func TestWebsocketAcceptsPublicURLWithDefaultPortAndCapitals(t *testing.T) {
 		}
 	}
 }
+
+// A person who sets their e-mail at the sign-in service to a colleague's
+// does not become that colleague: the login is bound to the person who
+// first signed in with it, and anyone else presenting it is refused.
+func TestLoginBoundToThePersonWhoFirstSignedIn(t *testing.T) {
+	ta := startSSOApp(t, map[string]string{"SESSIONDESK_AUTH": "header", "SESSIONDESK_AUTH_PRESET": "authentik",
+		"SESSIONDESK_TRUSTED_PROXIES": "127.0.0.1/32", "SESSIONDESK_ROLES": "support-admins=admin,support=agent"})
+	anna := []string{"X-Authentik-Username", "anna", "X-Authentik-Email", "anna@example.com", "X-Authentik-Groups", "support-admins"}
+	ivan := []string{"X-Authentik-Username", "ivan", "X-Authentik-Email", "anna@example.com", "X-Authentik-Groups", "support"}
+	if status, body := ta.get(t, "/api/v1/me/preferences", anna...); status != 200 || !strings.Contains(body, `"sound":false`) {
+		t.Fatalf("Anna: %d %s", status, body)
+	}
+	status, body := ta.do(t, "PATCH", "/api/v1/me/preferences", "application/json", `{"sound": true}`, ivan...)
+	if status != 403 || !strings.Contains(string(body), "another person") {
+		t.Errorf("Ivan with Anna's address: %d %s, want 403 naming the conflict", status, body)
+	}
+	if _, body := ta.get(t, "/api/v1/me/preferences", anna...); !strings.Contains(body, `"sound":false`) {
+		t.Errorf("Anna's settings changed: %s", body)
+	}
+	var logins []string
+	_ = ta.Store.Read(t.Context(), func(r *store.Reader) error {
+		agents, err := r.Agents(t.Context())
+		for _, a := range agents {
+			logins = append(logins, a.Login+"/"+a.Role)
+		}
+		return err
+	})
+	if strings.Join(logins, ",") != "anna@example.com/admin" {
+		t.Errorf("agents %v, want Anna's alone, still admin", logins)
+	}
+	// Anna's address changes at the sign-in service: she keeps her agent.
+	moved := []string{"X-Authentik-Username", "anna", "X-Authentik-Email", "anna@new.example.com", "X-Authentik-Groups", "support-admins"}
+	if status, body := ta.get(t, "/api/v1/me/preferences", moved...); status != 200 {
+		t.Fatalf("Anna at her new address: %d %s", status, body)
+	}
+	// Her old address is free now: Ivan may have it, as an agent of his own.
+	if status, body := ta.get(t, "/api/v1/me/preferences", ivan...); status != 200 {
+		t.Errorf("Ivan with the address Anna left: %d %s", status, body)
+	}
+}

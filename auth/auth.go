@@ -33,10 +33,15 @@ import (
 
 // Identity is an authenticated agent as the login source describes it.
 type Identity struct {
-	Login  string // stable id: the email, else the user name / sub
-	Name   string // display name, falls back to Login
-	Email  string
-	Groups []string
+	Login string // the agent's login: the email, else the user name / sub
+	// Subject is the login source's own, unchanging id of the person: the
+	// user header's value (header mode), or the issuer and sub (jwt). A
+	// person may be able to change their email, so the inbox binds a login
+	// to one subject (store.SignIn). "" where there is none (the dev login).
+	Subject string
+	Name    string // display name, falls back to Login
+	Email   string
+	Groups  []string
 	// ExpiresAt is when the proxy's assertion expires (jwt mode); zero when unknown.
 	ExpiresAt time.Time
 }

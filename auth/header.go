@@ -115,7 +115,7 @@ func (h *headerAuth) Authenticate(r *http.Request) (Identity, error) {
 	if user == "" {
 		return Identity{}, fmt.Errorf("%w: the proxy sent no %s header", ErrUnauthenticated, h.user)
 	}
-	id := Identity{Login: user}
+	id := Identity{Login: user, Subject: user}
 	if h.email != "" {
 		id.Email = strings.TrimSpace(r.Header.Get(h.email))
 		if id.Email != "" {

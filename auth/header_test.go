@@ -70,21 +70,21 @@ func TestHeaderPresets(t *testing.T) {
 		{"oauth2-proxy", []string{
 			"X-Forwarded-User: 0b1c", "X-Forwarded-Email: ana@example.com", "X-Forwarded-Preferred-Username: ana",
 			"X-Forwarded-Groups: support", "X-Forwarded-Groups: support-admins, ops",
-		}, Identity{Login: "ana@example.com", Name: "ana", Email: "ana@example.com", Groups: []string{"support", "support-admins", "ops"}}},
-		{"oauth2-proxy", []string{"X-Forwarded-User: bob"}, Identity{Login: "bob", Name: "bob"}},
+		}, Identity{Login: "ana@example.com", Subject: "0b1c", Name: "ana", Email: "ana@example.com", Groups: []string{"support", "support-admins", "ops"}}},
+		{"oauth2-proxy", []string{"X-Forwarded-User: bob"}, Identity{Login: "bob", Subject: "bob", Name: "bob"}},
 		{"authelia", []string{
 			"Remote-User: ana", "Remote-Email: ana@example.com", "Remote-Name: Ana Lima", "Remote-Groups: support,support-admins",
-		}, Identity{Login: "ana@example.com", Name: "Ana Lima", Email: "ana@example.com", Groups: []string{"support", "support-admins"}}},
+		}, Identity{Login: "ana@example.com", Subject: "ana", Name: "Ana Lima", Email: "ana@example.com", Groups: []string{"support", "support-admins"}}},
 		{"authentik", []string{
 			"X-authentik-username: ana", "X-authentik-email: ana@example.com", "X-authentik-name: Ana Lima",
 			"X-authentik-groups: authentik Admins|support",
-		}, Identity{Login: "ana@example.com", Name: "Ana Lima", Email: "ana@example.com", Groups: []string{"authentik Admins", "support"}}},
+		}, Identity{Login: "ana@example.com", Subject: "ana", Name: "Ana Lima", Email: "ana@example.com", Groups: []string{"authentik Admins", "support"}}},
 		{"authentik", []string{"X-authentik-username: ana", "X-authentik-email: "},
-			Identity{Login: "ana", Name: "ana"}},
+			Identity{Login: "ana", Subject: "ana", Name: "ana"}},
 	} {
 		a := headerAuthFor(t, Config{Preset: tc.preset})
 		id, err := a.Authenticate(request("10.0.0.7:4000", tc.lines...))
-		if err != nil || id.Login != tc.want.Login || id.Name != tc.want.Name || id.Email != tc.want.Email ||
+		if err != nil || id.Login != tc.want.Login || id.Subject != tc.want.Subject || id.Name != tc.want.Name || id.Email != tc.want.Email ||
 			!slices.Equal(id.Groups, tc.want.Groups) || !id.ExpiresAt.IsZero() {
 			t.Errorf("%s %v: got %+v, %v; want %+v", tc.preset, tc.lines, id, err, tc.want)
 		}

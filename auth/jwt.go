@@ -249,9 +249,15 @@ func identityOf(c jwt.MapClaims) (Identity, error) {
 	if verified, ok := c["email_verified"].(bool); ok && !verified {
 		id.Email = ""
 	}
+	sub := stringClaim(c, "sub")
+	if sub != "" {
+		// sub is unique within its issuer only.
+		iss, _ := c.GetIssuer()
+		id.Subject = iss + " " + sub
+	}
 	id.Login = id.Email
 	if id.Login == "" {
-		id.Login = stringClaim(c, "sub")
+		id.Login = sub
 	}
 	if id.Login == "" {
 		return Identity{}, fmt.Errorf("%w: the proxy's assertion names no user (no email or sub claim)", ErrUnauthenticated)

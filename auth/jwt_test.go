@@ -221,7 +221,7 @@ func TestJWTGood(t *testing.T) {
 		s := tc.signer(f)
 		id, err := f.auth1(sign(t, s, c))
 		exp := c[jwt.ExpirationKey].(time.Time)
-		if err != nil || id.Login != "ana@example.com" || id.Email != "ana@example.com" || id.Name != "Ana Lima" ||
+		if err != nil || id.Login != "ana@example.com" || id.Subject != testIssuer+" u-123" || id.Email != "ana@example.com" || id.Name != "Ana Lima" ||
 			!slices.Equal(id.Groups, []string{"support", "support-admins"}) || !id.ExpiresAt.Equal(exp) {
 			t.Errorf("%s %s: got %+v, %v", tc.preset, s.alg, id, err)
 		}

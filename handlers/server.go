@@ -264,18 +264,26 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // agent returns the stored agent for an identity, creating it on first sight
-// and following name and role changes at the login source.
+// and following name, role and login changes at the login source. A login
+// bound to another person (store.SignIn) is refused.
 func (s *Server) agent(ctx context.Context, id auth.Identity, role string) (store.Agent, error) {
-	if v, ok := s.agents.Load(id.Login); ok {
+	// Keyed by subject and login: a cached agent must never answer for
+	// another person presenting the same login.
+	key := id.Subject + "\x00" + id.Login
+	if v, ok := s.agents.Load(key); ok {
 		if a := v.(store.Agent); a.Name == id.Name && a.Role == role {
 			return a, nil
 		}
 	}
-	a, err := s.Store.EnsureAgent(ctx, id.Login, id.Name, role)
+	a, err := s.Store.SignIn(ctx, store.SignIn{Login: id.Login, Subject: id.Subject, Name: id.Name, Role: role})
+	if errors.Is(err, store.ErrLoginTaken) {
+		return store.Agent{}, echo.NewHTTPError(http.StatusForbidden, "Your sign-in service gives you the login "+id.Login+
+			", which Sessiondesk already knows as another person's. Ask an admin: if it is yours, they can release it with `sessiondesk unbind-login`.")
+	}
 	if err != nil {
 		return store.Agent{}, err
 	}
-	s.agents.Store(id.Login, a)
+	s.agents.Store(key, a)
 	return a, nil
 }
 
