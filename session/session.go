@@ -157,7 +157,10 @@ func ClientTime(set Settings, sentAt, receivedAt time.Time) time.Time {
 }
 
 // ClientWrote applies a client message sent at `at` (see ClientTime) and
-// received at receivedAt. It resets the unanswered count, and opens a new
+// received at receivedAt. It resets the unanswered count (the store then
+// keeps the business messages accepted after `at`, which for a message
+// delivered late are still unanswered: its messages_count_insert trigger),
+// and opens a new
 // session when none is open at that moment (S1, S2); a message inside an open
 // session never moves its end (case 6). opened reports whether a new session began.
 func ClientWrote(st State, set Settings, at, receivedAt time.Time) (next State, opened bool) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -614,5 +615,86 @@ func TestSettingsOutsideVibersRangesRefused(t *testing.T) {
 	set.Rules.Window, set.Rules.MaxTextLen, set.Rules.MaxUnanswered, set.Rules.MaxPerSession = 24*time.Hour, 1000, 10, 60
 	if err := s.SaveSettings(context.Background(), 0, set); err != nil {
 		t.Fatalf("the edges of the ranges: %v", err)
+	}
+}
+
+// S4 in the provider's order: a client message the inbox learns of late (its
+// webhook retried) but that the client sent before the agent's five replies
+// is not a reply to them. The sixth stays refused, as Viber would refuse it;
+// a message the client sends after them unlocks the conversation.
+func TestLateClientMessageDoesNotAnswerLaterReplies(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	const phone = "+375298603938"
+	conv := receive(t, s, phone, "hello").Message.ConversationID
+	// One reply, then the client writes again (its webhook fails; Routee
+	// retries later), then four more replies.
+	clk.Add(30 * time.Second)
+	if _, err := sendText(s, conv, "reply 0", false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(30 * time.Second)
+	sentLate := clk.Now()
+	for i := range 4 {
+		clk.Add(70 * time.Second)
+		if _, err := sendText(s, conv, fmt.Sprintf("reply %d", i+1), false); err != nil {
+			t.Fatalf("reply %d: %v", i+1, err)
+		}
+	}
+	if _, err := sendText(s, conv, "sixth", false); refusalCode(err) != session.AwaitingClient {
+		t.Fatalf("the sixth before the retry: %v, want awaiting_client", err)
+	}
+	clk.Add(15 * time.Minute)
+	if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: phone, Kind: session.Text, Text: "and another thing",
+		SentAt: sentLate, DedupeKey: "routee:late"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, s, conv).Unanswered; got != 4 {
+		t.Errorf("unanswered after the late message: %d, want 4 (the replies accepted after it was sent)", got)
+	}
+	if _, err := sendText(s, conv, "fifth after it", false); err != nil {
+		t.Fatalf("the fifth reply after the late message's time: %v", err)
+	}
+	if _, err := sendText(s, conv, "sixth", false); refusalCode(err) != session.AwaitingClient {
+		t.Errorf("a sixth in a row after the late message: %v, want awaiting_client", err)
+	}
+	// The client writes now: every reply is answered.
+	if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: phone, Kind: session.Text, Text: "thanks",
+		SentAt: clk.Now(), DedupeKey: "routee:now"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, s, conv).Unanswered; got != 0 {
+		t.Errorf("unanswered after the client wrote: %d, want 0", got)
+	}
+}
+
+// The same race within seconds: the client writes, the agent's reply (to an
+// earlier message) is accepted before the client's message arrives. For the
+// provider the reply came after the client's message: one unanswered.
+func TestReplyAcceptedWhileAClientMessageWasOnItsWay(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	const phone = "+375298603938"
+	conv := receive(t, s, phone, "hello").Message.ConversationID
+	clk.Add(time.Minute)
+	sent := clk.Now()
+	clk.Add(time.Second)
+	if _, err := sendText(s, conv, "on it", false); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: phone, Kind: session.Text, Text: "any news?",
+		SentAt: sent, DedupeKey: "routee:race"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, s, conv).Unanswered; got != 1 {
+		t.Errorf("unanswered: %d, want 1 (the reply came after the client's message)", got)
+	}
+	// Without a provider time the message counts from its receipt: after the reply.
+	if _, err := s.ReceiveClientMessage(ctx, ClientMessage{Phone: phone, Kind: session.Text, Text: "hello?"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, s, conv).Unanswered; got != 0 {
+		t.Errorf("unanswered after a message without a provider time: %d, want 0", got)
 	}
 }
