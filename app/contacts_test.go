@@ -163,7 +163,7 @@ func TestContactEditReRendersRowLive(t *testing.T) {
 	}
 	for name, conn := range map[string]*websocket.Conn{"other": other, "viewer": viewer} {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := readLive(conn)
+		data, err := readEventFrame(conn)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -61,14 +61,7 @@ func nextCounts(t *testing.T, conn *websocket.Conn, ok func(map[string]int) bool
 func TestHubSendsEachAgentTheirCounts(t *testing.T) {
 	e := startHub(t, nil)
 	ctx := context.Background()
-	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
+	olga, ivan := e.agent(t, "Olga"), e.agent(t, "Ivan")
 	cursor := e.waitCursor(t)
 	po := e.dialAs(t, olga.ID, 0, cursor)
 	pi := e.dialAs(t, ivan.ID, 0, cursor)
@@ -257,14 +250,7 @@ func (plainViews) Mentions(_ context.Context, w io.Writer, unseen int, latest st
 func TestHubSendsTheMentionsBadgeOnlyToTheMentionedAgent(t *testing.T) {
 	e := startHub(t, func(o *HubOptions) { o.Notes = plainViews{} })
 	ctx := context.Background()
-	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
+	olga, ivan := e.agent(t, "Olga"), e.agent(t, "Ivan")
 	a, _ := e.write(t, 1, "hello")
 	cursor := e.waitCursor(t)
 	po := e.dialAs(t, olga.ID, 0, cursor)
@@ -274,11 +260,12 @@ func TestHubSendsTheMentionsBadgeOnlyToTheMentionedAgent(t *testing.T) {
 	// One commit, so one batch: a client message (a changed row, so read
 	// marks in front) and Ivan's note mentioning Olga.
 	var note store.Note
-	err = e.st.Batch(ctx, func(s *store.Store) error {
+	err := e.st.Batch(ctx, func(s *store.Store) error {
 		if _, err := s.ReceiveClientMessage(ctx, store.ClientMessage{
 			Phone: fmt.Sprintf("+3752986%05d", 1), Name: "Client", Kind: session.Text, Text: "again"}); err != nil {
 			return err
 		}
+		var err error
 		note, err = s.AddNote(ctx, a, ivan.ID, "@olga can you take this one?")
 		return err
 	})
@@ -347,14 +334,7 @@ func frameWithRow(t *testing.T, conn *websocket.Conn, conv int64) *goquery.Docum
 func TestHubSendsReadMarksWithTheRowsTimeMoved(t *testing.T) {
 	e := startHub(t, func(o *HubOptions) { o.CountEvery = 20 * time.Millisecond })
 	ctx := context.Background()
-	olga, err := e.st.EnsureAgent(ctx, "olga", "Olga", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ivan, err := e.st.EnsureAgent(ctx, "ivan", "Ivan", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
+	olga, ivan := e.agent(t, "Olga"), e.agent(t, "Ivan")
 	a, first := e.write(t, 1, "hello")
 	if err := e.st.MarkRead(ctx, olga.ID, a); err != nil {
 		t.Fatal(err)
@@ -502,4 +482,14 @@ func TestHubSendsAReconnectingPageTheCurrentCounts(t *testing.T) {
 	// It reconnects from the last event it saw; nothing changes after.
 	back := e.dialAs(t, olga.ID, 0, seen)
 	nextCounts(t, back, two)
+}
+
+// agent ensures an agent of this name, its login the name in lower case.
+func (e *hubEnv) agent(t testing.TB, name string) store.Agent {
+	t.Helper()
+	a, err := e.st.EnsureAgent(context.Background(), strings.ToLower(name), name, "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -554,14 +554,7 @@ func (r *Reader) readMarks(ctx context.Context, agent int64, ids []int64) (map[i
 func TestReplyReadsTheConversationOnlyForTheReplier(t *testing.T) {
 	s, _ := newStore(t, session.Defaults())
 	ctx := context.Background()
-	olga, err := s.EnsureAgent(ctx, "olga", "Olga", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ivan, err := s.EnsureAgent(ctx, "ivan", "Ivan", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
+	olga, ivan := agentNamed(t, s, "Olga"), agentNamed(t, s, "Ivan")
 	conv := receive(t, s, "+375298603938", "hello").Message.ConversationID
 	unread := func(agent int64) int {
 		t.Helper()
@@ -597,4 +590,14 @@ func TestReplyReadsTheConversationOnlyForTheReplier(t *testing.T) {
 	if total != 0 {
 		t.Errorf("Olga's tab count: %d unread conversations, want 0", total)
 	}
+}
+
+// agentNamed ensures an agent of this name, its login the name in lower case.
+func agentNamed(t testing.TB, s *Store, name string) Agent {
+	t.Helper()
+	a, err := s.EnsureAgent(context.Background(), strings.ToLower(name), name, "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
