@@ -184,7 +184,13 @@ func parseJWKS(body []byte) ([]verifyingKey, error) {
 			keys = append(keys, verifyingKey{kid: m.KID, alg: string(m.ALG), key: j.Key()})
 		}
 	}
-	if len(keys) == 0 && len(set.Keys) > 0 {
+	// An empty set is an error too, not a set to keep: a provider that
+	// glitches into serving one would otherwise sign everyone out until the
+	// next fetch, while the last good keys (kept on an error) still verify.
+	if len(set.Keys) == 0 {
+		return nil, errors.New("jwks: the set holds no key")
+	}
+	if len(keys) == 0 {
 		return nil, errors.New("jwks: the set holds no public signing key this inbox can use")
 	}
 	return keys, nil

@@ -36,15 +36,21 @@ func TestKeysKeptForCacheControlWithinBounds(t *testing.T) {
 }
 
 // TestKeysRefreshedInTheBackground: a rotated key verifies without any
-// token asking for it, and a provider that fails keeps the last good set.
+// token asking for it, and a provider that fails, or serves an empty set,
+// keeps the last good set.
 func TestKeysRefreshedInTheBackground(t *testing.T) {
 	old := ecSigner(t, "ec-old")
 	p := newIDP(t, old.public(t))
-	var failing atomic.Bool
+	var failing, empty atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() {
 			p.fetches.Add(1)
 			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		if empty.Load() {
+			p.fetches.Add(1)
+			_, _ = w.Write([]byte(`{"keys":[]}`))
 			return
 		}
 		p.srv.Config.Handler.ServeHTTP(w, r)
@@ -71,6 +77,13 @@ func TestKeysRefreshedInTheBackground(t *testing.T) {
 	waitFor(t, "failed refreshes", func() bool { return p.fetches.Load() >= before+3 })
 	if _, err := k.key(ctx, "ec-new", "ES256"); err != nil {
 		t.Errorf("a failing provider lost the last good set: %v", err)
+	}
+	failing.Store(false)
+	empty.Store(true)
+	before = p.fetches.Load()
+	waitFor(t, "refreshes answered with an empty set", func() bool { return p.fetches.Load() >= before+3 })
+	if _, err := k.key(ctx, "ec-new", "ES256"); err != nil {
+		t.Errorf("an empty set replaced the last good one: %v", err)
 	}
 }
 
@@ -111,6 +124,8 @@ func TestJWKSParsing(t *testing.T) {
 	}
 	for name, body := range map[string]string{
 		"only unusable keys": `{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hs"}]}`,
+		"no key":             `{"keys":[]}`,
+		"no keys member":     `{}`,
 		"not JSON":           `<html>sign in</html>`,
 		"keys not a list":    `{"keys":{"kty":"EC"}}`,
 	} {
