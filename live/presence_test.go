@@ -91,6 +91,28 @@ func joinedAlone(t testing.TB, conn *websocket.Conn) {
 	}
 }
 
+// joinSecond opens the page of agent (id, name) on conversation x beside
+// first's, and waits until first's line shows it.
+func (e *hubEnv) joinSecond(t testing.TB, first *websocket.Conn, x, cursor, id int64, name string) *websocket.Conn {
+	t.Helper()
+	c := e.dialAgent(t, x, cursor, id, name)
+	if got := nextPresence(t, first); got != name {
+		t.Fatalf("the first page sees %q, want %s", got, name)
+	}
+	return c
+}
+
+// startTyping makes from's page type and waits until to's line shows name typing.
+func startTyping(t testing.TB, from, to *websocket.Conn, name string) {
+	t.Helper()
+	if err := from.WriteMessage(websocket.TextMessage, []byte(`{"typing":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextPresence(t, to); got != name+":typing" {
+		t.Fatalf("the other page sees %q, want %s typing", got, name)
+	}
+}
+
 // Two agents on conversation X see each other viewing and typing, and the
 // line empties when one leaves; a page viewing Y gets nothing of it (only its
 // own line when it joined; its next frame is the next event's). The agent's
@@ -151,10 +173,7 @@ func TestPresenceOneAgentManyTabs(t *testing.T) {
 	cursor := e.waitCursor(t)
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
 	joinedAlone(t, b)
-	a1 := e.dialAgent(t, x, cursor, 1, "Anna")
-	if got := nextPresence(t, b); got != "Anna" {
-		t.Fatalf("B sees %q, want Anna", got)
-	}
+	a1 := e.joinSecond(t, b, x, cursor, 1, "Anna")
 	if got := nextPresence(t, a1); got != "Boris" {
 		t.Fatalf("A sees %q, want Boris", got)
 	}
@@ -183,16 +202,8 @@ func TestPresenceTypingExpires(t *testing.T) {
 	cursor := e.waitCursor(t)
 	b := e.dialAgent(t, x, cursor, 2, "Boris")
 	joinedAlone(t, b)
-	a := e.dialAgent(t, x, cursor, 1, "Anna")
-	if got := nextPresence(t, b); got != "Anna" {
-		t.Fatalf("B sees %q, want Anna", got)
-	}
-	if err := a.WriteMessage(websocket.TextMessage, []byte(`{"typing":true}`)); err != nil {
-		t.Fatal(err)
-	}
-	if got := nextPresence(t, b); got != "Anna:typing" {
-		t.Fatalf("B sees %q, want Anna typing", got)
-	}
+	a := e.joinSecond(t, b, x, cursor, 1, "Anna")
+	startTyping(t, a, b, "Anna")
 	// No renewal: the next tick of the hub ends it.
 	if got := nextPresence(t, b); got != "Anna" {
 		t.Errorf("B sees %q, want Anna no longer typing", got)
@@ -366,16 +377,8 @@ func TestPresenceReconnectedPageGetsTheCurrentLine(t *testing.T) {
 
 	a := e.dialAgent(t, x, cursor, 1, "Anna")
 	joinedAlone(t, a)
-	b := e.dialAgent(t, x, cursor, 2, "Boris")
-	if got := nextPresence(t, a); got != "Boris" {
-		t.Fatalf("A sees %q, want Boris", got)
-	}
-	if err := b.WriteMessage(websocket.TextMessage, []byte(`{"typing":true}`)); err != nil {
-		t.Fatal(err)
-	}
-	if got := nextPresence(t, a); got != "Boris:typing" {
-		t.Fatalf("A sees %q, want Boris typing", got)
-	}
+	b := e.joinSecond(t, a, x, cursor, 2, "Boris")
+	startTyping(t, b, a, "Boris")
 	// A's network drops; meanwhile Boris leaves.
 	a.Close()
 	e.waitPages(t, 1)

@@ -143,28 +143,12 @@ func TestHubSendsTheRowsTimeMoved(t *testing.T) {
 	cursor := e.waitCursor(t)
 	page := e.dial(t, 0, cursor)
 	e.waitPages(t, 1)
-	rowsIn := func(want string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			_ = page.SetReadDeadline(deadline)
-			_, data, err := page.ReadMessage()
-			if err != nil {
-				t.Fatalf("waiting for row %s: %v", want, err)
-			}
-			doc, _ := goquery.NewDocumentFromReader(bytes.NewReader(data))
-			if doc.Find(`#list-delta li[data-conversation-id="`+want+`"]`).Length() == 1 {
-				return
-			}
-		}
-		t.Fatalf("no frame with row %s", want)
-	}
 	// 24 h - 30 min later the session is within the hour of its end.
 	e.clk.Add(23*time.Hour + 30*time.Minute)
-	rowsIn(strconv.FormatInt(a, 10))
+	frameWithRow(t, page, a)
 	// And after its end, the client unanswered: lost.
 	e.clk.Add(time.Hour)
-	rowsIn(strconv.FormatInt(a, 10))
+	frameWithRow(t, page, a)
 }
 
 // Pages connecting from the same cursor share one replay frame and its batch
