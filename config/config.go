@@ -402,13 +402,29 @@ func ParsePublicURL(raw string) (*url.URL, error) {
 // brackets, and no port when it is the scheme's default or empty.
 func canonicalHost(scheme, hostname, port string) string {
 	hostname = strings.ToLower(hostname)
-	if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+	if port == "" || port == EffectivePort(scheme, "") {
 		if strings.Contains(hostname, ":") {
 			return "[" + hostname + "]"
 		}
 		return hostname
 	}
 	return net.JoinHostPort(hostname, port)
+}
+
+// EffectivePort is port, or the scheme's default (80 for http, 443 for https)
+// when it names none: how browsers compare origins. "" for another scheme
+// without a port.
+func EffectivePort(scheme, port string) string {
+	if port != "" {
+		return port
+	}
+	switch strings.ToLower(scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
 }
 
 // checkRoutee sets c.Routee when ROUTEE_APP_ID is given, and refuses an

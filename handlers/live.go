@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sessiondesk/auth"
+	"sessiondesk/config"
 	"sessiondesk/live"
 	"sessiondesk/session"
 	"sessiondesk/store"
@@ -96,28 +97,14 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 		return false // an origin is scheme://host[:port] and nothing more
 	}
 	pub := s.PublicURL
-	if !strings.EqualFold(u.Scheme, pub.Scheme) || effectivePort(u) != effectivePort(pub) {
+	if !strings.EqualFold(u.Scheme, pub.Scheme) ||
+		config.EffectivePort(u.Scheme, u.Port()) != config.EffectivePort(pub.Scheme, pub.Port()) {
 		return false
 	}
 	if strings.EqualFold(u.Hostname(), pub.Hostname()) {
 		return true
 	}
 	return s.LocalMode && isLoopbackName(strings.ToLower(u.Hostname())) && isLoopbackName(strings.ToLower(pub.Hostname()))
-}
-
-// effectivePort is u's port, or its scheme's default when it names none ("" for
-// a scheme without one, which then matches only itself).
-func effectivePort(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "http":
-		return "80"
-	case "https":
-		return "443"
-	}
-	return ""
 }
 
 func isLoopbackName(h string) bool {

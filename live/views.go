@@ -272,20 +272,19 @@ func (h *Hub) moveByTime(ctx context.Context) {
 	base := &frame{data: list.Bytes(), msg: msg}
 	h.stats.frames.Add(1)
 	// Every frame is built before any is queued, as in distribute.
-	for p := range h.pages {
-		if p.agent == 0 {
-			continue
-		}
-		if _, err := h.withMarks(b, p.agent, base); err != nil {
-			h.opts.Log.Warn("live hub: rows moved by time", "err", err)
-			return
-		}
-	}
+	frames := make(map[*page]*frame, len(h.pages))
 	for p := range h.pages {
 		f := base
 		if p.agent != 0 {
-			f, _ = h.withMarks(b, p.agent, base) // built above
+			var err error
+			if f, err = h.withMarks(b, p.agent, base); err != nil {
+				h.opts.Log.Warn("live hub: rows moved by time", "err", err)
+				return
+			}
 		}
+		frames[p] = f
+	}
+	for p, f := range frames {
 		p.enqueue(outgoing{msg: f.msg, size: len(f.data)})
 	}
 }
@@ -327,12 +326,9 @@ func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	// joins during the read may have drawn newer counts, and waits for the
 	// next round, which its join calls for.
 	h.mu.Lock()
-	agents := make([]int64, 0, len(h.agents))
-	for id := range h.agents {
-		agents = append(agents, id)
-	}
 	joins := h.joins
 	h.mu.Unlock()
+	agents := h.OnlineAgents()
 	if len(agents) == 0 {
 		return
 	}

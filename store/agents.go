@@ -54,12 +54,12 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Agent, error) {
 	}
 	var a Agent
 	err := s.writeTx(ctx, func(ctx context.Context, tx queryer) (bool, error) {
-		bySubject, err := agentIDWhere(ctx, tx, `subject = ?`, in.Subject)
-		if err != nil {
+		var bySubject, byLogin int64
+		var bound sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT id FROM agents WHERE subject = ?`, in.Subject).Scan(&bySubject)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return false, err
 		}
-		var byLogin int64
-		var bound sql.NullString
 		err = tx.QueryRowContext(ctx, `SELECT id, subject FROM agents WHERE login = ?`, in.Login).Scan(&byLogin, &bound)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return false, err
@@ -90,16 +90,6 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Agent, error) {
 		return Agent{}, fmt.Errorf("sign in %q: %w", in.Login, err)
 	}
 	return a, nil
-}
-
-// agentIDWhere is the id of the agent matching a condition, 0 for none.
-func agentIDWhere(ctx context.Context, tx queryer, cond string, arg any) (int64, error) {
-	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM agents WHERE `+cond, arg).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return id, err
 }
 
 // UnbindLogin forgets which person of the login source a login is bound to,

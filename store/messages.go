@@ -504,16 +504,13 @@ func insertSession(ctx context.Context, tx queryer, conversationID int64, s sess
 // their colleagues. agent 0 (no agent) marks nothing. A client's message
 // needs no call: the insert's trigger records it (messages_count_insert).
 func touchConversation(ctx context.Context, tx queryer, conversationID, messageID, agent int64, at time.Time) error {
-	q := `UPDATE conversations SET last_message_id = ?, last_activity_at = ? WHERE id = ?`
-	if _, err := tx.ExecContext(ctx, q, messageID, ms(at), conversationID); err != nil {
+	var lastIn int64
+	q := `UPDATE conversations SET last_message_id = ?, last_activity_at = ? WHERE id = ? RETURNING last_in_id`
+	if err := tx.QueryRowContext(ctx, q, messageID, ms(at), conversationID).Scan(&lastIn); err != nil {
 		return fmt.Errorf("update conversation %d: %w", conversationID, err)
 	}
 	if agent == 0 {
 		return nil
-	}
-	lastIn, err := lastInID(ctx, tx, conversationID)
-	if err != nil {
-		return err
 	}
 	return setReadMark(ctx, tx, agent, conversationID, lastIn)
 }

@@ -618,11 +618,11 @@ func TestSettingsOutsideVibersRangesRefused(t *testing.T) {
 	}
 }
 
-// S4 in the provider's order: a client message the inbox learns of late (its
+// Case 3 (S4) in the provider's order: a client message the inbox learns of late (its
 // webhook retried) but that the client sent before the agent's five replies
 // is not a reply to them. The sixth stays refused, as Viber would refuse it;
 // a message the client sends after them unlocks the conversation.
-func TestLateClientMessageDoesNotAnswerLaterReplies(t *testing.T) {
+func TestCase3_LateDeliveredClientMessageAnswersOnlyEarlierReplies(t *testing.T) {
 	s, clk := newStore(t, session.Defaults())
 	ctx := context.Background()
 	const phone = "+375298603938"
@@ -671,7 +671,7 @@ func TestLateClientMessageDoesNotAnswerLaterReplies(t *testing.T) {
 // The same race within seconds: the client writes, the agent's reply (to an
 // earlier message) is accepted before the client's message arrives. For the
 // provider the reply came after the client's message: one unanswered.
-func TestReplyAcceptedWhileAClientMessageWasOnItsWay(t *testing.T) {
+func TestCase3_ReplyAcceptedWhileTheClientMessageWasOnItsWay(t *testing.T) {
 	s, clk := newStore(t, session.Defaults())
 	ctx := context.Background()
 	const phone = "+375298603938"
