@@ -737,11 +737,14 @@ func (h *Hub) Serve(ctx context.Context, conn *websocket.Conn, opts PageOptions)
 			p.joined = h.joins
 			if p.agent != 0 {
 				h.agents[p.agent]++
-				// The sidebar it shows may be older than the counts its
-				// agent's other pages have (a reconnect): the next round of
-				// counts goes to it whatever changed (sendCounts).
-				p.countsDue = true
-				h.viewsDirty.Store(true)
+				// A page that missed events (a reconnect) may show an older
+				// sidebar than the counts its agent's other pages have: the
+				// next round of counts goes to it whatever changed
+				// (sendCounts). A page just drawn at the cursor has them.
+				if opts.After < h.cursor {
+					p.countsDue = true
+					h.viewsDirty.Store(true)
+				}
 			}
 			p.lastPing = time.Now()
 			h.mu.Unlock()

@@ -25,7 +25,8 @@ import (
 //   - the sidebar's counts, Mine and the unread total of the tab title, sent
 //     at most once a second when something changed, and every CountEvery
 //     since time alone moves conversations between the session views
-//     (view-counts); a page that joins gets its agent's current ones.
+//     (view-counts); a page that joins after missing events gets its agent's
+//     current ones.
 // Both are numbers only, so the hub writes their markup itself.
 
 // DefaultCountEvery is how often the counts go out even without events.
@@ -308,13 +309,15 @@ func (h *Hub) expiringWithin() time.Duration {
 // read counts the views for everybody; each agent then costs one indexed count
 // (their unread total) and a few bytes.
 //
-// What was sent is kept per agent, but a page that joins (countsDue) gets
-// its agent's current counts at the next round whether they changed or not:
-// a page that reconnects while another tab of the agent stayed open missed
-// the counts that changed while it was away, and the agent's counts equal to
-// those last sent would never have reached it. A join makes the next round
-// come (viewsDirty), at most a second later; it costs the round's read, and
-// the joining page one frame already built.
+// What was sent is kept per agent, but a page that joins having missed
+// events (countsDue, set by Serve) gets its agent's current counts at the
+// next round whether they changed or not: a page that reconnects while
+// another tab of the agent stayed open missed the counts that changed while
+// it was away, and the agent's counts equal to those last sent would never
+// have reached it. Such a join makes the next round come (viewsDirty), at
+// most a second later; it costs the round's read, and the joining page one
+// frame already built. A page just drawn at the hub's cursor has the counts
+// and gets nothing.
 func (h *Hub) sendCounts(ctx context.Context, now time.Time) {
 	cs := &h.counts
 	every := h.countEvery()
