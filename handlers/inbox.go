@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -240,9 +241,14 @@ func (s *Server) rowView(lr store.ListRow, now time.Time) views.ConversationRow 
 	return row
 }
 
+// previewRunes bounds a row's preview. The list shows one line, and a
+// client's message may run to thousands of characters, which every page and
+// every live frame listing its conversation would carry.
+const previewRunes = 200
+
 // preview is the list's one-line summary of a message.
 func preview(m store.Message) string {
-	text := strings.Join(strings.Fields(m.Body), " ")
+	text := oneLine(m.Body, previewRunes)
 	if text == "" && m.Kind != session.Text {
 		text = "[" + string(m.Kind) + "]"
 	}
@@ -250,6 +256,62 @@ func preview(m store.Message) string {
 		text = "You: " + text
 	}
 	return text
+}
+
+// oneLine is s with its runs of white space made single spaces and trimmed,
+// cut after max characters with an ellipsis. A text that is one line already
+// comes back as it is, without a copy: most are, and every row draws one.
+func oneLine(s string, max int) string {
+	if isOneLine(s, max) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(min(len(s), 4*max+len("…")))
+	n, space := 0, false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			space = n > 0
+			continue
+		}
+		need := 1
+		if space {
+			need = 2
+		}
+		if n+need > max {
+			b.WriteString("…")
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		n += need
+	}
+	return b.String()
+}
+
+// isOneLine reports whether oneLine would leave s as it is: at most max
+// characters, no white space but single spaces between words.
+func isOneLine(s string, max int) bool {
+	n, prevSpace := 0, true // a leading space is one to collapse
+	for _, r := range s {
+		if n++; n > max {
+			return false
+		}
+		if r == ' ' {
+			if prevSpace {
+				return false
+			}
+			prevSpace = true
+			continue
+		}
+		if unicode.IsSpace(r) {
+			return false
+		}
+		prevSpace = false
+	}
+	return !prevSpace || s == ""
 }
 
 // conversationView reads everything the thread, panel and composer show.

@@ -728,8 +728,19 @@ func TestHelpers(t *testing.T) {
 	if got := initials("olga  petrova ivanovna"); got != "OP" {
 		t.Errorf("initials = %q", got)
 	}
-	if got := initials("+375 25 404"); got != "#" {
-		t.Errorf("initials empty = %q", got)
+	for name, want := range map[string]string{
+		"+375 25 404":           "#",
+		"":                      "#",
+		"   ":                   "#",
+		"  анна\tмария ":        "АМ",
+		"élodie":                "É",
+		"1st Dana Lee":          "DL",
+		"O'Neil\u00a0Kate Bush": "OK", // a no-break space parts words, as strings.Fields does
+		"x":                     "X",
+	} {
+		if got := initials(name); got != want {
+			t.Errorf("initials(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
 
