@@ -71,8 +71,7 @@ const sessionColumns = `
 const stateColumns = sessionColumns + `, c.unanswered`
 
 const latestSessionJoin = `
-	LEFT JOIN sessions s ON s.id = (SELECT id FROM sessions
-	                                 WHERE conversation_id = c.id ORDER BY number DESC LIMIT 1)`
+	LEFT JOIN sessions s ON s.id = c.latest_session_id`
 
 // sessionScan receives sessionColumns.
 type sessionScan struct {

@@ -49,8 +49,9 @@ func recount(ctx context.Context, s *Store) error {
 	}
 	rows.Close()
 	rows, err = s.read.QueryContext(ctx, `
-		SELECT c.id, c.last_in_id, c.unanswered, c.unread, c.session_ends_at,
+		SELECT c.id, c.last_in_id, c.unanswered, c.unread, c.session_ends_at, c.latest_session_id,
 		       coalesce((SELECT ends_at FROM sessions WHERE conversation_id = c.id ORDER BY number DESC LIMIT 1), 0),
+		       coalesce((SELECT id FROM sessions WHERE conversation_id = c.id ORDER BY number DESC LIMIT 1), 0),
 		       coalesce((SELECT max(id) FROM messages WHERE conversation_id = c.id AND direction = 'in'), 0),
 		       (SELECT count(*) FROM messages WHERE conversation_id = c.id AND direction = 'out' AND counted = 1
 		          AND id > (SELECT coalesce(max(id), 0) FROM messages WHERE conversation_id = c.id AND direction = 'in')),
@@ -62,12 +63,15 @@ func recount(ctx context.Context, s *Store) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id, lastIn, unanswered, unread, wantLastIn, wantUnanswered, wantUnread int
-		var ends, wantEnds int64
-		if err := rows.Scan(&id, &lastIn, &unanswered, &unread, &ends, &wantEnds, &wantLastIn, &wantUnanswered, &wantUnread); err != nil {
+		var ends, wantEnds, latest, wantLatest int64
+		if err := rows.Scan(&id, &lastIn, &unanswered, &unread, &ends, &latest, &wantEnds, &wantLatest, &wantLastIn, &wantUnanswered, &wantUnread); err != nil {
 			return err
 		}
 		if ends != wantEnds {
 			bad = append(bad, fmt.Sprintf("conversation %d: session_ends_at %d, latest session ends %d", id, ends, wantEnds))
+		}
+		if latest != wantLatest {
+			bad = append(bad, fmt.Sprintf("conversation %d: latest_session_id %d, latest session %d", id, latest, wantLatest))
 		}
 		if lastIn != wantLastIn || unanswered != wantUnanswered || unread != wantUnread {
 			bad = append(bad, fmt.Sprintf("conversation %d: last_in %d/%d unanswered %d/%d unread %d/%d (kept/counted)",
@@ -305,5 +309,61 @@ func migrateDownTo(ctx context.Context, db *sql.DB, version int64) error {
 		return err
 	}
 	_, err = p.DownTo(ctx, version)
+	return err
+}
+
+// Migration 00055 fills in each conversation's latest session (the one with
+// the highest number, none for a contact who never wrote), and its Down
+// leaves the schema that reads it out.
+func TestLatestSessionBackfilledByTheMigration(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	twice := receive(t, s, "+375298603938", "hello").Message.ConversationID
+	clk.Add(25 * time.Hour)
+	receive(t, s, "+375298603938", "again, a day later")
+	once := receive(t, s, "+375298600000", "hi").Message.ConversationID
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO contacts (phone, name, created_at) VALUES ('+375298611111', '', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO conversations (contact_id, created_at)
+		SELECT id, 0 FROM contacts WHERE phone = '+375298611111'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateDownTo(ctx, s.write, 54); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `SELECT latest_session_id FROM conversations`); err == nil {
+		t.Fatal("latest_session_id is still there after the Down")
+	}
+	if err := migrateUp(ctx, s.write); err != nil {
+		t.Fatal(err)
+	}
+	if err := recount(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, s, twice); st.Current == nil || st.Current.Number != 2 {
+		t.Errorf("after the migration the conversation's session is %+v, want number 2", st.Current)
+	}
+	if st := state(t, s, once); st.Current == nil || st.Current.Number != 1 {
+		t.Errorf("after the migration the other conversation's session is %+v, want number 1", st.Current)
+	}
+	var never int64
+	if err := s.read.QueryRowContext(ctx, `SELECT latest_session_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+		WHERE ct.phone = '+375298611111'`).Scan(&never); err != nil || never != 0 {
+		t.Errorf("a conversation without a session has latest session %d (%v), want 0", never, err)
+	}
+}
+
+// migrateUp applies every migration not applied yet.
+func migrateUp(ctx context.Context, db *sql.DB) error {
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(ctx)
 	return err
 }
