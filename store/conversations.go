@@ -152,17 +152,23 @@ func (r *Reader) Sessions(ctx context.Context, conversationID int64, limit int) 
 	return out, rows.Err()
 }
 
+// conversationSelect reads a conversation with what its list row, its header
+// and the API show. The newest message's session number comes from the
+// latest session, which it almost always belongs to: SQLite evaluates a
+// CASE's branches lazily, so only a message of an older session reads its
+// own (a join read it for every row: a b-tree descent a row of every page).
 const conversationSelect = `
 SELECT c.id, ct.id, ct.phone, ct.phone_display, ct.name, ct.country,
        coalesce((SELECT group_concat(flag) FROM contact_flags WHERE contact_id = ct.id), ''),
-       m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at, coalesce(ms.number, 0),
+       m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.sent_at,
+       CASE WHEN m.session_id = s.id THEN s.number
+            ELSE coalesce((SELECT number FROM sessions WHERE id = m.session_id), 0) END,
        c.status, c.snoozed_until, coalesce(asg.id, 0), coalesce(asg.login, ''), coalesce(asg.name, ''),
        c.last_in_id, c.session_ends_at,
 ` + stateColumns + `
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN messages m ON m.id = c.last_message_id
-LEFT JOIN sessions ms ON ms.id = m.session_id
 LEFT JOIN agents asg ON asg.id = c.assignee_id` + latestSessionJoin
 
 // conversationScan receives conversationSelect's columns, after any leading

@@ -261,3 +261,40 @@ func TestMessagesDoNotCarryTheRowBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A row's newest message names its session: the latest one, read from the
+// latest session's columns, or an older one, read on its own.
+func TestListRowNamesItsNewestMessagesSession(t *testing.T) {
+	s, clk := newStore(t, session.Defaults())
+	ctx := context.Background()
+	conv := receive(t, s, "+375298603938", "hello").Message.ConversationID
+	clk.Add(25 * time.Hour)
+	newest := receive(t, s, "+375298603938", "a day later").Message
+	lastSession := func() (conversation, list int) {
+		t.Helper()
+		var c Conversation
+		var rows []ListRow
+		err := s.Read(ctx, func(r *Reader) error {
+			var err error
+			if c, err = r.Conversation(ctx, conv); err != nil {
+				return err
+			}
+			rows, err = r.ListRowsByID(ctx, []int64{conv})
+			return err
+		})
+		if err != nil || len(rows) != 1 || c.Last == nil || rows[0].Last == nil {
+			t.Fatalf("read conversation %d: %v, %d rows", conv, err, len(rows))
+		}
+		return c.Last.SessionNumber, rows[0].Last.SessionNumber
+	}
+	if c, l := lastSession(); c != 2 || l != 2 {
+		t.Fatalf("newest message in session %d (conversation) and %d (list), want 2", c, l)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE messages SET session_id = (SELECT id FROM sessions
+		WHERE conversation_id = ? AND number = 1) WHERE id = ?`, conv, newest.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, l := lastSession(); c != 1 || l != 1 {
+		t.Fatalf("newest message of an older session: session %d and %d, want 1", c, l)
+	}
+}

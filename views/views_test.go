@@ -457,6 +457,28 @@ func TestMessageBubbleAndThreadAppend(t *testing.T) {
 		t.Errorf("appended bubble carries hx-swap-oob")
 	}
 
+	attr(t, b, "class", "msg msg-out")
+	attr(t, b, "data-direction", "out")
+	attr(t, b, "data-message-id", "42")
+	attr(t, b, "data-testid", "message")
+	attr(t, one(t, doc, `#msg-42 time[data-testid="message-time"]`), "datetime", isoTime(m.At))
+	if got := text(b.Find(".bubble-agent")); got != "Dana" {
+		t.Errorf("agent = %q", got)
+	}
+	// What the thread's classes say of a message: its direction, a failure, a paid message.
+	for _, c := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{ID: 7, Kind: "text", Text: "hi", Status: "received"}, "msg msg-in"},
+		{Message{ID: 7, Out: true, Kind: "text", Text: "hi", Status: "failed"}, "msg msg-out is-failed"},
+		{Message{ID: 7, Out: true, Kind: "text", Text: "hi", Status: "sent", Paid: &PaidBadge{}}, "msg msg-out msg-paid"},
+		{Message{ID: 7, Out: true, Kind: "text", Text: "hi", Status: "undelivered", Paid: &PaidBadge{}}, "msg msg-out is-failed msg-paid"},
+	} {
+		_, doc := render(t, MessageBubble(c.m, false))
+		attr(t, one(t, doc, "#msg-7"), "class", c.want)
+	}
+
 	for _, s := range []string{"failed", "undelivered", "expired"} {
 		_, doc = render(t, MessageBubble(Message{ID: 1, Out: true, Kind: "text", Text: "x", Status: s, Reason: "TTL over"}, false))
 		if got := text(doc.Find(`[data-testid="message-failed"]`)); got != s+": TTL over" {

@@ -4,17 +4,19 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/a-h/templ"
 )
 
-// Rendering a list row without fmt. templ writes every { expr } through
+// Rendering the list's rows and the thread's messages without fmt. templ writes every { expr } through
 // templ.JoinStringErrs, which is fmt.Sprint: the value boxed, formatted by
 // reflection and copied into a new string, even when it is a string already.
 // A list page draws about twenty of them for each of its 50 rows, and the live
 // hub draws the rows of every change: on the inbox page at 100k conversations
-// that was a tenth of the CPU and a sixth of the garbage. The row's parts use
-// these two instead, and templ still escapes everything they write.
+// that was a tenth of the CPU and a sixth of the garbage. The row's parts, and
+// a message's in the thread, use these two instead, and templ still escapes
+// everything they write.
 
 // escapedText is text written HTML-escaped: @escapedText(s) in place of { s }.
 // templ calls its Render directly, so it is neither boxed nor formatted.
@@ -50,11 +52,17 @@ func (a *attrList) addInt(key string, v int64) { a.add(key, strconv.FormatInt(v,
 // Items implements templ.Attributer, in the order the attributes were added.
 func (a *attrList) Items() []templ.KeyValue[string, any] { return a.items }
 
-// rowAttrList holds a list row's attributes (rowAttrs).
-type rowAttrList struct {
+// attrs8 holds up to eight attributes in one allocation.
+type attrs8 struct {
 	attrList
 	valsBuf  [8]string
 	itemsBuf [8]templ.KeyValue[string, any]
+}
+
+func newAttrs8() *attrs8 {
+	a := &attrs8{}
+	a.attrList = attrList{vals: a.valsBuf[:0], items: a.itemsBuf[:0]}
+	return a
 }
 
 // attrPair holds two attributes.
@@ -74,9 +82,8 @@ func newAttrPair() *attrPair {
 // and the views (see ConversationRow): its id, sort key, status, newest client
 // message, the page's read mark (only when set), assignee, unanswered run and
 // session end.
-func rowAttrs(r ConversationRow) *rowAttrList {
-	a := &rowAttrList{}
-	a.attrList = attrList{vals: a.valsBuf[:0], items: a.itemsBuf[:0]}
+func rowAttrs(r ConversationRow) *attrs8 {
+	a := newAttrs8()
 	a.addInt("data-conversation-id", r.ID)
 	a.addInt("data-activity", r.ActivityMS)
 	a.add("data-status", r.Status)
@@ -105,5 +112,39 @@ func countdownAttrs(b SessionBadge) *attrPair {
 	a := newAttrPair()
 	a.addInt("data-ends-at", b.EndsAt.UnixMilli())
 	a.addInt("data-server-now", b.NowUnix)
+	return a
+}
+
+// bubbleAttrs are a thread message's: its id (what a live frame replaces),
+// classes, and what the script and the tests read.
+func bubbleAttrs(m Message) *attrs8 {
+	class := "msg msg-" + direction(m)
+	if m.Out && failedStatus(m.Status) {
+		class += " is-failed"
+	}
+	if m.Paid != nil {
+		class += " msg-paid"
+	}
+	a := newAttrs8()
+	id := strconv.FormatInt(m.ID, 10)
+	a.add("id", "msg-"+id)
+	a.add("class", class)
+	a.add("data-testid", "message")
+	a.add("data-message-id", id)
+	a.add("data-direction", direction(m))
+	a.add("data-status", m.Status)
+	return a
+}
+
+// timeAttrs are a <time>'s: the instant for machines and the script (which
+// rewrites it in the reader's zone and format), and the full time on hover.
+func timeAttrs(t time.Time, format, testid string) *attrs8 {
+	a := newAttrs8()
+	a.add("datetime", isoTime(t))
+	a.add("data-format", format)
+	a.add("title", fullTime(t))
+	if testid != "" {
+		a.add("data-testid", testid)
+	}
 	return a
 }
