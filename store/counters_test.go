@@ -226,12 +226,7 @@ func TestCountersBackfilledByTheMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The later migrations stay applied: 00010 alone runs again.
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
-		goose.WithAllowOutofOrder(true))
+	p, err := migrationProvider(s.write, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,13 +293,19 @@ func TestPhoneDisplayStoredOnceAndFilledIn(t *testing.T) {
 	}
 }
 
-// migrateDownTo runs the Down of every migration above version.
-func migrateDownTo(ctx context.Context, db *sql.DB, version int64) error {
+// migrationProvider is goose over the store's migrations on db, for the tests
+// that move a database down and up.
+func migrationProvider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	dir, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir, goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(goose.DialectSQLite3, db, dir, append(opts, goose.WithDisableGlobalRegistry(true))...)
+}
+
+// migrateDownTo runs the Down of every migration above version.
+func migrateDownTo(ctx context.Context, db *sql.DB, version int64) error {
+	p, err := migrationProvider(db)
 	if err != nil {
 		return err
 	}
@@ -356,11 +357,7 @@ func TestLatestSessionBackfilledByTheMigration(t *testing.T) {
 
 // migrateUp applies every migration not applied yet.
 func migrateUp(ctx context.Context, db *sql.DB) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir, goose.WithDisableGlobalRegistry(true))
+	p, err := migrationProvider(db)
 	if err != nil {
 		return err
 	}

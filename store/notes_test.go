@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"reflect"
 	"strings"
 	"sync"
@@ -311,12 +310,7 @@ func TestNotesMigrationDownAndUp(t *testing.T) {
 	var last int64
 	_ = s.Read(ctx, func(r *Reader) error { last, _ = r.LastEventID(ctx); return nil })
 
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
-		goose.WithAllowOutofOrder(true))
+	p, err := migrationProvider(s.write, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"io/fs"
 	"testing"
 
 	"github.com/pressly/goose/v3"
@@ -35,12 +34,7 @@ func TestLeadRoleMigrationKeepsAgentsAndReferences(t *testing.T) {
 	if _, err := sendAs(s, lead.ID, conv, "Hi, Lena here"); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, dir, goose.WithDisableGlobalRegistry(true),
-		goose.WithAllowOutofOrder(true))
+	p, err := migrationProvider(s.write, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		t.Fatal(err)
 	}

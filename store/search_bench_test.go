@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"sessiondesk/clock"
 	"sessiondesk/session"
@@ -228,11 +225,7 @@ func BenchmarkSearchBackfill(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir, goose.WithDisableGlobalRegistry(true))
+	p, err := migrationProvider(db)
 	if err != nil {
 		b.Fatal(err)
 	}
