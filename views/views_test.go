@@ -826,3 +826,32 @@ func rollover(p InboxPage) InboxPage {
 	p.Selected.Composer.Text = "One more thing: the courier will call you."
 	return p
 }
+
+// The attributes written without templ's per-expression path (attrs.go) are
+// escaped all the same: a hostile value stays inside its attribute.
+func TestSpreadAttributesAreEscaped(t *testing.T) {
+	hostile := `x" onmouseover="alert(1)" data-y='<b>&`
+	r := ConversationRow{ID: 9, Status: hostile, Name: hostile, Preview: hostile, ReadMark: -1,
+		Badge: SessionBadge{Open: true, EndsAt: at("15:00"), NowUnix: at("14:00").UnixMilli()}}
+	html, doc := render(t, ConversationRowItem(demoChrome(), r))
+	row := one(t, doc, `li[data-conversation-id="9"]`)
+	attr(t, row, "data-status", hostile)
+	if _, ok := row.Attr("data-read"); ok {
+		t.Errorf("a shared row carries a read mark")
+	}
+	if doc.Find("[onmouseover]").Length() != 0 || doc.Find("b").Length() != 0 || strings.Contains(html, hostile) {
+		t.Errorf("a hostile value left its attribute or its text: %s", html)
+	}
+	if got := text(row.Find(`[data-testid="row-name"]`)); got != hostile {
+		t.Errorf("name = %q", got)
+	}
+	m := Message{ID: 3, Out: true, Kind: "text", Text: hostile, AgentName: hostile, At: at("11:00"), Status: hostile}
+	html, doc = render(t, MessageBubble(m, false))
+	attr(t, one(t, doc, "#msg-3"), "data-status", hostile)
+	if doc.Find("[onmouseover]").Length() != 0 || doc.Find("b").Length() != 0 || strings.Contains(html, hostile) {
+		t.Errorf("a hostile value left the bubble's attribute or text: %s", html)
+	}
+	if got := text(doc.Find(".bubble-agent")); got != hostile {
+		t.Errorf("agent = %q", got)
+	}
+}
