@@ -89,6 +89,9 @@ func (s *Server) inbox(c echo.Context) error {
 		if page.Mentions, err = unseenMentions(ctx, r, currentAgent(c).ID); err != nil {
 			return err
 		}
+		if err := withPrefs(ctx, r, &page.Chrome, agent, c.Request().URL.Path); err != nil {
+			return err
+		}
 		if selected != 0 {
 			cv, err := s.conversationView(ctx, r, selected)
 			if err != nil {
@@ -107,9 +110,6 @@ func (s *Server) inbox(c echo.Context) error {
 		return nil
 	})
 	if err != nil {
-		return err
-	}
-	if err := s.withPrefs(ctx, &page.Chrome, currentAgent(c).ID, c.Request().URL.Path); err != nil {
 		return err
 	}
 	return s.render(c, http.StatusOK, views.Inbox(page))

@@ -120,8 +120,8 @@ func (s *Server) savePrefsForm(c echo.Context) error {
 
 // withPrefs adds the agent's notification settings to an inbox page's chrome:
 // the header's menu and the script's sound and desktop switches.
-func (s *Server) withPrefs(ctx context.Context, ch *views.Chrome, agentID int64, path string) error {
-	p, err := s.agentPrefs(ctx, agentID)
+func withPrefs(ctx context.Context, r *store.Reader, ch *views.Chrome, agentID int64, path string) error {
+	p, err := r.AgentPrefs(ctx, agentID)
 	if err != nil {
 		return err
 	}
