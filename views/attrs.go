@@ -9,14 +9,14 @@ import (
 	"github.com/a-h/templ"
 )
 
-// Rendering the list's rows and the thread's messages without fmt. templ writes every { expr } through
-// templ.JoinStringErrs, which is fmt.Sprint: the value boxed, formatted by
-// reflection and copied into a new string, even when it is a string already.
-// A list page draws about twenty of them for each of its 50 rows, and the live
-// hub draws the rows of every change: on the inbox page at 100k conversations
-// that was a tenth of the CPU and a sixth of the garbage. The row's parts, and
-// a message's in the thread, use these two instead, and templ still escapes
-// everything they write.
+// Rendering the list's rows and the thread's messages without fmt. templ
+// writes every { expr } through templ.JoinStringErrs, which is fmt.Sprint:
+// the value boxed, formatted by reflection and copied into a new string, even
+// when it is a string already. A list page draws about twenty of them for each
+// of its 50 rows, and the live hub draws the rows of every change: on the
+// inbox page at 100k conversations that was a tenth of the CPU and a sixth of
+// the garbage. The row's parts, and a message's in the thread, use these two
+// instead, and templ still escapes everything they write.
 
 // escapedText is text written HTML-escaped: @escapedText(s) in place of { s }.
 // templ calls its Render directly, so it is neither boxed nor formatted.
@@ -32,7 +32,7 @@ func (t escapedText) Render(_ context.Context, w io.Writer) error {
 // (<li { a... }>). templ.RenderAttributes escapes each key and value; the values
 // are handed over as pointers into the list, which its *string case reads,
 // so that a value costs no boxing, only its formatting when it is a number.
-// Its slices start on arrays of the struct that holds it (rowAttrList,
+// Its slices start on arrays of the struct that holds it (attrs8,
 // attrPair), so that a list is one allocation.
 type attrList struct {
 	vals  []string
@@ -59,6 +59,7 @@ type attrs8 struct {
 	itemsBuf [8]templ.KeyValue[string, any]
 }
 
+// newAttrs8 returns an empty attrs8 whose list starts on its arrays.
 func newAttrs8() *attrs8 {
 	a := &attrs8{}
 	a.attrList = attrList{vals: a.valsBuf[:0], items: a.itemsBuf[:0]}
@@ -72,6 +73,7 @@ type attrPair struct {
 	itemsBuf [2]templ.KeyValue[string, any]
 }
 
+// newAttrPair returns an empty attrPair whose list starts on its arrays.
 func newAttrPair() *attrPair {
 	a := &attrPair{}
 	a.attrList = attrList{vals: a.valsBuf[:0], items: a.itemsBuf[:0]}
