@@ -259,14 +259,14 @@ func preview(m store.Message) string {
 }
 
 // oneLine is s with its runs of white space made single spaces and trimmed,
-// cut after max characters with an ellipsis. A text that is one line already
+// cut after limit characters with an ellipsis. A text that is one line already
 // comes back as it is, without a copy: most are, and every row draws one.
-func oneLine(s string, max int) string {
-	if isOneLine(s, max) {
+func oneLine(s string, limit int) string {
+	if isOneLine(s, limit) {
 		return s
 	}
 	var b strings.Builder
-	b.Grow(min(len(s), 4*max+len("…")))
+	b.Grow(min(len(s), 4*limit+len("…")))
 	n, space := 0, false
 	for _, r := range s {
 		if unicode.IsSpace(r) {
@@ -277,7 +277,7 @@ func oneLine(s string, max int) string {
 		if space {
 			need = 2
 		}
-		if n+need > max {
+		if n+need > limit {
 			b.WriteString("…")
 			break
 		}
@@ -291,12 +291,12 @@ func oneLine(s string, max int) string {
 	return b.String()
 }
 
-// isOneLine reports whether oneLine would leave s as it is: at most max
+// isOneLine reports whether oneLine would leave s as it is: at most limit
 // characters, no white space but single spaces between words.
-func isOneLine(s string, max int) bool {
+func isOneLine(s string, limit int) bool {
 	n, prevSpace := 0, true // a leading space is one to collapse
 	for _, r := range s {
-		if n++; n > max {
+		if n++; n > limit {
 			return false
 		}
 		if r == ' ' {
