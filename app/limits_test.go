@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"sessiondesk/clock"
-	"sessiondesk/config"
 	"sessiondesk/handlers"
 	"sessiondesk/store"
 )
@@ -105,14 +103,7 @@ func TestFormBodyOverLimitRefused(t *testing.T) {
 // An upload sent a byte at a time is cut off once it falls behind the pace
 // (here made short: 300 ms, then 1 KB/s) with a 408, before it is complete.
 func TestSlowUploadCutOff(t *testing.T) {
-	cfg, err := config.Parse([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--no-demo"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewManual(t0)
-	ta := runApp(t, cfg, clk, Options{Now: clk.Now,
-		Bodies: handlers.BodyLimits{Grace: 300 * time.Millisecond, MinRate: 1000, Idle: 10 * time.Second}})
+	ta := startAppWith(t, Options{Bodies: handlers.BodyLimits{Grace: 300 * time.Millisecond, MinRate: 1000, Idle: 10 * time.Second}})
 	conv := ta.clientWrites(t, "+375298603938", "Hello")
 
 	conn, err := net.Dial("tcp", ta.Addr().String())
@@ -247,14 +238,7 @@ func TestRefusedUploadNeverRemovesBytesOfAcceptedOne(t *testing.T) {
 // answer, and the server closes the connection within the body's deadline
 // (here Grace and Idle 1 s) instead of waiting for those bytes for ever.
 func TestUnreadBodyBoundedInTime(t *testing.T) {
-	cfg, err := config.Parse([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--no-demo"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewManual(t0)
-	ta := runApp(t, cfg, clk, Options{Now: clk.Now,
-		Bodies: handlers.BodyLimits{Grace: time.Second, MinRate: 1000, Idle: time.Second}})
+	ta := startAppWith(t, Options{Bodies: handlers.BodyLimits{Grace: time.Second, MinRate: 1000, Idle: time.Second}})
 	conv := ta.clientWrites(t, "+375298603938", "Hello")
 
 	for _, tc := range []struct {
